@@ -1,0 +1,33 @@
+# srsedge: `make run` starts the server on the default config, `make test` runs the suite.
+# Both set up what they need: Python deps in .venv, ffmpeg (and nginx for later tiers) via apt-get.
+PY      := .venv/bin/python
+CONF    ?= conf/srs.conf
+PYTEST_ARGS ?=
+
+.PHONY: run test bench setup venv systools clean
+
+venv: .venv/.deps-ok
+
+.venv/.deps-ok: requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+systools:
+	@bash scripts/install-systools.sh
+
+setup: venv systools
+
+run: venv
+	@mkdir -p objs
+	$(PY) srsedge.py -c $(CONF)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf objs .pytest_cache

@@ -1,0 +1,76 @@
+"""FLV tag inspection and FLV byte building (sans-IO).
+
+Rules: inspection reads only the first bytes of a payload and never raises on short or odd
+payloads (an empty or unknown payload is "not a keyframe, not a sequence header"). Building
+returns bytes; the caller shares them among all players.
+"""
+import struct
+
+TAG_AUDIO = 8
+TAG_VIDEO = 9
+TAG_SCRIPT = 18
+
+CODEC_AVC = 7
+CODEC_HEVC = 12
+SOUND_AAC = 10
+
+_EX_HEADER = 0x80  # enhanced RTMP video: fourcc follows, packet type in the low nibble
+
+
+def is_video_keyframe(payload):
+    return len(payload) > 0 and (payload[0] >> 4) & 0x7 == 1
+
+
+def is_video_sequence_header(payload):
+    if len(payload) < 2:
+        return False
+    first = payload[0]
+    if first & _EX_HEADER:
+        return first & 0x0F == 0  # PacketTypeSequenceStart
+    codec = first & 0x0F
+    return codec in (CODEC_AVC, CODEC_HEVC) and payload[1] == 0 and (first >> 4) == 1
+
+
+def is_audio_sequence_header(payload):
+    return len(payload) >= 2 and payload[0] >> 4 == SOUND_AAC and payload[1] == 0
+
+
+def video_codec(payload):
+    return payload[0] & 0x0F if payload else 0
+
+
+def audio_codec(payload):
+    return payload[0] >> 4 if payload else 0
+
+
+def file_header(has_audio=True, has_video=True):
+    """FLV file header plus the first PreviousTagSize0."""
+    flags = (4 if has_audio else 0) | (1 if has_video else 0)
+    return b"FLV\x01" + bytes([flags]) + b"\x00\x00\x00\x09" + b"\x00\x00\x00\x00"
+
+
+_TAG_HEAD = struct.Struct(">B3sI3s")  # type, size(24), ts low24 | ts ext<<24 packed below
+
+
+def tag(tag_type, timestamp, payload):
+    """One FLV tag followed by its PreviousTagSize."""
+    size = len(payload)
+    ts = timestamp & 0xFFFFFFFF
+    head = bytes((tag_type, (size >> 16) & 0xFF, (size >> 8) & 0xFF, size & 0xFF,
+                  (ts >> 16) & 0xFF, (ts >> 8) & 0xFF, ts & 0xFF, (ts >> 24) & 0xFF, 0, 0, 0))
+    return b"".join((head, payload, struct.pack(">I", size + 11)))
+
+
+def iter_tags(data):
+    """Yield (tag_type, timestamp, payload) from FLV file bytes (header included). For tests."""
+    if data[:3] != b"FLV":
+        raise ValueError("not an FLV file")
+    pos = struct.unpack_from(">I", data, 5)[0] + 4
+    while pos + 11 <= len(data):
+        tag_type = data[pos]
+        size = int.from_bytes(data[pos + 1:pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4:pos + 7], "big") | (data[pos + 7] << 24)
+        if pos + 11 + size > len(data):
+            return
+        yield tag_type, ts, bytes(data[pos + 11:pos + 11 + size])
+        pos += 11 + size + 4

@@ -1,0 +1,49 @@
+"""Timestamp correction for a live source (SRS's time_jitter), sans-IO.
+
+Rules: `full` makes timestamps monotonic per source across publishers: a step bigger than
+MAX_JITTER_MS either way is replaced by DEFAULT_FRAME_MS, so a republish or an upstream switch
+continues right after the last timestamp players saw. `zero` starts at 0 for each publisher.
+`off` passes timestamps through. The corrector is kept for the source's lifetime.
+"""
+
+MAX_JITTER_MS = 250
+DEFAULT_FRAME_MS = 10
+
+
+class Jitter:
+    __slots__ = ("mode", "last_in", "last_out", "zero_base", "started")
+
+    def __init__(self, mode="full"):
+        self.mode = mode
+        self.last_in = 0
+        self.last_out = 0
+        self.zero_base = None
+        self.started = False
+
+    def restart(self):
+        """A new publisher (or upstream) begins: its first timestamp is re-anchored."""
+        self.zero_base = None
+        if self.started:
+            self.last_in = None
+
+    def correct(self, ts):
+        if self.mode == "off":
+            return ts
+        if self.mode == "zero":
+            if self.zero_base is None:
+                self.zero_base = ts
+            return max(0, ts - self.zero_base)
+        if not self.started:
+            self.started = True
+            self.last_in = ts
+            self.last_out = 0
+            return 0
+        if self.last_in is None:
+            delta = DEFAULT_FRAME_MS
+        else:
+            delta = ts - self.last_in
+            if delta > MAX_JITTER_MS or delta < -MAX_JITTER_MS:
+                delta = DEFAULT_FRAME_MS
+        self.last_in = ts
+        self.last_out = max(0, self.last_out + delta)
+        return self.last_out

@@ -1,0 +1,348 @@
+"""Live sources and their consumers: the fan-out hot path.
+
+Rules:
+- One Source per stream key (vhost/app/stream) in a SourceRegistry that the server passes in.
+- A media message is encoded once per kind (RTMP chunks for the vhost's chunk size on stream 1,
+  FLV tag) into bytes appended to the source's shared log; every consumer sends the same bytes.
+  Per message there is no per-consumer work at all: a consumer is a cursor into the shared log.
+- A single flusher greenlet per source wakes at most every `mw_latency` ms and, for each consumer,
+  slices the shared log from its cursor and sends it with one non-blocking `sendmsg`. A consumer
+  whose socket is full becomes `blocked`; its own writer greenlet finishes the backlog while the
+  flusher skips it. A slow consumer never slows the others.
+- The shared log keeps about `queue_length` seconds. A consumer that falls further behind is
+  moved to the newest keyframe and gets metadata and sequence headers again before it (shed, not
+  buffered): memory is bounded whatever players do.
+- New consumers start from metadata, sequence headers, then the GOP cache.
+- Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
+  publishers and upstream switches; every player sees the same timestamps.
+"""
+import errno
+import socket
+import time
+
+import gevent
+from gevent.event import Event
+from gevent.socket import wait_write
+
+from lib.media import flv
+from lib.media.gop import GopCache
+from lib.media.jitter import Jitter
+from lib.rtmp.chunk import encode_message
+from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
+from lib.rtmp.session import STREAM_ID
+
+IOV_MAX = 1000
+_CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
+TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
+MAX_LOG = 50000            # and never more messages than this
+
+
+class SharedMessage:
+    """One media message, encoded once for every consumer."""
+    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "rtmp", "flv")
+
+    def __init__(self, type_id, timestamp, payload, chunk_size):
+        self.type_id = type_id
+        self.timestamp = timestamp
+        self.payload = payload
+        self.is_keyframe = type_id == MSG_VIDEO and flv.is_video_keyframe(payload)
+        self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
+                                   timestamp, payload, chunk_size)
+        self.flv = flv.tag(type_id, timestamp, payload)
+
+    def bytes_for(self, kind):
+        return self.rtmp if kind == "rtmp" else self.flv
+
+
+class Source:
+    def __init__(self, registry, key, vhost, app, stream, vhost_conf):
+        self.registry = registry
+        self.key = key
+        self.vhost, self.app, self.stream = vhost, app, stream
+        play = vhost_conf.play
+        self.chunk_size = vhost_conf.chunk_size
+        self.queue_ms = max(1000, int(play.queue_length * 1000))
+        self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.jitter = Jitter(play.time_jitter)
+        self.gop = GopCache(play.gop_cache, play.gop_cache_max_frames)
+        self.metadata = None
+        self.video_sh = None
+        self.audio_sh = None
+        self.publisher = None          # the object publishing (connection or ingester)
+        self.consumers = []
+        self.msgs = []                 # shared log of SharedMessage
+        self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing
+        self.base = 0                  # absolute sequence number of msgs[0]
+        self.last_key_seq = -1
+        self.created = time.time()
+        self.publish_count = 0
+        self.bytes_in = 0
+        self.dropped = 0               # messages skipped for slow consumers
+        self._wake = Event()
+        self._flusher = None
+        self.edge = None               # set by the edge layer for remote vhosts
+
+    # ------------------------------------------------------------ publishing side
+    @property
+    def end(self):
+        return self.base + len(self.msgs)
+
+    def can_publish(self):
+        return self.publisher is None
+
+    def on_publish(self, publisher):
+        self.publisher = publisher
+        self.publish_count += 1
+        self.jitter.restart()
+
+    def on_unpublish(self, publisher):
+        if self.publisher is not publisher:
+            return
+        self.publisher = None
+        self.gop.clear()
+        self.metadata = self.video_sh = self.audio_sh = None
+        self.registry.maybe_remove(self)
+
+    def on_media(self, type_id, timestamp, payload):
+        """A message from the publisher (or the edge ingester)."""
+        self.bytes_in += len(payload)
+        ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else self.jitter.last_out
+        msg = SharedMessage(type_id, ts, payload, self.chunk_size)
+        if type_id == MSG_VIDEO:
+            if flv.is_video_sequence_header(payload):
+                self.video_sh = msg
+            else:
+                if msg.is_keyframe:
+                    self.last_key_seq = self.end
+                self.gop.add(msg, True, msg.is_keyframe)
+        elif type_id == MSG_AUDIO:
+            if flv.is_audio_sequence_header(payload):
+                self.audio_sh = msg
+            else:
+                self.gop.add(msg, False, False)
+        else:
+            self.metadata = msg
+        if not self.consumers:
+            self.base += 1             # nobody reads the log: new consumers start at the end
+            return
+        self.msgs.append(msg)
+        self.logs["rtmp"].append(msg.rtmp)
+        self.logs["flv"].append(msg.flv)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def headers(self, kind):
+        """Metadata and sequence headers a (re)starting consumer needs first."""
+        return [m.bytes_for(kind) for m in (self.metadata, self.video_sh, self.audio_sh) if m]
+
+    def start_bytes(self, kind):
+        out = self.headers(kind)
+        out.extend(m.bytes_for(kind) for m in self.gop.items)
+        return out
+
+    # ------------------------------------------------------------ consumers
+    def attach(self, consumer):
+        consumer.cursor = self.end
+        consumer.pending.extend(self.start_bytes(consumer.kind))
+        self.consumers.append(consumer)
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._flush_loop)
+        consumer.flush(self)           # first frame now, not after a tick
+
+    def detach(self, consumer):
+        try:
+            self.consumers.remove(consumer)
+        except ValueError:
+            return
+        self.registry.maybe_remove(self)
+
+    def stop(self):
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+
+    def _flush_loop(self):
+        last = 0.0
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            wait = last + self.mw_latency - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)
+            last = time.monotonic()
+            self.flush_all()
+
+    def flush_all(self):
+        for consumer in self.consumers:
+            if not consumer.blocked:
+                consumer.flush(self)
+        self._trim()
+
+    def catch_up(self, consumer):
+        """Where a consumer should continue from; sheds if it is more than queue_length behind."""
+        cursor = consumer.cursor
+        if cursor >= self.base and cursor < self.end:
+            behind = self.msgs[-1].timestamp - self.msgs[cursor - self.base].timestamp
+            if behind <= self.queue_ms:
+                return cursor
+        elif cursor >= self.end:
+            return cursor
+        # too far behind (or trimmed away): jump to the newest keyframe with fresh headers
+        target = self.last_key_seq if self.last_key_seq >= self.base else self.end
+        if target < cursor:
+            target = self.end
+        self.dropped += target - cursor
+        consumer.dropped += target - cursor
+        consumer.pending.extend(self.headers(consumer.kind))
+        return target
+
+    def _trim(self):
+        """Keep about queue_length of log; consumers further behind are shed in catch_up."""
+        msgs = self.msgs
+        if not msgs:
+            return
+        newest = msgs[-1].timestamp
+        if newest - msgs[0].timestamp <= self.queue_ms + TRIM_SLACK_MS and len(msgs) < MAX_LOG:
+            return
+        i = 0
+        last = len(msgs) - 1
+        while i < last and (newest - msgs[i].timestamp > self.queue_ms or last - i >= MAX_LOG):
+            i += 1
+        del msgs[:i]
+        for log in self.logs.values():
+            del log[:i]
+        self.base += i
+
+
+def _advance(bufs, sent):
+    """The part of `bufs` not yet covered by `sent` bytes."""
+    for i, b in enumerate(bufs):
+        size = len(b)
+        if sent < size:
+            rest = bufs[i:]
+            if sent:
+                rest[0] = memoryview(b)[sent:]
+            return rest
+        sent -= size
+    return []
+
+
+class Consumer:
+    """A player's view of a source: a cursor plus a private queue for its own control bytes."""
+
+    def __init__(self, sock, kind="rtmp", on_error=None):
+        self.sock = sock
+        self.raw = getattr(sock, "_sock", sock)   # the real non-blocking socket under gevent's
+        self.kind = kind
+        self.cursor = 0
+        self.pending = []              # private bytes (control replies, start bytes) go first
+        self.backlog = []
+        self.blocked = False
+        self.closed = False
+        self.paused = False
+        self.bytes_out = 0
+        self.dropped = 0
+        self.on_error = on_error
+        self._writer = None
+
+    def send_private(self, data, source=None):
+        if data:
+            self.pending.append(data)
+            if source is not None and not self.blocked:
+                self.flush(source)
+
+    def flush(self, source):
+        if self.closed or self.blocked:
+            return
+        bufs = self.pending
+        if bufs:
+            self.pending = []
+        if not self.paused:
+            cursor = source.catch_up(self)
+            if self.pending:           # catch_up queued fresh headers after a shed
+                bufs.extend(self.pending)
+                self.pending = []
+            end = source.end
+            if cursor < end:
+                bufs.extend(source.logs[self.kind][cursor - source.base:])
+            self.cursor = end
+        if bufs:
+            self._send(bufs)
+
+    def _send(self, bufs):
+        while bufs:
+            batch = bufs[:IOV_MAX]
+            try:
+                sent = self.raw.sendmsg(batch)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                self._fail(e)
+                return
+            self.bytes_out += sent
+            rest = _advance(batch, sent)
+            if rest:
+                self.backlog = rest + bufs[IOV_MAX:]
+                self.blocked = True
+                if self._writer is None:
+                    self._writer = gevent.spawn(self._drain)
+                return
+            bufs = bufs[IOV_MAX:]
+
+    def _drain(self):
+        """Finish a backlog when the socket is writable again (only for slow players)."""
+        try:
+            while self.backlog and not self.closed:
+                batch = self.backlog[:IOV_MAX]
+                try:
+                    wait_write(self.raw.fileno(), timeout=30)
+                    sent = self.raw.sendmsg(batch)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                self.bytes_out += sent
+                self.backlog = _advance(batch, sent) + self.backlog[IOV_MAX:]
+        except (OSError, socket.timeout) as e:
+            self._fail(e)
+        finally:
+            self._writer = None
+            self.blocked = False
+
+    def _fail(self, err):
+        if self.closed:
+            return
+        self.closed = True
+        self.backlog = []
+        if self.on_error is not None:
+            self.on_error(err)
+
+    def close(self):
+        self.closed = True
+        self.backlog = []
+        if self._writer is not None:
+            self._writer.kill(block=False)
+
+
+class SourceRegistry:
+    """All live sources of a server, by stream key. Passed in; never a module global."""
+
+    def __init__(self):
+        self.sources = {}
+
+    def get(self, key):
+        return self.sources.get(key)
+
+    def fetch_or_create(self, key, vhost, app, stream, vhost_conf):
+        src = self.sources.get(key)
+        if src is None:
+            src = Source(self, key, vhost, app, stream, vhost_conf)
+            self.sources[key] = src
+        return src
+
+    def maybe_remove(self, src):
+        if src.publisher is None and not src.consumers and src.edge is None:
+            if self.sources.get(src.key) is src:
+                del self.sources[src.key]
+            src.stop()
+
+
+__all__ = ["Source", "SourceRegistry", "Consumer", "SharedMessage", "errno"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from lib.rtmp import handshake as hs
 from lib.rtmp.errors import HandshakeError
 
-FP30 = bytes.fromhex("47656e75696e652041646f626520466c61736820506c61796572203030 31".replace(" ", ""))
+FP30 = bytes.fromhex("47656e75696e652041646f626520466c61736820506c61796572203030" "31")
 FMS36 = bytes.fromhex("47656e75696e652041646f626520466c617368204d6564696120536572766572"
                       "20303031")
 TAIL = bytes.fromhex("f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae")
@@ -90,7 +90,7 @@ def test_server_complex_reply_validates_as_librtmp(block_start, schema):
     assert len(out) == 1 + 1536 * 2 and out[0] == 3
     s1, s2 = out[1:1537], out[1537:]
     assert s1[:4] == (0x23456789).to_bytes(4, "big")
-    assert s1[4] >= 3  # ffmpeg only checks S1's digest when this byte is >= 3, and we want it checked
+    assert s1[4] >= 3  # ffmpeg checks S1's digest only when this byte is >= 3: we want it checked
     assert librtmp_check_s1(s1) == (block_start, s1[digest_pos(s1, block_start):][:32])
     assert librtmp_check_s2(s2, c1_digest)
     assert hs.validate_s2(s2, c1_digest)

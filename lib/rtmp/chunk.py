@@ -1,0 +1,305 @@
+"""RTMP chunk stream: a sans-IO reader (bytes -> messages) and writer (message -> bytes).
+
+Rules (this module owns the chunk layer):
+- Reader: `feed(data)` returns complete messages only. A chunk is consumed only once all of its
+  bytes (headers, extended timestamp, payload) are buffered, so any split of the byte stream
+  gives the same messages. Anything a peer sends raises ChunkError, never another exception;
+  after an error the reader is unusable (the connection closes).
+- Timestamps are 32-bit and wrap. fmt 0 sets the absolute timestamp; fmt 1/2 add their delta; a
+  fmt 3 chunk that starts a new message adds the last delta (after fmt 0 that is its absolute
+  timestamp field, as SRS and ffmpeg do); fmt 3 continuation chunks keep the timestamp.
+- Extended timestamp (field 0xFFFFFF): read after the message header. On fmt 3 continuation
+  chunks it is optional, as in SRS: the next 4 bytes are consumed only if they equal the
+  message's extended timestamp (decided once 4 bytes are buffered). A fmt 3 chunk starting a
+  new message always carries it (SRS), and its value is the delta.
+- A chunk stream must start with fmt 0, except that fmt 1 is accepted (stream id 0, timestamp
+  from 0), because librtmp sends its first ping that way (SRS accepts it too).
+- fmt 0 on a chunk stream with a partial message, or fmt 1 changing its length, is an error (SRS).
+- Set Chunk Size (type 1) and Abort (type 2) are applied by the reader as soon as they are
+  parsed; they are still returned.
+- Writer: fmt 0 header on the first chunk, fmt 3 on the rest, and the extended timestamp after
+  every chunk header when the timestamp is >= 0xFFFFFF. No header compression, so the bytes do
+  not depend on connection state and one encoding is shared by every player.
+"""
+
+import struct
+from functools import lru_cache
+
+from lib.rtmp.errors import ChunkError
+
+__all__ = ["Message", "ChunkReader", "ChunkWriter", "encode_message"]
+
+# Same values as lib.rtmp.message's public constants; kept here so the chunk layer stands alone.
+_MSG_SET_CHUNK_SIZE = 1
+_MSG_ABORT = 2
+EXTENDED = 0xFFFFFF
+MASK32 = 0xFFFFFFFF
+
+_U32BE = struct.Struct(">I")
+_U32LE = struct.Struct("<I")
+_U24BE = struct.Struct(">BH")  # a 24-bit big-endian field as (high byte, low 16 bits)
+_TS_LEN_TYPE = struct.Struct(">BHBHB")  # timestamp(3) length(3) type(1): fmt 1, start of fmt 0
+_MESSAGE_HEADER_SIZE = (11, 7, 3, 0)
+
+
+class Message:
+    """One RTMP message. `payload` is bytes."""
+
+    __slots__ = ("csid", "type_id", "stream_id", "timestamp", "payload")
+
+    def __init__(self, csid, type_id, stream_id, timestamp, payload):
+        self.csid = csid
+        self.type_id = type_id
+        self.stream_id = stream_id
+        self.timestamp = timestamp
+        self.payload = payload
+
+    def __repr__(self):
+        payload = self.payload[:16]
+        more = "..." if len(self.payload) > 16 else ""
+        return (f"Message(csid={self.csid}, type_id={self.type_id}, stream_id={self.stream_id}, "
+                f"timestamp={self.timestamp}, payload={bytes(payload)!r}{more} [{len(self.payload)}])")
+
+    def __eq__(self, other):
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.csid == other.csid and self.type_id == other.type_id
+                and self.stream_id == other.stream_id and self.timestamp == other.timestamp
+                and self.payload == other.payload)
+
+    __hash__ = None
+
+
+class _ChunkStream:
+    """Reader state of one chunk stream id: the last header and the partial message."""
+
+    __slots__ = ("timestamp", "delta", "ext", "length", "type_id", "stream_id", "parts", "received")
+
+    def __init__(self):
+        self.timestamp = 0
+        self.delta = 0
+        self.ext = -1  # extended timestamp of the last header, -1 when it had none
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = 0
+        self.parts = None  # payload pieces of the partial message, None between messages
+        self.received = 0
+
+
+class ChunkReader:
+    """Incremental chunk stream parser: `feed(data) -> list[Message]`."""
+
+    def __init__(self, chunk_size=128, max_message_size=16 * 1024 * 1024):
+        self.chunk_size = chunk_size
+        self.max_message_size = max_message_size
+        self.bytes_received = 0
+        self._buf = bytearray()
+        self._need = 1  # buffered bytes needed before the next chunk can be parsed
+        self._streams = {}
+
+    def feed(self, data):
+        self.bytes_received += len(data)
+        buf = self._buf
+        buf += data
+        if len(buf) < self._need:
+            return []
+        out = []
+        pos = 0
+        with memoryview(buf) as view:
+            while True:
+                end = self._read_chunk(view, pos, out)
+                if end < 0:
+                    break
+                pos = end
+        del buf[:pos]  # cheap: CPython drops a bytearray's head without moving the rest
+        return out
+
+    def _read_chunk(self, view, pos, out):
+        """Parse one chunk at `pos`, apply it and return the position after it; or, when it is
+        not fully buffered, remember how many bytes it needs and return -1 without any change."""
+        avail = len(view) - pos
+        if avail < 1:
+            self._need = 1
+            return -1
+        b0 = view[pos]
+        fmt = b0 >> 6
+        csid = b0 & 0x3F
+        p = pos + 1
+        if csid < 2:
+            if csid == 0:
+                if avail < 2:
+                    self._need = 2
+                    return -1
+                csid = 64 + view[p]
+                p += 1
+            else:
+                if avail < 3:
+                    self._need = 3
+                    return -1
+                csid = 64 + view[p] + (view[p + 1] << 8)
+                p += 2
+
+        cs = self._streams.get(csid)
+        if cs is None and fmt >= 2:
+            raise ChunkError(f"fmt {fmt} on chunk stream {csid} never opened")
+        partial = cs is not None and cs.parts is not None
+        end = p + _MESSAGE_HEADER_SIZE[fmt]
+        if end > len(view):
+            self._need = end - pos
+            return -1
+
+        # Parse the headers into locals; state changes only once the whole chunk is buffered.
+        if fmt == 0:
+            if partial:
+                raise ChunkError(f"fmt 0 on chunk stream {csid} with a partial message")
+            t_hi, t_lo, l_hi, l_lo, type_id = _TS_LEN_TYPE.unpack_from(view, p)
+            stream_id = _U32LE.unpack_from(view, p + 7)[0]
+        elif fmt == 1:
+            t_hi, t_lo, l_hi, l_lo, type_id = _TS_LEN_TYPE.unpack_from(view, p)
+        elif fmt == 2:
+            t_hi, t_lo = _U24BE.unpack_from(view, p)
+        p = end
+
+        ext = -1
+        if fmt < 3:
+            ts_field = (t_hi << 16) | t_lo
+            if ts_field == EXTENDED:
+                end = p + 4
+                if end > len(view):
+                    self._need = end - pos
+                    return -1
+                ext = ts_field = _U32BE.unpack_from(view, p)[0]
+                p = end
+            if fmt < 2:
+                length = (l_hi << 16) | l_lo
+                if length > self.max_message_size:
+                    raise ChunkError(f"message of {length} bytes on chunk stream {csid} "
+                                     f"exceeds {self.max_message_size}")
+                if partial and length != cs.length:
+                    raise ChunkError(f"message length on chunk stream {csid} changed from "
+                                     f"{cs.length} to {length} mid-message")
+            else:
+                length = cs.length
+        else:
+            length = cs.length
+            if cs.ext >= 0:
+                end = p + 4
+                if end > len(view):
+                    self._need = end - pos
+                    return -1
+                value = _U32BE.unpack_from(view, p)[0]
+                if not partial:
+                    ext = value
+                    p = end
+                elif value == cs.ext:
+                    p = end
+
+        received = cs.received if partial else 0
+        size = length - received
+        if size > self.chunk_size:
+            size = self.chunk_size
+        end = p + size
+        if end > len(view):
+            self._need = end - pos
+            return -1
+
+        # The whole chunk is buffered: apply it.
+        self._need = 1
+        if cs is None:
+            cs = self._streams[csid] = _ChunkStream()
+        if fmt < 3:
+            cs.ext = ext
+            cs.delta = ts_field
+            if fmt == 0:
+                cs.timestamp = ts_field
+                cs.stream_id = stream_id
+            elif not partial:
+                cs.timestamp = (cs.timestamp + ts_field) & MASK32
+            if fmt < 2:
+                cs.length = length
+                cs.type_id = type_id
+        elif not partial:
+            if ext >= 0:
+                cs.delta = cs.ext = ext
+            cs.timestamp = (cs.timestamp + cs.delta) & MASK32
+
+        if not partial and size == length:
+            payload = bytes(view[p:end])
+        else:
+            if partial:
+                cs.parts.append(bytes(view[p:end]))
+            else:
+                cs.parts = [bytes(view[p:end])]
+            received += size
+            if received < length:
+                cs.received = received
+                return end
+            payload = b"".join(cs.parts)
+            cs.parts = None
+            cs.received = 0
+
+        out.append(Message(csid, cs.type_id, cs.stream_id, cs.timestamp, payload))
+        if cs.type_id <= _MSG_ABORT:
+            self._apply_control(cs.type_id, payload)
+        return end
+
+    def _apply_control(self, type_id, payload):
+        if type_id == _MSG_SET_CHUNK_SIZE:
+            if len(payload) < 4:
+                raise ChunkError(f"set chunk size of {len(payload)} bytes")
+            size = _U32BE.unpack_from(payload)[0]
+            if size < 1 or size > 0x7FFFFFFF:
+                raise ChunkError(f"chunk size {size}")
+            self.chunk_size = size
+        elif type_id == _MSG_ABORT:
+            if len(payload) < 4:
+                raise ChunkError(f"abort message of {len(payload)} bytes")
+            cs = self._streams.get(_U32BE.unpack_from(payload)[0])
+            if cs is not None:
+                cs.parts = None
+                cs.received = 0
+
+
+@lru_cache(maxsize=1024)
+def _basic_headers(csid):
+    """(fmt 0, fmt 3) basic headers of a chunk stream id."""
+    if 2 <= csid <= 63:
+        return bytes([csid]), bytes([0xC0 | csid])
+    if 64 <= csid <= 319:
+        return bytes([0, csid - 64]), bytes([0xC0, csid - 64])
+    if 320 <= csid <= 65599:
+        rest = (csid - 64).to_bytes(2, "little")
+        return b"\x01" + rest, b"\xc1" + rest
+    raise ValueError(f"chunk stream id {csid} out of range 2..65599")
+
+
+def encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size):
+    """One message as chunks: fmt 0 header first, fmt 3 headers between chunks."""
+    first, cont = _basic_headers(csid)
+    timestamp &= MASK32
+    length = len(payload)
+    if timestamp >= EXTENDED:
+        ext = _U32BE.pack(timestamp)
+        header = (first + _TS_LEN_TYPE.pack(0xFF, 0xFFFF, length >> 16, length & 0xFFFF, type_id)
+                  + _U32LE.pack(stream_id) + ext)
+        cont += ext
+    else:
+        header = (first + _TS_LEN_TYPE.pack(timestamp >> 16, timestamp & 0xFFFF,
+                                            length >> 16, length & 0xFFFF, type_id)
+                  + _U32LE.pack(stream_id))
+    if length <= chunk_size:
+        return header + payload
+    view = memoryview(payload)
+    chunks = [view[i:i + chunk_size] for i in range(chunk_size, length, chunk_size)]
+    chunks.insert(0, header + view[:chunk_size])
+    return cont.join(chunks)
+
+
+class ChunkWriter:
+    """Encodes messages with the current outgoing chunk size (full headers, no compression)."""
+
+    def __init__(self, chunk_size=128):
+        self.chunk_size = chunk_size
+
+    def encode(self, csid, type_id, stream_id, timestamp, payload):
+        return encode_message(csid, type_id, stream_id, timestamp, payload, self.chunk_size)

@@ -1,0 +1,609 @@
+"""What each SRS directive means: a whitelist per block, with type and default.
+
+Rules:
+- The tables below are the whitelist. A directive not listed in its block is an error naming
+  its dotted path (`unknown directive vhost.cluster.orign`). Blocks marked open() accept any
+  children unchecked: features we accept for compatibility but do not implement.
+- A Value takes `arity` words (1, "1+" or 2), each parsed by its Kind; a bad word or count is an
+  error (`vhost.play.gop_cache: want on|off, got 'yes'`). A Value written as a block, or a
+  Block written as `name;`, is an error. A Value given twice in one block is an error unless it
+  is marked repeat (security allow/deny, exec publish).
+- Defaults are written as config text, as in SRS's full.conf, and parsed by the same Kind, so
+  section_values() gives typed values whether a directive was written or not.
+- Defaults are SRS's (checked against srs_app_config.cpp of SRS 5/6, which sometimes differs from
+  full.conf's comments); deviations say `srsedge:` and why.
+- transform_legacy() first rewrites SRS1/2 vhost directives into their SRS3+ places, exactly
+  like SRS's srs_config_transform_vhost (e.g. `vhost { mode remote; }` -> `cluster { mode }`).
+"""
+
+import difflib
+import ipaddress
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .parser import Directive
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinds: parse one word, or raise ValueError("want <kind>")
+
+class Kind:
+    want = "a value"
+
+    def parse(self, word):
+        return word
+
+
+class OnOff(Kind):
+    want = "on|off"
+
+    def parse(self, word):
+        if word not in ("on", "off"):
+            raise ValueError(self.want)
+        return word == "on"
+
+
+class Choice(Kind):
+    def __init__(self, *choices):
+        self.choices = choices
+        self.want = "|".join(choices)
+
+    def parse(self, word):
+        if word not in self.choices:
+            raise ValueError(self.want)
+        return word
+
+
+class Number(Kind):
+    """An int (or a float when real=True) in [lo, hi]."""
+
+    def __init__(self, lo=None, hi=None, real=False):
+        self.lo, self.hi, self.real = lo, hi, real
+        noun = "a number" if real else "an integer"
+        if lo is not None and hi is not None:
+            self.want = f"{noun} in {lo}..{hi}"
+        elif lo is not None:
+            self.want = f"{noun} >= {lo}"
+        else:
+            self.want = noun
+
+    def parse(self, word):
+        try:
+            value = float(word) if self.real else int(word, 10)
+        except ValueError:
+            raise ValueError(self.want) from None
+        if value != value or (self.lo is not None and value < self.lo) \
+                or (self.hi is not None and value > self.hi):
+            raise ValueError(self.want)
+        return value
+
+
+class Url(Kind):
+    want = "an http:// or https:// URL"
+
+    def parse(self, word):
+        if not word.startswith(("http://", "https://")):
+            raise ValueError(self.want)
+        return word
+
+
+class Listen(Kind):
+    """`PORT` or `IP:PORT` ([v6]:PORT) -> (ip, port); a bare port binds `default_host`.
+
+    Port 0 is allowed (the OS picks a free port; for tests)."""
+
+    def __init__(self, default_host=""):
+        self.default_host = default_host
+        self.want = "a port or ip:port"
+
+    def parse(self, word):
+        host, sep, port = word.rpartition(":")
+        if not sep:
+            host = self.default_host
+        else:
+            host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(self.want) from None
+        return host, _port(port, self.want, lo=0)
+
+
+class HostPort(Kind):
+    """`HOST[:PORT]` (origin, forward destination) -> (host, port), port defaults to 1935."""
+    want = "host[:port]"
+
+    def parse(self, word):
+        host, sep, port = word.rpartition(":")
+        if not sep:
+            host, port = word, "1935"
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not host:
+            raise ValueError(self.want)
+        return host, _port(port, self.want, lo=1)
+
+
+class SecurityRule(Kind):
+    """The two words of `allow|deny publish|play all|IP|CIDR`."""
+    want = "publish|play and all|IP|CIDR"
+
+    def parse_args(self, args):
+        method, spec = args
+        if method not in ("publish", "play"):
+            raise ValueError("publish|play")
+        if spec != "all":
+            try:
+                ipaddress.ip_network(spec, strict=False)
+            except ValueError:
+                raise ValueError("all|IP|CIDR") from None
+        return method, spec
+
+
+def _port(text, want, lo):
+    if not text.isdigit() or not lo <= int(text) <= 65535:
+        raise ValueError(want)
+    return int(text)
+
+
+ON_OFF, STR, URL = OnOff(), Kind(), Url()
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs
+
+@dataclass(frozen=True)
+class Value:
+    kind: Kind
+    default: object = None      # config text: str for arity 1, list of str for "1+"
+    arity: object = 1           # 1, "1+" (one or more words) or 2 (exactly two)
+    repeat: bool = False        # may appear several times in one block
+
+    def convert(self, args):
+        """Typed value from the words; raises ValueError("want ..., got ...")."""
+        if self.arity == 1 and len(args) != 1:
+            raise ValueError(f"want 1 value, got {len(args)}")
+        if self.arity == "1+" and not args:
+            raise ValueError("want at least 1 value, got none")
+        if self.arity == 2:
+            if len(args) != 2:
+                raise ValueError(f"want 2 values ({self.kind.want}), got {len(args)}")
+            return _parse_word(self.kind.parse_args, args, " ".join(args))
+        values = [_parse_word(self.kind.parse, word, word) for word in args]
+        return values[0] if self.arity == 1 else values
+
+    def default_value(self):
+        if not self.default and self.default != "":     # None, or [] for a list
+            return None if self.arity == 1 else []
+        return self.convert(self.default if isinstance(self.default, list) else [self.default])
+
+
+def _parse_word(parse, arg, shown):
+    try:
+        return parse(arg)
+    except ValueError as e:
+        raise ValueError(f"want {e}, got {shown!r}") from None
+
+
+@dataclass(frozen=True)
+class Block:
+    children: dict = None       # name -> Value | Block; None: open, any children unchecked
+    label: str = "none"         # "none": no args; "name": one arg, unique among siblings; "any"
+    repeat: bool = False
+
+
+def block(label="none", repeat=False, **children):
+    return Block(children, label, repeat)
+
+
+def open_block(label="none", repeat=False):
+    """Accepted for compatibility with SRS configs; children are not checked or used."""
+    return Block(None, label, repeat)
+
+
+def on_off(default):
+    return Value(ON_OFF, default)
+
+
+def integer(default, lo=None, hi=None):
+    return Value(Number(lo, hi), default)
+
+
+def number(default, lo=None, hi=None):
+    return Value(Number(lo, hi, real=True), default)
+
+
+def text(default=None):
+    return Value(STR, default)
+
+
+def choice(default, *choices):
+    return Value(Choice(*choices), default)
+
+
+def words(kind=STR, default=None, repeat=False):
+    return Value(kind, default, "1+", repeat)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whitelist. Comments give SRS's meaning only where the name does not.
+
+PLAY = block(
+    gop_cache=on_off("on"),
+    gop_cache_max_frames=integer("2500", lo=0),
+    queue_length=number("30", lo=0),        # seconds; SRS: SRS_PERF_PLAY_QUEUE (full.conf's 10 is an example)
+    time_jitter=choice("full", "full", "zero", "off"),
+    atc=on_off("off"),
+    mix_correct=on_off("off"),
+    atc_auto=on_off("off"),
+    mw_latency=integer("350", lo=0),        # ms of merged write
+    mw_msgs=integer("8", lo=0, hi=128),     # SRS: 8, or 0 with min_latency on (the view applies that)
+    send_min_interval=number("0", lo=0),    # ms
+    reduce_sequence_header=on_off("off"),
+)
+
+PUBLISH = block(
+    mr=on_off("off"),
+    mr_latency=integer("350", lo=0),        # ms
+    firstpkt_timeout=integer("20000", lo=0),  # ms
+    normal_timeout=integer("5000", lo=0),   # ms
+    parse_sps=on_off("on"),
+    try_annexb_first=on_off("on"),
+    kickoff_for_idle=number("0", lo=0),     # seconds, 0: never
+)
+
+HTTP_HOOKS = block(
+    enabled=on_off("off"),
+    on_connect=words(URL, []),
+    on_close=words(URL, []),
+    on_publish=words(URL, []),
+    on_unpublish=words(URL, []),
+    on_play=words(URL, []),
+    on_stop=words(URL, []),
+    on_dvr=words(URL, []),
+    on_hls=words(URL, []),
+    on_hls_notify=words(URL, []),           # GET, with [app] [stream] [ts_url] ... variables
+)
+
+CLUSTER = block(
+    mode=choice("local", "local", "remote"),  # remote: this vhost is an edge
+    origin=words(HostPort(), []),           # tried in order, port defaults to 1935
+    token_traverse=on_off("off"),
+    vhost=text(None),                       # vhost to ask the origin for; SRS: "[vhost]" = same
+    debug_srs_upnode=on_off("on"),
+    coworkers=words(STR, []),
+    origin_cluster=on_off("off"),
+    protocol=choice("rtmp", "rtmp", "flv", "flvs"),
+    follow_client=on_off("off"),
+    # srsedge extensions (not in SRS):
+    edge_idle_timeout=number("3", lo=0),    # s an edge keeps pulling a stream after its last player left
+    origin_data_timeout=number("5", lo=0),  # s without media from an origin before trying the next
+)
+
+FORWARD = block(
+    enabled=on_off("off"),
+    destination=words(HostPort(), []),
+    backend=Value(URL),
+)
+
+HLS = block(
+    enabled=on_off("off"),
+    hls_fragment=number("10", lo=0),        # seconds
+    hls_td_ratio=number("1.5", lo=0),       # SRS code default (full.conf comments say 1.0)
+    hls_aof_ratio=number("2.0", lo=0),      # SRS code default (full.conf comments say 1.2)
+    hls_window=number("60", lo=0),          # seconds
+    hls_on_error=choice("continue", "ignore", "disconnect", "continue"),
+    hls_path=text("./objs/nginx/html"),
+    hls_m3u8_file=text("[app]/[stream].m3u8"),
+    hls_ts_file=text("[app]/[stream]-[seq].ts"),
+    hls_ts_floor=on_off("off"),
+    hls_entry_prefix=text(""),
+    hls_acodec=text("aac"),
+    hls_vcodec=text("h264"),
+    hls_cleanup=on_off("on"),
+    hls_dispose=integer("0", lo=0),         # seconds, 0: never (SRS code; docs say 120)
+    hls_nb_notify=integer("64", lo=0),
+    hls_wait_keyframe=on_off("on"),
+    hls_keys=on_off("off"),
+    hls_fragments_per_key=integer("5", lo=1),
+    hls_key_file=text("[app]/[stream]-[seq].key"),
+    hls_key_file_path=text(None),           # None: hls_path (SRS)
+    hls_key_url=text(None),                 # None: hls_path (SRS)
+    hls_dts_directly=on_off("on"),
+    # srsedge: hls_ctx/hls_ts_ctx default off (SRS: on). They add a per-viewer session to every
+    # URL, which makes each request a cache miss in the nginx tier that is our HLS edge.
+    hls_ctx=on_off("off"),
+    hls_ts_ctx=on_off("off"),
+    hls_use_fmp4=on_off("off"),
+    hls_recover=on_off("on"),
+    hls_storage=text(None),                 # removed in SRS3, accepted and ignored
+    hls_mount=text(None),                   # removed in SRS3, accepted and ignored
+)
+
+HTTP_REMUX = block(
+    enabled=on_off("off"),
+    fast_cache=number("0", lo=0),           # seconds of audio cache
+    drop_if_not_match=on_off("off"),
+    has_audio=on_off("on"),
+    has_video=on_off("on"),
+    guess_has_av=on_off("on"),
+    mount=text("[vhost]/[app]/[stream].flv"),
+)
+
+HTTP_STATIC = block(
+    enabled=on_off("off"),
+    mount=text("[vhost]/"),
+    dir=text("./objs/nginx/html"),
+)
+
+SECURITY = block(
+    enabled=on_off("off"),
+    allow=Value(SecurityRule(), None, 2, repeat=True),
+    deny=Value(SecurityRule(), None, 2, repeat=True),
+)
+
+REFER = block(
+    enabled=on_off("off"),
+    all=words(),
+    publish=words(),
+    play=words(),
+)
+
+DVR = block(
+    enabled=on_off("off"),
+    dvr_apply=words(STR, ["all"]),
+    dvr_path=text("./objs/nginx/html/[app]/[stream].[timestamp].flv"),
+    dvr_plan=choice("session", "session", "segment"),
+    dvr_duration=integer("30", lo=0),
+    dvr_wait_keyframe=on_off("on"),
+    time_jitter=choice("full", "full", "zero", "off"),
+)
+
+EXEC = block(
+    enabled=on_off("off"),
+    publish=words(STR, [], repeat=True),
+)
+
+VHOST = block(
+    label="name", repeat=True,
+    enabled=on_off("on"),
+    min_latency=on_off("off"),
+    tcp_nodelay=on_off("off"),
+    chunk_size=integer(None, lo=128, hi=65536),  # None: the global chunk_size
+    in_ack_size=integer("0", lo=0),
+    out_ack_size=integer("2500000", lo=0),
+    play=PLAY,
+    publish=PUBLISH,
+    http_hooks=HTTP_HOOKS,
+    cluster=CLUSTER,
+    forward=FORWARD,
+    hls=HLS,
+    http_remux=HTTP_REMUX,
+    http_static=HTTP_STATIC,
+    security=SECURITY,
+    refer=REFER,
+    dvr=DVR,
+    exec=EXEC,
+    transcode=open_block(label="any", repeat=True),
+    ingest=open_block(label="name", repeat=True),
+    bandcheck=open_block(),
+    rtc=open_block(),
+    srt=open_block(),
+    hds=open_block(),
+    dash=open_block(),
+)
+
+HTTP_API = block(
+    enabled=on_off("off"),
+    # srsedge: a bare port listens on 127.0.0.1 only (SRS: all interfaces); the API can
+    # reload and kick clients, so exposing it needs an explicit `listen 0.0.0.0:1985;`.
+    listen=Value(Listen(default_host="127.0.0.1"), "1985"),
+    crossdomain=on_off("on"),
+    raw_api=block(
+        enabled=on_off("off"),
+        allow_reload=on_off("off"),
+        allow_query=on_off("off"),
+        allow_update=on_off("off"),
+    ),
+    auth=block(
+        enabled=on_off("off"),
+        username=text(""),
+        password=text(""),
+    ),
+    https=open_block(),
+)
+
+HTTP_SERVER = block(
+    enabled=on_off("off"),
+    listen=Value(Listen(), "8080"),
+    dir=text("./objs/nginx/html"),
+    crossdomain=on_off("on"),
+    https=open_block(),
+)
+
+ROOT = block(
+    listen=words(Listen(), ["1935"]),
+    pid=text("./objs/srs.pid"),
+    chunk_size=integer("60000", lo=128, hi=65536),
+    max_connections=integer("1000", lo=1),
+    srs_log_tank=choice("file", "console", "file"),
+    srs_log_level=choice("trace", "verbose", "info", "trace", "warn", "error"),
+    srs_log_level_v2=text(None),
+    srs_log_file=text("./objs/srs.log"),
+    # srsedge: daemon defaults off (SRS: on). We run in the foreground under a supervisor or a
+    # test; the sample configs (origin.conf, edge.conf) do not say `daemon off;`.
+    daemon=on_off("off"),
+    workers=integer("1", lo=1),             # srsedge extension: processes sharing the listen ports
+    ff_log_dir=text("./objs"),
+    ff_log_level=text("info"),
+    utc_time=on_off("off"),
+    work_dir=text("./"),
+    asprocess=on_off("off"),
+    server_id=text(None),
+    pithy_print_ms=integer("10000", lo=1),
+    grace_start_wait=integer("2300", lo=0),  # ms
+    grace_final_wait=integer("3200", lo=0),  # ms
+    force_grace_quit=on_off("off"),
+    empty_ip_ok=on_off("on"),
+    disable_daemon_for_docker=on_off("on"),
+    inotify_auto_reload=on_off("off"),
+    auto_reload_for_docker=on_off("on"),
+    tcmalloc_release_rate=number(None, lo=0, hi=10),
+    query_latest_version=on_off("off"),     # srsedge: we never phone home (SRS: on)
+    first_wait_for_qlv=integer("300", lo=0),
+    is_full=on_off("off"),
+    in_docker=on_off("off"),
+    http_api=HTTP_API,
+    http_server=HTTP_SERVER,
+    vhost=VHOST,
+    heartbeat=open_block(),
+    stats=open_block(),
+    exporter=open_block(),
+    circuit_breaker=open_block(),
+    threads=open_block(),
+    tencentcloud_cls=open_block(),
+    tencentcloud_apm=open_block(),
+    rtc_server=open_block(),
+    srt_server=open_block(),
+    stream_caster=open_block(repeat=True),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy transform (SRS's srs_config_transform_vhost, the cheap parts)
+
+# vhost-level SRS1/2 directive -> (block it moves into, new name)
+LEGACY_VHOST_MOVES = {
+    **{name: ("cluster", name) for name in
+       ("mode", "origin", "token_traverse", "vhost", "debug_srs_upnode")},
+    **{name: ("play", name) for name in
+       ("time_jitter", "mix_correct", "atc", "atc_auto", "mw_latency", "gop_cache",
+        "gop_cache_max_frames", "queue_length", "send_min_interval", "reduce_sequence_header")},
+    "publish_1stpkt_timeout": ("publish", "firstpkt_timeout"),
+    "publish_normal_timeout": ("publish", "normal_timeout"),
+    "refer_play": ("refer", "play"),
+    "refer_publish": ("refer", "publish"),
+}
+
+
+def transform_legacy(root):
+    """Rewrite SRS1/2 spellings in place, keeping each directive's file:line."""
+    for node in root.children:
+        if node.name == "http_stream":
+            node.name = "http_server"
+        if node.name == "vhost":
+            _transform_vhost(node)
+
+
+def _transform_vhost(vhost):
+    for node in list(vhost.children):
+        name = node.name
+        if name == "refer" and not node.block:
+            _move(vhost, node, "refer", "all")
+        elif name in LEGACY_VHOST_MOVES:
+            _move(vhost, node, *LEGACY_VHOST_MOVES[name])
+        elif name == "mr" and node.block:            # mr { enabled; latency; }
+            vhost.children.remove(node)
+            for old, new in (("enabled", "mr"), ("latency", "mr_latency")):
+                if node.get(old):
+                    _set(_get_or_create(vhost, "publish", node), new, node.get(old))
+        elif name == "forward" and not node.block and node.args:  # forward host:port...;
+            _set(node, "enabled", _like(node, "enabled", ["on"]))
+            _set(node, "destination", _like(node, "destination", node.args))
+            node.args, node.block = [], True
+        elif name == "http_remux" and node.get("hstrs"):
+            node.children.remove(node.get("hstrs"))
+        if name in ("refer", "refer_play", "refer_publish") and not node.block:
+            refer = vhost.get("refer")
+            if refer.get("enabled") is None:
+                refer.children.insert(0, _like(node, "enabled", ["on"]))
+
+
+def _move(vhost, node, block_name, new_name):
+    vhost.children.remove(node)
+    _set(_get_or_create(vhost, block_name, node), new_name, node)
+
+
+def _like(where, name, args):
+    """A new directive written at the same place as `where`."""
+    return Directive(name, list(args), file=where.file, line=where.line, end_line=where.end_line)
+
+
+def _get_or_create(parent, name, where):
+    found = parent.get(name)
+    if found is None:
+        found = _like(where, name, [])
+        found.block = True
+        parent.children.append(found)
+    return found
+
+
+def _set(parent, name, node):
+    """Like SRS's get_or_create(name)->args = node.args."""
+    existing = parent.get(name)
+    if existing is not None:
+        existing.args = list(node.args)
+    else:
+        parent.children.append(_like(node, name, node.args))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and typed values
+
+def validate(root):
+    """Raise ConfigError for the first directive the tables do not allow."""
+    _check_block(root, ROOT, "")
+
+
+def _check_block(node, spec, path):
+    seen = {}
+    for child in node.children:
+        cpath = f"{path}.{child.name}" if path else child.name
+        cspec = spec.children.get(child.name)
+        if cspec is None:
+            hint = difflib.get_close_matches(child.name, spec.children, n=1)
+            more = f" (did you mean {hint[0]}?)" if hint else ""
+            raise error(child, cpath, f"unknown directive {cpath}{more}")
+        key = (child.name, child.arg0 if getattr(cspec, "label", "") == "name" else None)
+        if key in seen and (not cspec.repeat or key[1] is not None):
+            what = f"{cpath} {key[1]}" if key[1] is not None else cpath
+            raise error(child, cpath, f"duplicate {what} (first at line {seen[key].line} of {seen[key].file})")
+        seen.setdefault(key, child)
+        if isinstance(cspec, Block):
+            _check_sub_block(child, cspec, cpath)
+        else:
+            _check_value(child, cspec, cpath)
+
+
+def _check_sub_block(node, spec, path):
+    if not node.block:
+        raise error(node, path, f"{path}: want a block {{ ... }}, got '{node.name};'")
+    if spec.label == "none" and node.args:
+        raise error(node, path, f"{path}: want no arguments before '{{', got {len(node.args)}")
+    if spec.label == "name" and len(node.args) != 1:
+        raise error(node, path, f"{path}: want one name before '{{', got {len(node.args)}")
+    if spec.children is not None:
+        _check_block(node, spec, path)
+
+
+def _check_value(node, spec, path):
+    if node.block:
+        raise error(node, path, f"{path}: want a value ending with ';', got a block")
+    try:
+        spec.convert(node.args)
+    except ValueError as e:
+        hint = f" (missing ';' on line {node.line}?)" if node.end_line > node.line else ""
+        raise error(node, path, f"{path}: {e}{hint}") from None
+
+
+def error(node, path, message):
+    return ConfigError(message, node.file, node.line, path)
+
+
+def section_values(node, spec):
+    """{name: typed value} for every plain (non-repeat) Value of a block; defaults when absent."""
+    out = {}
+    for name, vspec in spec.children.items():
+        if isinstance(vspec, Value) and not vspec.repeat:
+            child = node.get(name) if node is not None else None
+            out[name] = vspec.convert(child.args) if child is not None else vspec.default_value()
+    return out

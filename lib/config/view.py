@@ -1,0 +1,360 @@
+"""Typed, validated view of a config: Config, Vhost and their sections.
+
+Rules:
+- load_config(path) / parse_text(text) parse (parser.py), apply SRS's legacy transform, check
+  every directive against the tables in schema.py, then build frozen dataclasses. Any problem
+  is a ConfigError (`FILE:LINE: message`).
+- Section dataclasses have exactly the fields of their schema block, with the same names as
+  the directives (`vhost.hls.hls_fragment`), typed, with SRS's defaults filled in.
+- Endpoints are (host, port) tuples. host "" means all interfaces.
+- Config.root and Vhost.directive keep the raw tree, so reload code can diff
+  (Directive.equals) what changed.
+- Config.vhost(name): the vhost called `name`, else `__defaultVhost__`, else None; a vhost with
+  `enabled off` gives None (without falling back, as in SRS).
+"""
+
+from dataclasses import dataclass, field
+
+from . import schema
+from .errors import ConfigError
+from .parser import parse_file, parse_string
+
+DEFAULT_VHOST = "__defaultVhost__"
+
+
+@dataclass(frozen=True)
+class Play:
+    gop_cache: bool
+    gop_cache_max_frames: int
+    queue_length: float             # seconds
+    time_jitter: str                # full | zero | off
+    atc: bool
+    mix_correct: bool
+    atc_auto: bool
+    mw_latency: int                 # ms
+    mw_msgs: int
+    send_min_interval: float        # ms
+    reduce_sequence_header: bool
+
+
+@dataclass(frozen=True)
+class Publish:
+    mr: bool
+    mr_latency: int                 # ms
+    firstpkt_timeout: int           # ms
+    normal_timeout: int             # ms
+    parse_sps: bool
+    try_annexb_first: bool
+    kickoff_for_idle: float         # seconds, 0: never
+
+
+@dataclass(frozen=True)
+class HttpHooks:
+    enabled: bool
+    on_connect: list
+    on_close: list
+    on_publish: list
+    on_unpublish: list
+    on_play: list
+    on_stop: list
+    on_dvr: list
+    on_hls: list
+    on_hls_notify: list
+
+
+@dataclass(frozen=True)
+class Cluster:
+    mode: str                       # local | remote
+    origin: list                    # [(host, port)], in failover order
+    token_traverse: bool
+    vhost: object                   # str | None: vhost to ask the origin for (None: the same)
+    debug_srs_upnode: bool
+    coworkers: list
+    origin_cluster: bool
+    protocol: str
+    follow_client: bool
+    edge_idle_timeout: float        # srsedge: seconds an unused ingester keeps pulling
+    origin_data_timeout: float      # srsedge: seconds without media before the next origin
+
+
+@dataclass(frozen=True)
+class Forward:
+    enabled: bool
+    destination: list               # [(host, port)]
+    backend: object                 # str | None
+
+
+@dataclass(frozen=True)
+class Hls:
+    enabled: bool
+    hls_fragment: float
+    hls_td_ratio: float
+    hls_aof_ratio: float
+    hls_window: float
+    hls_on_error: str
+    hls_path: str
+    hls_m3u8_file: str
+    hls_ts_file: str
+    hls_ts_floor: bool
+    hls_entry_prefix: str
+    hls_acodec: str
+    hls_vcodec: str
+    hls_cleanup: bool
+    hls_dispose: int
+    hls_nb_notify: int
+    hls_wait_keyframe: bool
+    hls_keys: bool
+    hls_fragments_per_key: int
+    hls_key_file: str
+    hls_key_file_path: str          # defaults to hls_path
+    hls_key_url: str                # defaults to hls_path
+    hls_dts_directly: bool
+    hls_ctx: bool
+    hls_ts_ctx: bool
+    hls_use_fmp4: bool
+    hls_recover: bool
+    hls_storage: object
+    hls_mount: object
+
+
+@dataclass(frozen=True)
+class HttpRemux:
+    enabled: bool
+    fast_cache: float
+    drop_if_not_match: bool
+    has_audio: bool
+    has_video: bool
+    guess_has_av: bool
+    mount: str
+
+
+@dataclass(frozen=True)
+class HttpStatic:
+    enabled: bool
+    mount: str
+    dir: str
+
+
+@dataclass(frozen=True)
+class Security:
+    enabled: bool
+    rules: list                     # [(allow|deny, publish|play, all|IP|CIDR)] in config order
+
+
+@dataclass(frozen=True)
+class Refer:
+    enabled: bool
+    all: list
+    publish: list
+    play: list
+
+
+@dataclass(frozen=True)
+class Dvr:
+    enabled: bool
+    dvr_apply: list
+    dvr_path: str
+    dvr_plan: str
+    dvr_duration: int
+    dvr_wait_keyframe: bool
+    time_jitter: str
+
+
+@dataclass(frozen=True)
+class Exec:
+    enabled: bool
+    publish: list                   # one list of words per `publish ...;`
+
+
+@dataclass(frozen=True)
+class Vhost:
+    name: str
+    enabled: bool
+    min_latency: bool
+    tcp_nodelay: bool
+    chunk_size: int                 # the vhost's, else the global one
+    in_ack_size: int
+    out_ack_size: int
+    play: Play
+    publish: Publish
+    http_hooks: HttpHooks
+    cluster: Cluster
+    forward: Forward
+    hls: Hls
+    http_remux: HttpRemux
+    http_static: HttpStatic
+    security: Security
+    refer: Refer
+    dvr: Dvr
+    exec: Exec
+    directive: object = field(repr=False, compare=False)
+
+    @property
+    def is_edge(self):
+        return self.cluster.mode == "remote"
+
+
+@dataclass(frozen=True)
+class HttpAuth:
+    enabled: bool
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class RawApi:
+    enabled: bool
+    allow_reload: bool
+    allow_query: bool
+    allow_update: bool
+
+
+@dataclass(frozen=True)
+class HttpApi:
+    enabled: bool
+    listen: tuple                   # (host, port); a bare port means 127.0.0.1 (srsedge choice)
+    crossdomain: bool
+    raw_api: RawApi
+    auth: HttpAuth
+
+
+@dataclass(frozen=True)
+class HttpServer:
+    enabled: bool
+    listen: tuple                   # (host, port); host "" = all interfaces
+    dir: str
+    crossdomain: bool
+
+
+# Config attribute -> top-level directive, where the names differ.
+_ROOT_NAMES = {
+    "log_tank": "srs_log_tank",
+    "log_level": "srs_log_level",
+    "log_file": "srs_log_file",
+}
+_ROOT_ATTRS = ("listen", "pid", "log_tank", "log_level", "log_file", "max_connections",
+               "chunk_size", "daemon", "workers", "ff_log_dir", "utc_time", "work_dir",
+               "pithy_print_ms", "grace_start_wait", "grace_final_wait", "force_grace_quit")
+
+
+class Config:
+    """The whole config. Top-level values are attributes (see _ROOT_ATTRS), plus:
+    path, root (raw Directive tree), warnings (list[str]), http_api, http_server, vhosts."""
+
+    def __init__(self, root, path):
+        self.path = path
+        self.root = root
+        self.warnings = []
+        values = schema.section_values(root, schema.ROOT)
+        for attr in _ROOT_ATTRS:
+            setattr(self, attr, values[_ROOT_NAMES.get(attr, attr)])
+        self.http_api = _http_api(root.get("http_api"))
+        self.http_server = _section(HttpServer, root.get("http_server"), schema.HTTP_SERVER)
+        self.vhosts = {}
+        for node in root.get_all("vhost"):
+            vhost = _vhost(node, self.chunk_size)
+            self.vhosts[vhost.name] = vhost
+            self.warnings.extend(_vhost_warnings(vhost))
+
+    def vhost(self, name):
+        vhost = self.vhosts.get(name) or self.vhosts.get(DEFAULT_VHOST)
+        return vhost if vhost is not None and vhost.enabled else None
+
+    def __repr__(self):
+        return f"<Config {self.path} listen={self.listen} vhosts={list(self.vhosts)}>"
+
+
+def load_config(path):
+    """Parse, check and type the config file at `path`. Raises ConfigError."""
+    return _build(parse_file(path), path)
+
+
+def parse_text(text, filename="<string>"):
+    """Like load_config, for config text (tests, API)."""
+    return _build(parse_string(text, filename), filename)
+
+
+def _build(root, path):
+    schema.transform_legacy(root)
+    schema.validate(root)
+    return Config(root, path)
+
+
+def _section(cls, node, spec, **extra):
+    return cls(**schema.section_values(node, spec), **extra)
+
+
+def _http_api(node):
+    raw_api = node.get("raw_api") if node else None
+    auth = node.get("auth") if node else None
+    return _section(HttpApi, node, schema.HTTP_API,
+                    raw_api=_section(RawApi, raw_api, schema.HTTP_API.children["raw_api"]),
+                    auth=_section(HttpAuth, auth, schema.HTTP_API.children["auth"]))
+
+
+def _vhost(node, global_chunk_size):
+    values = schema.section_values(node, schema.VHOST)
+    if values["chunk_size"] is None:
+        values["chunk_size"] = global_chunk_size
+    sections = {name: _section(cls, node.get(name), schema.VHOST.children[name])
+                for name, cls in (("publish", Publish), ("http_hooks", HttpHooks),
+                                  ("cluster", Cluster), ("forward", Forward),
+                                  ("http_remux", HttpRemux), ("http_static", HttpStatic),
+                                  ("refer", Refer), ("dvr", Dvr))}
+    vhost = Vhost(name=node.arg0, directive=node, **values, **sections,
+                  play=_play(node, values["min_latency"]), hls=_hls(node.get("hls")),
+                  security=_security(node.get("security")), exec=_exec(node.get("exec")))
+    if vhost.is_edge and not vhost.cluster.origin:
+        where = node.get("cluster").get("mode")
+        raise ConfigError(f"vhost {vhost.name}: cluster.mode remote needs cluster.origin",
+                          where.file, where.line, "vhost.cluster.origin")
+    return vhost
+
+
+def _play(vhost_node, min_latency):
+    node = vhost_node.get("play")
+    values = schema.section_values(node, schema.PLAY)
+    if min_latency and (node is None or node.get("mw_msgs") is None):
+        values["mw_msgs"] = 0       # SRS: realtime mode sends each message at once
+    return Play(**values)
+
+
+def _hls(node):
+    values = schema.section_values(node, schema.HLS)
+    for name in ("hls_key_file_path", "hls_key_url"):
+        if values[name] is None:
+            values[name] = values["hls_path"]
+    return Hls(**values)
+
+
+def _security(node):
+    values = schema.section_values(node, schema.SECURITY)
+    rules = []
+    for child in node.children if node else ():
+        if child.name in ("allow", "deny"):
+            spec = schema.SECURITY.children[child.name]
+            rules.append((child.name, *spec.convert(child.args)))
+    return Security(rules=rules, **values)
+
+
+def _exec(node):
+    values = schema.section_values(node, schema.EXEC)
+    return Exec(publish=[list(child.args) for child in node.get_all("publish")] if node else [],
+                **values)
+
+
+def _enabled(node):
+    return node is not None and node.get("enabled") is not None and node.get("enabled").arg0 == "on"
+
+
+def _vhost_warnings(vhost):
+    if not vhost.is_edge:
+        return []
+    node = vhost.directive
+    busy = [name for name, on in (("hls", vhost.hls.enabled), ("dvr", vhost.dvr.enabled),
+                                  ("transcode", any(_enabled(t) for t in node.get_all("transcode"))))
+            if on]
+    if not busy:
+        return []
+    return [f"vhost {vhost.name}: edge does not do {'/'.join(busy)}; "
+            f"the HLS edge is the nginx tier (in {node.file}:{node.line})"]

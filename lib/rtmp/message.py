@@ -160,8 +160,8 @@ def parse_command(type_id, payload):
     if not values or not isinstance(values[0], str):
         raise CommandError(f"command message does not start with a name: {values[:1]!r}")
     name = values[0]
-    tid = values[1] if len(values) > 1 else 0.0
-    if not isinstance(tid, float):
+    tid = values[1] if len(values) > 1 else None   # None: the peer sent no transaction id
+    if tid is not None and not isinstance(tid, float):
         raise CommandError(f"command {name!r} has a non-number transaction id {tid!r}")
     obj = values[2] if len(values) > 2 else None
     return Command(name, tid, obj, values[3:])
@@ -169,7 +169,7 @@ def parse_command(type_id, payload):
 
 def encode_command(name, tid, obj, *args):
     """AMF0 command message payload."""
-    return amf0.encode(name, float(tid), obj, *args)
+    return amf0.encode(name, float(tid) if tid is not None else 0.0, obj, *args)
 
 
 def parse_data(type_id, payload):

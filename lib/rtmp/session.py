@@ -286,7 +286,7 @@ class ServerSession(_Base):
             app = obj.get("app")
             if not isinstance(tc_url, str) or not tc_url:
                 raise CommandError("connect without tcUrl")
-            self.connect_tid = cmd.tid
+            self.connect_tid = cmd.tid if cmd.tid is not None else 1.0
             enc = obj.get("objectEncoding")
             self.object_encoding = enc if isinstance(enc, float) else 0.0
             return ConnectRequest(tc_url, app if isinstance(app, str) else "", obj, cmd.args)
@@ -361,8 +361,10 @@ class ServerSession(_Base):
                            _info(level, code, description, clientid="ASAICiss"))
 
     # -- decisions from the caller
-    def accept_connect(self, server_info=None):
+    def accept_connect(self, server_info=None, chunk_size=None):
         self._transition("accept_connect")
+        if chunk_size:
+            self._pending_out_chunk_size = chunk_size
         self._send(CSID_CONTROL, MSG_WINDOW_ACK_SIZE, 0, window_ack_size(self.window_ack_size))
         self._send(CSID_CONTROL, MSG_SET_PEER_BANDWIDTH, 0,
                    set_peer_bandwidth(self.peer_bandwidth, LIMIT_DYNAMIC))

@@ -255,8 +255,7 @@ class Consumer:
         if self.closed or self.blocked:
             return
         bufs = self.pending
-        if bufs:
-            self.pending = []
+        self.pending = []
         if not self.paused:
             cursor = source.catch_up(self)
             if self.pending:           # catch_up queued fresh headers after a shed

@@ -1,0 +1,132 @@
+"""The server process: listeners, registries, lifecycle.
+
+Rules: registries (sources, clients) live on the Server object and are passed to what needs
+them; nothing here is a module global. `max_connections` is enforced at accept with one log
+line per refused connection. Startup logs one line listing every listening endpoint.
+"""
+import os
+import random
+import socket
+import time
+
+import gevent
+from gevent.server import StreamServer
+
+from lib.rtmp.session import VERSION
+from lib.server.hooks import Hooks
+from lib.server.rtmp_conn import RtmpConnection
+from lib.server.source import SourceRegistry
+
+
+class Server:
+    def __init__(self, config, logger):
+        self.config = config
+        self.logger = logger
+        self.log = logger.context("main")
+        self.sources = SourceRegistry()
+        self.clients = {}
+        self.hooks = Hooks()
+        self.server_id = f"vid-{random.randrange(16**7):07x}"
+        self.service_id = f"{random.randrange(16**8):08x}"
+        self.started = time.time()
+        self.listeners = []
+        self.connections = 0
+        self.plugins = []              # objects with optional before_play/after_play/... methods
+
+    # ------------------------------------------------------------ naming
+    @staticmethod
+    def stream_key(req, vhost_conf=None):
+        vhost = vhost_conf.name if vhost_conf is not None else req.vhost
+        return f"{vhost}/{req.app}/{req.stream}"
+
+    def stream_id(self, req):
+        return f"{req.vhost}/{req.app}/{req.stream}"
+
+    # ------------------------------------------------------------ extension points
+    def before_play(self, conn, source):
+        for p in self.plugins:
+            f = getattr(p, "before_play", None)
+            if f:
+                f(conn, source)
+
+    def after_play(self, conn, source):
+        for p in self.plugins:
+            f = getattr(p, "after_play", None)
+            if f:
+                f(conn, source)
+
+    def on_publish_started(self, conn, source):
+        for p in self.plugins:
+            f = getattr(p, "on_publish_started", None)
+            if f:
+                f(conn, source)
+
+    def on_publish_stopped(self, conn, source):
+        for p in self.plugins:
+            f = getattr(p, "on_publish_stopped", None)
+            if f:
+                f(conn, source)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self):
+        endpoints = []
+        for host, port in self.config.listen:
+            listener = StreamServer((host or "0.0.0.0", port), self._handle, backlog=1024)
+            listener.init_socket()
+            listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.start()
+            self.listeners.append(listener)
+            endpoints.append(f"rtmp://{host or '0.0.0.0'}:{listener.server_port}")
+        self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")
+        return endpoints
+
+    @property
+    def rtmp_ports(self):
+        return [lst.server_port for lst in self.listeners]
+
+    def _handle(self, sock, addr):
+        if self.connections >= self.config.max_connections:
+            self.log.warn(f"refuse {addr[0]}:{addr[1]}: max_connections {self.config.max_connections} reached")
+            sock.close()
+            return
+        self.connections += 1
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            RtmpConnection(self, sock, addr).run()
+        finally:
+            self.connections -= 1
+
+    def stop_accepting(self):
+        for listener in self.listeners:
+            listener.close()
+
+    def stop(self, grace=0.0):
+        self.stop_accepting()
+        deadline = time.time() + grace
+        while grace and self.clients and time.time() < deadline:
+            gevent.sleep(0.1)
+        for conn in list(self.clients.values()):
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        gevent.sleep(0)
+
+    # ------------------------------------------------------------ reload (SIGHUP)
+    def reload_from(self, path):
+        from lib.config import ConfigError, load_config
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            self.log.error(f"reload ignored, config error: {e}")
+            return False
+        for name, vhost in new.vhosts.items():
+            old = self.config.vhosts.get(name)
+            if old is not None and old.cluster.mode != vhost.cluster.mode:
+                self.log.error(f"reload ignored: vhost {name} cluster.mode {old.cluster.mode} -> "
+                               f"{vhost.cluster.mode} needs a restart")
+                return False
+        self.config = new
+        self.logger.configure(new.log_tank, new.log_level, new.log_file)
+        self.log.trace(f"reload ok: {path}")
+        return True

@@ -1,0 +1,300 @@
+"""One greenlet per RTMP client: drives a ServerSession over a gevent socket.
+
+Rules:
+- Bad bytes (ProtocolError) or a peer that goes away close only this connection, with one log
+  line saying why. Nothing here logs per packet.
+- Before play starts, session output goes straight to the socket; once the client plays, every
+  byte goes through its Consumer so control replies never cut into shared media bytes.
+- Hooks are paired: an accepted on_publish is always followed by one on_unpublish, an accepted
+  on_play by one on_stop, an accepted on_connect by one on_close; cleanup runs in `finally`.
+- The handshake and connect must finish within HANDSHAKE_TIMEOUT (slowloris guard).
+"""
+import os
+import socket
+import time
+
+import gevent
+
+from lib.rtmp import session as rs
+from lib.rtmp.errors import ProtocolError
+from lib.rtmp.url import discover
+from lib.server.hooks import HookContext
+from lib.server.source import Consumer
+
+HANDSHAKE_TIMEOUT = 10.0
+RECV_SIZE = 65536
+
+
+class Reject(Exception):
+    """A policy refusal (hook, duplicate publisher...): close with one log line."""
+
+
+class RtmpConnection:
+    def __init__(self, server, sock, addr):
+        self.server = server
+        self.sock = sock
+        self.ip = addr[0] if isinstance(addr, tuple) else str(addr)
+        self.port = addr[1] if isinstance(addr, tuple) else 0
+        self.log = server.logger.context()
+        self.cid = self.log.cid
+        self.session = rs.ServerSession(now_ms=int(time.time() * 1000) & 0xFFFFFFFF)
+        self.req = None
+        self.vhost_conf = None
+        self.role = "unknown"          # then "publish" or "play"
+        self.source = None
+        self.consumer = None
+        self.publishing = False
+        self.created = time.time()
+        self.bytes_in = 0
+        self.hooks_connected = False
+        self.hooks_published = False
+        self.hooks_playing = False
+        self.close_reason = "client closed"
+
+    # ------------------------------------------------------------ main loop
+    def run(self):
+        server = self.server
+        server.clients[self.cid] = self
+        try:
+            self._serve()
+        except Reject as e:
+            self.close_reason = str(e)
+            self.log.warn(f"close: {e}")
+        except ProtocolError as e:
+            self.close_reason = f"protocol error: {e}"
+            self.log.warn(f"close {self.ip}:{self.port}: protocol error: {e}")
+        except gevent.Timeout:
+            self.close_reason = "timeout"
+            self.log.warn(f"close {self.ip}:{self.port}: no handshake/connect in {HANDSHAKE_TIMEOUT:g}s")
+        except (OSError, socket.error) as e:
+            self.close_reason = f"socket: {e}"
+            self.log.trace(f"client gone: {e}")
+        finally:
+            self._cleanup()
+            server.clients.pop(self.cid, None)
+
+    def _serve(self):
+        sock = self.sock
+        timer = gevent.Timeout(HANDSHAKE_TIMEOUT)
+        timer.start()
+        try:
+            while self.session.state in ("handshake", "wait_connect", "connecting"):
+                if not self._pump():
+                    return
+        finally:
+            timer.close()
+        while self._pump():
+            pass
+        self.log.trace(f"client {self.ip}:{self.port} closed the connection")
+
+    def _pump(self):
+        data = self.sock.recv(RECV_SIZE)
+        if not data:
+            return False
+        self.bytes_in += len(data)
+        events = self.session.feed(data)
+        self._flush_session()
+        for ev in events:
+            handler = self._handlers.get(type(ev))
+            if handler is not None:
+                handler(self, ev)
+                self._flush_session()
+            if self.session.state == "closed":
+                return False
+        return True
+
+    def _flush_session(self):
+        out = self.session.data_to_send()
+        if not out:
+            return
+        if self.consumer is not None:
+            self.consumer.send_private(out, self.source)
+        else:
+            self.sock.sendall(out)
+
+    # ------------------------------------------------------------ events
+    def _on_connect(self, ev):
+        req = discover(ev.tc_url, "", guess_stream=False)
+        vhost_conf = self.server.config.vhost(req.vhost)
+        if vhost_conf is None:
+            self.session.reject_connect("vhost not found")
+            self._flush_session()
+            raise Reject(f"connect {ev.tc_url}: no vhost {req.vhost!r}")
+        self.req, self.vhost_conf = req, vhost_conf
+        self.page_url = ev.command_object.get("pageUrl") if isinstance(ev.command_object.get("pageUrl"), str) else ""
+        self.connect_object = ev.command_object
+        self.connect_args = ev.args
+        self._log_upnode(ev.args)
+        self.log.trace(f"connect {self.ip}:{self.port} tcUrl={ev.tc_url} vhost={req.vhost} app={req.app}")
+        hooks = vhost_conf.http_hooks
+        if hooks.enabled and hooks.on_connect:
+            ok, reason = self.server.hooks.call("on_connect", hooks.on_connect, self._hook_ctx())
+            if not ok:
+                self.session.reject_connect("rejected by on_connect")
+                self._flush_session()
+                raise Reject(f"on_connect rejected: {reason}")
+        self.hooks_connected = hooks.enabled and bool(hooks.on_close)
+        self.session.accept_connect({"srs_id": self.cid, "srs_pid": float(os.getpid())},
+                                    chunk_size=vhost_conf.chunk_size)
+
+    def _log_upnode(self, args):
+        """An upstream SRS-style edge sends its identity in the connect args."""
+        for a in args:
+            if isinstance(a, dict) and "srs_sig" in a:
+                self.log.trace(f"edge upnode connected: server={a.get('srs_server')} "
+                               f"pid={a.get('srs_pid')} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
+
+    def _resolve_stream(self, stream):
+        req = discover(self.req.tc_url, stream)
+        vhost_conf = self.server.config.vhost(req.vhost)
+        if vhost_conf is None:
+            raise Reject(f"stream {stream}: no vhost {req.vhost!r}")
+        self.req, self.vhost_conf = req, vhost_conf
+        return req
+
+    def _on_publish(self, ev):
+        req = self._resolve_stream(ev.stream)
+        self.role = "publish"
+        key = self.server.stream_key(req, self.vhost_conf)
+        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
+        if not source.can_publish():
+            self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
+            self._flush_session()
+            raise Reject(f"publish {key}: already publishing, second publisher refused")
+        hooks = self.vhost_conf.http_hooks
+        if hooks.enabled and hooks.on_publish:
+            ok, reason = self.server.hooks.call("on_publish", hooks.on_publish, self._hook_ctx())
+            if not ok:
+                self.session.reject("NetStream.Publish.BadName", "rejected by on_publish")
+                self._flush_session()
+                self.server.sources.maybe_remove(source)
+                raise Reject(f"on_publish rejected: {reason}")
+            self.hooks_published = bool(hooks.on_unpublish)
+        if not source.can_publish():   # another publisher won while the hook ran
+            self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
+            self._flush_session()
+            raise Reject(f"publish {key}: already publishing, second publisher refused")
+        source.on_publish(self)
+        self.source = source
+        self.publishing = True
+        self.server.on_publish_started(self, source)
+        self.session.accept_publish()
+        self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
+
+    def _on_media(self, ev):
+        self.source.on_media(ev.type_id, ev.timestamp, ev.payload)
+
+    def _on_unpublish(self, ev):
+        self._stop_publish("unpublished")
+
+    def _stop_publish(self, why):
+        if not self.publishing:
+            return
+        self.publishing = False
+        source = self.source
+        self.source = None
+        self.server.on_publish_stopped(self, source)
+        source.on_unpublish(self)
+        self.log.trace(f"unpublish {source.key}: {why}")
+        if self.hooks_published:
+            self.hooks_published = False
+            hooks = self.vhost_conf.http_hooks
+            ok, reason = self.server.hooks.call("on_unpublish", hooks.on_unpublish, self._hook_ctx())
+            if not ok:
+                self.log.warn(f"on_unpublish failed (ignored): {reason}")
+
+    def _on_play(self, ev):
+        req = self._resolve_stream(ev.stream)
+        self.role = "play"
+        hooks = self.vhost_conf.http_hooks
+        if hooks.enabled and hooks.on_play:
+            ok, reason = self.server.hooks.call("on_play", hooks.on_play, self._hook_ctx())
+            if not ok:
+                self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
+                self._flush_session()
+                raise Reject(f"on_play rejected: {reason}")
+            self.hooks_playing = bool(hooks.on_stop)
+        key = self.server.stream_key(req, self.vhost_conf)
+        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
+        self.server.before_play(self, source)
+        self.session.accept_play()
+        self._flush_session()
+        self.source = source
+        self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error)
+        source.attach(self.consumer)
+        self.log.trace(f"play {key} to {self.ip}:{self.port}")
+
+    def _on_consumer_error(self, err):
+        self.log.trace(f"player write failed: {err}")
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _on_pause(self, ev):
+        if self.consumer is not None:
+            self.consumer.paused = ev.paused
+            if not ev.paused:
+                self.consumer.cursor = self.source.end
+                self.consumer.pending.extend(self.source.start_bytes("rtmp"))
+                self.consumer.flush(self.source)
+
+    def _on_stop_play(self, ev):
+        self._stop_play()
+
+    def _stop_play(self):
+        consumer = self.consumer
+        if consumer is None:
+            return
+        self.consumer = None
+        consumer.close()
+        source = self.source
+        self.source = None
+        source.detach(consumer)
+        self.server.after_play(self, source)
+        if self.hooks_playing:
+            self.hooks_playing = False
+            ok, reason = self.server.hooks.call("on_stop", self.vhost_conf.http_hooks.on_stop, self._hook_ctx())
+            if not ok:
+                self.log.warn(f"on_stop failed (ignored): {reason}")
+
+    _handlers = {
+        rs.ConnectRequest: _on_connect,
+        rs.PublishRequest: _on_publish,
+        rs.PlayRequest: _on_play,
+        rs.Media: _on_media,
+        rs.Unpublish: _on_unpublish,
+        rs.StopPlay: _on_stop_play,
+        rs.Pause: _on_pause,
+    }
+
+    # ------------------------------------------------------------ teardown
+    def _cleanup(self):
+        try:
+            self._stop_publish("client closed")
+        except Exception as e:  # noqa: BLE001 - cleanup must go on
+            self.log.error(f"unpublish cleanup failed: {e!r}")
+        try:
+            self._stop_play()
+        except Exception as e:  # noqa: BLE001
+            self.log.error(f"play cleanup failed: {e!r}")
+        if self.hooks_connected:
+            self.hooks_connected = False
+            ok, reason = self.server.hooks.call("on_close", self.vhost_conf.http_hooks.on_close, self._hook_ctx())
+            if not ok:
+                self.log.warn(f"on_close failed (ignored): {reason}")
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _hook_ctx(self):
+        req = self.req
+        return HookContext(
+            client_id=self.cid, ip=self.ip, vhost=req.vhost, app=req.app,
+            stream=req.stream or "", param=req.param or "", tc_url=req.tc_url,
+            page_url=getattr(self, "page_url", ""), server_id=self.server.server_id,
+            service_id=self.server.service_id, stream_id=self.server.stream_id(req),
+            send_bytes=self.consumer.bytes_out if self.consumer else 0,
+            recv_bytes=self.bytes_in,
+        )

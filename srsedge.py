@@ -1,0 +1,108 @@
+"""srsedge entry point: `python srsedge.py [-c] FILE`, `-t` tests the config, `-v` the version.
+
+Rules: gevent monkey-patching happens before anything else is imported. Config errors print
+`FILE:LINE: message` and exit 1. Signals as SRS: SIGHUP reload, SIGTERM fast quit, SIGQUIT
+graceful quit, SIGUSR1 reopen the log file.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+
+from lib.config import ConfigError, load_config  # noqa: E402
+from lib.rtmp.session import VERSION  # noqa: E402
+from lib.server import pidfile  # noqa: E402
+from lib.server.log import Logger  # noqa: E402
+
+GRACEFUL_QUIT_SECONDS = 30.0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="srsedge", description="SRS-compatible RTMP edge/origin server")
+    p.add_argument("conf", nargs="?", help="config file (SRS format)")
+    p.add_argument("-c", dest="conf_opt", metavar="FILE", help="config file (SRS format)")
+    p.add_argument("-t", dest="test", action="store_true", help="test the config file and exit")
+    p.add_argument("-v", "-V", dest="version", action="store_true", help="print the version and exit")
+    return p.parse_args(argv)
+
+
+def daemonize():
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(VERSION)
+        return 0
+    path = args.conf_opt or args.conf or "conf/srs.conf"
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        print(f"srsedge: config error: {e}", file=sys.stderr)
+        return 1
+    if args.test:
+        for warning in config.warnings:
+            print(f"srsedge: warning: {warning}", file=sys.stderr)
+        print(f"srsedge: config file {path} test is successful")
+        return 0
+    if config.daemon:
+        daemonize()
+    logger = Logger(config.log_tank, config.log_level, config.log_file)
+    try:
+        pidfile.acquire(config.pid)
+    except (pidfile.PidFileError, OSError) as e:
+        print(f"srsedge: {e}", file=sys.stderr)
+        logger.write(4, "main", str(e))
+        return 1
+    from lib.server.app import Server
+    server = Server(config, logger)
+    for warning in config.warnings:
+        server.log.warn(warning)
+    try:
+        server.start()
+    except OSError as e:
+        server.log.error(f"cannot listen: {e}")
+        pidfile.release(config.pid)
+        return 1
+    done = gevent.event.Event()
+
+    def quit_fast():
+        server.log.trace("SIGTERM: fast quit")
+        server.stop()
+        done.set()
+
+    def quit_graceful():
+        server.log.trace(f"SIGQUIT: graceful quit (up to {GRACEFUL_QUIT_SECONDS:g}s)")
+        server.stop(grace=GRACEFUL_QUIT_SECONDS)
+        done.set()
+
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
+    gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
+    gevent.signal_handler(signal.SIGUSR1, logger.reopen)
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(server.reload_from, path))
+    try:
+        done.wait()
+    finally:
+        pidfile.release(config.pid)
+    server.log.trace("quit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ class Server:
         self.config = config
         self.logger = logger
         self.log = logger.context("main")
-        self.sources = SourceRegistry()
+        self.sources = SourceRegistry(on_create=self._on_source_created)
         self.clients = {}
         self.hooks = Hooks()
         self.server_id = f"vid-{random.randrange(16**7):07x}"
@@ -54,6 +54,12 @@ class Server:
             f = getattr(p, "after_play", None)
             if f:
                 f(conn, source)
+
+    def _on_source_created(self, source):
+        for p in self.plugins:
+            f = getattr(p, "on_source_created", None)
+            if f:
+                f(source)
 
     def on_publish_started(self, conn, source):
         for p in self.plugins:

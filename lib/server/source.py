@@ -81,6 +81,9 @@ class Source:
         self._wake = Event()
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
+        self.sinks = []                # per-source consumers of every message (HLS, forward):
+        # objects with on_publish(source), on_message(SharedMessage), on_unpublish(source).
+        # on_message is called inline on the hot path: it must only queue, never block.
 
     # ------------------------------------------------------------ publishing side
     @property
@@ -94,6 +97,8 @@ class Source:
         self.publisher = publisher
         self.publish_count += 1
         self.jitter.restart()
+        for sink in self.sinks:
+            sink.on_publish(self)
 
     def on_unpublish(self, publisher):
         if self.publisher is not publisher:
@@ -101,6 +106,8 @@ class Source:
         self.publisher = None
         self.gop.clear()
         self.metadata = self.video_sh = self.audio_sh = None
+        for sink in self.sinks:
+            sink.on_unpublish(self)
         self.registry.maybe_remove(self)
 
     def on_media(self, type_id, timestamp, payload):
@@ -122,6 +129,8 @@ class Source:
                 self.gop.add(msg, False, False)
         else:
             self.metadata = msg
+        for sink in self.sinks:
+            sink.on_message(msg)
         if not self.consumers:
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
@@ -324,8 +333,9 @@ class Consumer:
 class SourceRegistry:
     """All live sources of a server, by stream key. Passed in; never a module global."""
 
-    def __init__(self):
+    def __init__(self, on_create=None):
         self.sources = {}
+        self.on_create = on_create     # callback(source) when a source is made (attach sinks)
 
     def get(self, key):
         return self.sources.get(key)
@@ -335,6 +345,8 @@ class SourceRegistry:
         if src is None:
             src = Source(self, key, vhost, app, stream, vhost_conf)
             self.sources[key] = src
+            if self.on_create is not None:
+                self.on_create(src)
         return src
 
     def maybe_remove(self, src):
@@ -342,6 +354,10 @@ class SourceRegistry:
             if self.sources.get(src.key) is src:
                 del self.sources[src.key]
             src.stop()
+            for sink in src.sinks:
+                close = getattr(sink, "on_source_removed", None)
+                if close is not None:
+                    close(src)
 
 
 __all__ = ["Source", "SourceRegistry", "Consumer", "SharedMessage", "errno"]

@@ -4,6 +4,8 @@ Rules: `full` makes timestamps monotonic per source across publishers: a step bi
 MAX_JITTER_MS either way is replaced by DEFAULT_FRAME_MS, so a republish or an upstream switch
 continues right after the last timestamp players saw. `zero` starts at 0 for each publisher.
 `off` passes timestamps through. The corrector is kept for the source's lifetime.
+A re-anchor (jump or new publisher) continues after the *largest* timestamp sent so far, so
+neither the audio nor the video track ever goes backwards across it.
 """
 
 MAX_JITTER_MS = 250
@@ -11,12 +13,13 @@ DEFAULT_FRAME_MS = 10
 
 
 class Jitter:
-    __slots__ = ("mode", "last_in", "last_out", "zero_base", "started")
+    __slots__ = ("mode", "last_in", "last_out", "max_out", "zero_base", "started")
 
     def __init__(self, mode="full"):
         self.mode = mode
         self.last_in = 0
         self.last_out = 0
+        self.max_out = 0
         self.zero_base = None
         self.started = False
 
@@ -38,12 +41,13 @@ class Jitter:
             self.last_in = ts
             self.last_out = 0
             return 0
-        if self.last_in is None:
-            delta = DEFAULT_FRAME_MS
+        delta = None if self.last_in is None else ts - self.last_in
+        if delta is None or delta > MAX_JITTER_MS or delta < -MAX_JITTER_MS:
+            out = self.max_out + DEFAULT_FRAME_MS
         else:
-            delta = ts - self.last_in
-            if delta > MAX_JITTER_MS or delta < -MAX_JITTER_MS:
-                delta = DEFAULT_FRAME_MS
+            out = max(0, self.last_out + delta)
         self.last_in = ts
-        self.last_out = max(0, self.last_out + delta)
-        return self.last_out
+        self.last_out = out
+        if out > self.max_out:
+            self.max_out = out
+        return out

@@ -397,7 +397,8 @@ class ServerSession(_Base):
         self._on_status("NetStream.Play.Reset", "Playing and resetting stream.")
         self._on_status("NetStream.Play.Start", "Started playing stream.")
         self._send_data(STREAM_ID, "|RtmpSampleAccess", False, False)
-        self._send_data(STREAM_ID, "onStatus", {"code": "NetStream.Data.Start"})
+        # SRS also sends an `onStatus` data message (NetStream.Data.Start); ffmpeg turns it into
+        # an extra "data" stream, so we leave it out (nginx-rtmp does not send it either).
 
     def reject(self, code, description):
         """Refuse a pending publish/play (or end an active one) with an error onStatus."""

@@ -120,6 +120,7 @@ class RtmpConnection:
             self.session.reject_connect("vhost not found")
             self._flush_session()
             raise Reject(f"connect {ev.tc_url}: no vhost {req.vhost!r}")
+        req.vhost = vhost_conf.name    # as SRS: the matched config vhost from here on
         self.req, self.vhost_conf = req, vhost_conf
         self.page_url = ev.command_object.get("pageUrl") if isinstance(ev.command_object.get("pageUrl"), str) else ""
         self.connect_object = ev.command_object
@@ -149,6 +150,7 @@ class RtmpConnection:
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             raise Reject(f"stream {stream}: no vhost {req.vhost!r}")
+        req.vhost = vhost_conf.name
         self.req, self.vhost_conf = req, vhost_conf
         return req
 

@@ -32,6 +32,8 @@ class Server:
         self.listeners = []
         self.connections = 0
         self.plugins = []              # objects with optional before_play/after_play/... methods
+        from lib.server.edge import EdgePlugin
+        self.plugins.append(EdgePlugin(self))
 
     # ------------------------------------------------------------ naming
     @staticmethod
@@ -46,6 +48,13 @@ class Server:
     def before_play(self, conn, source):
         for p in self.plugins:
             f = getattr(p, "before_play", None)
+            if f:
+                f(conn, source)
+
+    def before_publish(self, conn, source):
+        """Plugins may refuse (raise Reject) or block (edge: wait for the origin to accept)."""
+        for p in self.plugins:
+            f = getattr(p, "before_publish", None)
             if f:
                 f(conn, source)
 

@@ -18,15 +18,12 @@ import gevent
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover
+from lib.server.errors import Reject
 from lib.server.hooks import HookContext
 from lib.server.source import Consumer
 
 HANDSHAKE_TIMEOUT = 10.0
 RECV_SIZE = 65536
-
-
-class Reject(Exception):
-    """A policy refusal (hook, duplicate publisher...): close with one log line."""
 
 
 class RtmpConnection:
@@ -142,8 +139,10 @@ class RtmpConnection:
         """An upstream SRS-style edge sends its identity in the connect args."""
         for a in args:
             if isinstance(a, dict) and "srs_sig" in a:
+                pid = a.get("srs_pid")
+                pid = int(pid) if isinstance(pid, float) else pid
                 self.log.trace(f"edge upnode connected: server={a.get('srs_server')} "
-                               f"pid={a.get('srs_pid')} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
+                               f"pid={pid} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
 
     def _resolve_stream(self, stream):
         req = discover(self.req.tc_url, stream)
@@ -176,6 +175,13 @@ class RtmpConnection:
             self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
             self._flush_session()
             raise Reject(f"publish {key}: already publishing, second publisher refused")
+        try:
+            self.server.before_publish(self, source)
+        except Reject:
+            self.session.reject("NetStream.Publish.BadName", "publish refused")
+            self._flush_session()
+            self.server.sources.maybe_remove(source)
+            raise
         source.on_publish(self)
         self.source = source
         self.publishing = True
@@ -218,13 +224,35 @@ class RtmpConnection:
             self.hooks_playing = bool(hooks.on_stop)
         key = self.server.stream_key(req, self.vhost_conf)
         source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
-        self.server.before_play(self, source)
+        try:
+            self.server.before_play(self, source)
+        except Reject:
+            self.session.reject("NetStream.Play.StreamNotFound", "play refused")
+            self._flush_session()
+            self.server.sources.maybe_remove(source)
+            raise
         self.session.accept_play()
         self._flush_session()
         self.source = source
         self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error)
         source.attach(self.consumer)
         self.log.trace(f"play {key} to {self.ip}:{self.port}")
+
+    def kick(self, reason, status=None):
+        """Close this client from another greenlet (edge not found, API kick, give-up)."""
+        self.close_reason = reason
+        self.log.warn(f"close {self.ip}:{self.port}: {reason}")
+        if status is not None and self.session.state in ("playing", "publishing", "play_pending",
+                                                          "publish_pending"):
+            try:
+                self.session.reject(*status)
+                self._flush_session()
+            except (OSError, ProtocolError):
+                pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _on_consumer_error(self, err):
         self.log.trace(f"player write failed: {err}")

@@ -100,6 +100,11 @@ class Source:
         for sink in self.sinks:
             sink.on_publish(self)
 
+    def on_upstream_switch(self):
+        """The edge moved to another origin: its media continues this source's timeline."""
+        self.jitter.restart()
+        self.gop.clear()
+
     def on_unpublish(self, publisher):
         if self.publisher is not publisher:
             return

@@ -1,0 +1,347 @@
+"""Bad clients against a real server while a real ffmpeg publishes and another plays.
+
+Black box: one `srsedge.py` process (ORIGIN_CONF), ffmpeg publishing the test clip in a loop, an
+ffmpeg player decoding ~8 s. Meanwhile raw sockets send bad bytes, built with our own sans-IO
+modules or by hand. For each bad client the server must close that connection (EOF or reset),
+write exactly one warn line for it (found by the client's port) naming the reason, and nothing
+else may suffer: the player decodes ~all frames with video and audio, the publisher stays up.
+
+What is tolerated on purpose (SRS does the same) is checked too: fmt 1 on a chunk stream never
+opened (librtmp's first ping) is accepted and the connection goes on.
+"""
+import random
+import re
+import socket
+import struct
+import time
+
+from lib.rtmp import amf0
+from lib.rtmp import session as rs
+from lib.rtmp.chunk import encode_message
+from lib.rtmp.errors import ProtocolError
+from lib.rtmp.handshake import ClientHandshake
+from lib.rtmp.message import (
+    MSG_AMF0_COMMAND, MSG_SET_CHUNK_SIZE, MSG_VIDEO, MSG_WINDOW_ACK_SIZE, encode_command,
+)
+from tests.conftest import ORIGIN_CONF, wait_for
+
+PLAY_SECONDS = 8
+FPS = 25
+HANDSHAKE_TIMEOUT = 10.0   # lib/server/rtmp_conn.py HANDSHAKE_TIMEOUT
+CLOSE_TIMEOUT = 5.0        # how long a bad client waits for the server to close it
+MAX_BODY = 0xFFFFFF        # the largest message a 24-bit chunk length field can announce
+
+
+class BadClient:
+    """A raw socket to the server that records every byte it sends."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLOSE_TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+        self.sent = bytearray()
+        self.started = time.time()
+
+    def send(self, data):
+        self.sent += data
+        self.sock.sendall(data)
+
+    def recv_some(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        return data
+
+    def handshake(self, complex_hs=True):
+        """A valid C0C1 / S0S1S2 / C2 exchange; the server's bytes after S2 are returned."""
+        hs = ClientHandshake(complex=complex_hs)
+        self.send(hs.start())
+        c2 = b""
+        while not hs.done:
+            c2 = hs.feed(self.recv_some())
+        self.send(c2)
+        return hs.leftover
+
+    def connect(self, tc_url, intent=None):
+        """Handshake and connect with our ClientSession, then optionally play or publish
+        (`intent` = ("play"|"publish", stream)); returns the session once that succeeded."""
+        app = tc_url.split("/", 3)[3]
+        cs = rs.ClientSession(tc_url, app)
+        want = "connected"
+        if intent is not None:
+            getattr(cs, intent[0])(intent[1])
+            want = "playing" if intent[0] == "play" else "publishing"
+        self.send(cs.start())
+        while cs.state != want:
+            assert cs.state != "closed", f"server refused {intent}"
+            cs.feed(self.recv_some())
+            self.send(cs.data_to_send())
+        return cs
+
+    def wait_closed(self, within=CLOSE_TIMEOUT):
+        """Read until the server closes: EOF or reset, at most `within` s after connecting.
+        Returns the seconds from connecting to the close."""
+        self.sock.settimeout(max(0.1, self.started + within - time.time()))
+        try:
+            while self.sock.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        except socket.timeout:
+            raise AssertionError(f"server did not close client :{self.port}") from None
+        finally:
+            self.sock.close()
+        return time.time() - self.started
+
+
+def command(payload, csid=3, stream_id=0, chunk_size=128):
+    return encode_message(csid, MSG_AMF0_COMMAND, stream_id, 0, payload, chunk_size)
+
+
+def connect_payload(tc_url):
+    return encode_command("connect", 1.0, {"app": "live", "tcUrl": tc_url, "flashVer": "LNX 9,0,124,2"})
+
+
+def nested_object(depth):
+    """An AMF0 object nested `depth` levels deep, by hand (our encoder refuses past the cap)."""
+    return b"\x03" + b"\x00\x01a\x03" * (depth - 1) + b"\x00\x00\x09" * depth
+
+
+def server_side_error(client_bytes, extra):
+    """The ProtocolError our sans-IO ServerSession raises for `extra` after `client_bytes`."""
+    mirror = rs.ServerSession()
+    for ev in mirror.feed(bytes(client_bytes)):
+        if isinstance(ev, rs.ConnectRequest):
+            mirror.accept_connect()
+    try:
+        mirror.feed(extra)
+    except ProtocolError as e:
+        return str(e)
+    return None
+
+
+# ---------------------------------------------------------------- bad clients
+# Each takes (port, tc_url), misbehaves and returns (BadClient, reason the warn line must name).
+
+def garbage_handshake(port, tc_url):
+    c = BadClient(port)
+    c.send(b"this is not rtmp at all\r\n" * 80)
+    return c, "protocol error: C0 version 116, want 3"
+
+
+def c0_rtmpe(port, tc_url):
+    c = BadClient(port)
+    c.send(b"\x06" + bytes(1536))
+    return c, "protocol error: C0 version 6, want 3 (encrypted RTMPE"
+
+
+def c0_http(port, tc_url):
+    c = BadClient(port)
+    c.send(b"GET /live/livestream.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+    return c, "protocol error: C0 version 71, want 3 (looks like an HTTP request"
+
+
+def c0_tls(port, tc_url):
+    c = BadClient(port)
+    c.send(b"\x16\x03\x01\x02\x00\x01" + bytes(200))
+    return c, "protocol error: C0 version 22, want 3 (looks like a TLS ClientHello"
+
+
+def chunk_size_zero(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 0), 128))
+    return c, "protocol error: chunk size 0"
+
+
+def chunk_size_2_31(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 1 << 31), 128))
+    return c, "protocol error: chunk size 2147483648"
+
+
+def chunk_size_max_u32(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, b"\xff\xff\xff\xff", 128))
+    return c, "protocol error: chunk size 4294967295"
+
+
+def largest_message(port, tc_url):
+    """20 MiB cannot be announced (the length field is 24 bits): send the largest message a
+    header can announce, 16 MiB - 1, in one chunk, with a command that is not AMF past its name."""
+    c = BadClient(port)
+    c.handshake()
+    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 0x7FFFFFFF), 128))
+    payload = amf0.encode("connect") + b"\xff" * (MAX_BODY - 10)
+    c.send(command(payload, chunk_size=0x7FFFFFFF))
+    return c, "protocol error: unsupported AMF0 marker 0xff"
+
+
+def fmt2_unopened(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(bytes([0x80 | 9]) + b"\x00\x00\x28" + bytes(64))
+    return c, "protocol error: fmt 2 on chunk stream 9 never opened"
+
+
+def fmt3_unopened(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(bytes([0xC0 | 0]) + bytes([300 - 64]) + bytes(64))  # 2-byte basic header, csid 300
+    return c, "protocol error: fmt 3 on chunk stream 300 never opened"
+
+
+def amf_too_deep(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    payload = amf0.encode("connect", 1.0) + nested_object(amf0.MAX_DEPTH + 8)
+    c.send(command(payload))
+    return c, f"protocol error: AMF0 nesting deeper than {amf0.MAX_DEPTH}"
+
+
+def no_transaction_id(port, tc_url):
+    c = BadClient(port)
+    cs = c.connect(tc_url)
+    c.send(command(amf0.encode("hello"), chunk_size=cs.out_chunk_size))
+    return c, "protocol error: unknown command 'hello' without transaction id"
+
+
+def truncated_connect(port, tc_url):
+    c = BadClient(port)
+    c.handshake()
+    c.send(command(connect_payload(tc_url)[:-12]))
+    return c, "protocol error: truncated AMF0 data"
+
+
+def rejected_junk(client_bytes, junk_maker):
+    """The first junk from `junk_maker(rng)` (seeds 0, 1, ...) that our ServerSession rejects
+    after `client_bytes`, and its error: the server must close with the same reason."""
+    for seed in range(1000):
+        junk = junk_maker(random.Random(seed))
+        reason = server_side_error(client_bytes, junk)
+        if reason is not None:
+            return junk, f"protocol error: {reason}"
+    raise AssertionError("no rejected junk found")
+
+
+def random_after_connect(port, tc_url):
+    c = BadClient(port)
+    c.connect(tc_url)
+    junk, reason = rejected_junk(c.sent, lambda rng: rng.randbytes(2048))
+    c.send(junk)
+    return c, reason
+
+
+def random_command_after_connect(port, tc_url):
+    """A well-formed chunk header (command, csid 3) around random AMF bytes."""
+    c = BadClient(port)
+    cs = c.connect(tc_url)
+    junk, reason = rejected_junk(
+        c.sent, lambda rng: command(rng.randbytes(300), chunk_size=cs.out_chunk_size))
+    c.send(junk)
+    return c, reason
+
+
+def junk_while_playing(port, tc_url):
+    """A second player of the stream the real player watches breaks: only it is closed."""
+    c = BadClient(port)
+    c.connect(tc_url, ("play", "livestream"))
+    c.send(bytes([0xC0 | 40]) + bytes(32))
+    return c, "protocol error: fmt 3 on chunk stream 40 never opened"
+
+
+def junk_while_publishing(port, tc_url):
+    """A publisher of another stream breaks after a video message: its source is released."""
+    c = BadClient(port)
+    cs = c.connect(tc_url, ("publish", "bad"))
+    cs.send_media(MSG_VIDEO, 0, b"\x17\x00\x00\x00\x00" + bytes(20))
+    c.send(cs.data_to_send() + bytes([0x80 | 41]) + bytes(32))
+    return c, "protocol error: fmt 2 on chunk stream 41 never opened"
+
+
+BAD_CLIENTS = [
+    garbage_handshake, c0_rtmpe, c0_http, c0_tls, chunk_size_zero, chunk_size_2_31,
+    chunk_size_max_u32, largest_message, fmt2_unopened, fmt3_unopened, amf_too_deep,
+    no_transaction_id, truncated_connect, random_after_connect, random_command_after_connect,
+    junk_while_playing, junk_while_publishing,
+]
+
+
+def fmt1_unopened_is_tolerated(port, tc_url):
+    """fmt 1 as the first chunk of a chunk stream (librtmp's first ping): accepted, as SRS."""
+    c = BadClient(port)
+    c.handshake()
+    header = bytes([0x40 | 4]) + b"\x00\x00\x00" + (4).to_bytes(3, "big") + bytes([MSG_WINDOW_ACK_SIZE])
+    c.send(header + struct.pack(">I", 2500000) + command(connect_payload(tc_url)))
+    cs = rs.ClientSession(tc_url, "live")  # only to parse the server's replies
+    reader = cs.reader
+    deadline = time.time() + CLOSE_TIMEOUT
+    names = []
+    while "_result" not in names and time.time() < deadline:
+        for msg in reader.feed(c.recv_some()):
+            if msg.type_id == MSG_AMF0_COMMAND:
+                names.append(amf0.decode_all(msg.payload)[0])
+    c.sock.close()
+    return c, names
+
+
+# ---------------------------------------------------------------- the test
+
+def warn_lines(log, port):
+    return [line for line in log.splitlines()
+            if "[Warn]" in line and f"127.0.0.1:{port}:" in line]
+
+
+def test_bad_clients_do_not_disturb_publisher_and_player(server_factory, media_file,
+                                                        publisher_factory, player_factory):
+    srv = server_factory(ORIGIN_CONF)
+    url = srv.url("live/livestream")
+    tc_url = srv.url("live")
+    pub = publisher_factory(url, media_file, loop=True)
+    assert wait_for(lambda: "publish " in srv.log_text(), timeout=10), srv.log_text()
+
+    # The slow one first: half a handshake, then silence until the server's timeout.
+    silent = BadClient(srv.port)
+    silent.send(b"\x03" + bytes(700))
+
+    player = player_factory(url, PLAY_SECONDS)
+    assert wait_for(lambda: "play " in srv.log_text(), timeout=10), srv.log_text()
+
+    results = []
+    for bad in BAD_CLIENTS:
+        client, reason = bad(srv.port, tc_url)
+        results.append((bad.__name__, client.port, reason, client.wait_closed()))
+    tolerated, names = fmt1_unopened_is_tolerated(srv.port, tc_url)
+
+    player.wait(timeout=PLAY_SECONDS + 20)
+    silent_closed_after = silent.wait_closed(within=HANDSHAKE_TIMEOUT + 2)
+    assert wait_for(lambda: warn_lines(srv.log_text(), silent.port), timeout=2)
+
+    log = srv.log_text()
+    problems = []
+    for name, port, reason, seconds in results:
+        lines = warn_lines(log, port)
+        if len(lines) != 1 or reason not in lines[0]:
+            problems.append(f"{name}: want one warn line with {reason!r}, got {lines}")
+        if seconds > 2.0:
+            problems.append(f"{name}: closed after {seconds:.1f}s")
+    assert not problems, "\n".join(problems)
+
+    assert "_result" in names, names
+    assert warn_lines(log, tolerated.port) == []
+
+    lines = warn_lines(log, silent.port)
+    assert len(lines) == 1 and f"no handshake/connect in {HANDSHAKE_TIMEOUT:g}s" in lines[0], lines
+    assert HANDSHAKE_TIMEOUT - 1 < silent_closed_after < HANDSHAKE_TIMEOUT + 2, silent_closed_after
+
+    # Only the bad clients were warned about; nothing failed inside the server.
+    warns = [line for line in log.splitlines() if "[Warn]" in line]
+    assert len(warns) == len(BAD_CLIENTS) + 1, "\n".join(warns)
+    assert "[Error]" not in log and "Traceback" not in log, log
+    assert re.search(r"unpublish \S*live/bad: client closed", log), log
+
+    assert player.has_video and player.has_audio, player.stderr
+    assert player.frames >= 0.9 * PLAY_SECONDS * FPS, (player.frames, player.stderr)
+    assert pub.alive(), pub.stop()
+    assert srv.alive()

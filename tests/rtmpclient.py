@@ -4,6 +4,7 @@ Rules: plain sockets with timeouts (no gevent), so tests can drive a real server
 exactly what a player receives (timestamps, status codes), or send hand-made bad bytes.
 """
 import socket
+import threading
 import time
 
 from lib.rtmp import session as rs
@@ -21,6 +22,7 @@ class RtmpTestClient:
         self.sock.sendall(self.session.start())
         self.events = []
         self.media = []                # (type_id, timestamp, payload)
+        self.arrivals = []             # time.time() each media message arrived
         self.statuses = []
         self.closed = False
 
@@ -38,6 +40,7 @@ class RtmpTestClient:
             self.events.append(ev)
             if isinstance(ev, rs.Media):
                 self.media.append((ev.type_id, ev.timestamp, ev.payload))
+                self.arrivals.append(time.time())
             elif isinstance(ev, rs.Status):
                 self.statuses.append(ev.code)
         out = self.session.data_to_send()
@@ -91,3 +94,18 @@ def timestamp_regressions(media):
                 bad += 1
             last[type_id] = ts
     return bad
+
+
+def longest_pause(client, after=0.0):
+    """Longest wall-clock pause (s) between media messages the client received after `after`."""
+    times = [t for t in client.arrivals if t >= after]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def read_all(clients, seconds):
+    """Read every client at once for `seconds` (each in a thread, so arrival times are real)."""
+    threads = [threading.Thread(target=c.read_for, args=(seconds,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -1,0 +1,251 @@
+"""Black-box edge cluster tests: real origin and edge processes, real ffmpeg."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from lib.media import flv
+from tests.conftest import ORIGIN_CONF, PYTHON, ROOT, Player, wait_for, wait_port
+from tests.rtmpclient import RtmpTestClient, longest_pause, read_all, timestamp_regressions
+from tests.test_origin import HookRecorder, hook_server  # noqa: F401  (fixture)
+
+
+def edge_conf(*origins, extra="", cluster_extra=""):
+    return f"""
+listen {{port}};
+srs_log_tank console;
+vhost __defaultVhost__ {{
+    cluster {{
+        mode remote;
+        origin {' '.join(f'127.0.0.1:{o.port}' for o in origins)};
+        edge_idle_timeout 2;
+        {cluster_extra}
+    }}
+    {extra}
+}}
+"""
+
+
+def plays_on(server, stream="livestream"):
+    """Play requests the server logged for a stream (counted on that server)."""
+    return server.log_text().count(f"play __defaultVhost__/live/{stream} to")
+
+
+def media_gap_ms(media):
+    """Longest pause between consecutive media messages' arrival is not known here; use
+    timestamps: the biggest forward jump between consecutive video timestamps."""
+    ts = [t for kind, t, _ in media if kind == 9]
+    return max((b - a for a, b in zip(ts, ts[1:])), default=0)
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_seed_configs_20_players_one_upstream(tmp_path, media_file, publisher_factory):
+    """SRS's edge document, verbatim configs: origin.conf + edge.conf from the repo."""
+    if not (port_free(19350) and port_free(1935)):
+        pytest.skip("ports 19350/1935 of the seed configs are busy on this machine")
+    procs = []
+    try:
+        for name in ("origin", "edge"):
+            shutil.copy(os.path.join(ROOT, "conf", f"{name}.conf"), tmp_path)
+            procs.append(subprocess.Popen([PYTHON, os.path.join(ROOT, "srsedge.py"), "-c",
+                                           f"{name}.conf"], cwd=tmp_path))
+        wait_port(19350)
+        wait_port(1935)
+        publisher_factory("rtmp://127.0.0.1:19350/live/livestream", media_file)
+        time.sleep(1.5)
+        players = [Player("rtmp://127.0.0.1/live/livestream", 4) for _ in range(20)]
+        for p in players:
+            p.wait(90)
+        for p in players:
+            assert p.has_video and p.has_audio and p.frames >= 80, (p.frames, p.stderr[-1500:])
+        origin_log = (tmp_path / "objs" / "origin.log").read_text()
+        assert origin_log.count("play __defaultVhost__/live/livestream to") == 1
+        assert "edge upnode connected" in origin_log        # debug_srs_upnode default on
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(10)
+    assert not (tmp_path / "objs" / "edge.pid").exists()
+
+
+def test_grace_period_reuse_and_stop(server_factory, media_file, publisher_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin), name="edge")
+    publisher_factory(origin.url(), media_file)
+    time.sleep(1)
+    c = RtmpTestClient(edge.url())
+    assert c.play()
+    assert c.pump_until(lambda: len(c.media) > 30, 5)
+    c.close()
+    time.sleep(0.5)                         # inside the 2 s grace period: re-play reuses the link
+    c2 = RtmpTestClient(edge.url())
+    assert c2.play()
+    assert c2.pump_until(lambda: len(c2.media) > 30, 5)
+    assert plays_on(origin) == 1
+    c2.close()
+    # after the grace period the edge closes its link: the origin sees it go
+    assert wait_for(lambda: "closed the connection" in origin.log_text()
+                    and "stop pulling" in edge.log_text(), 8)
+    c3 = RtmpTestClient(edge.url())
+    assert c3.play()
+    assert c3.pump_until(lambda: len(c3.media) > 10, 5)
+    assert plays_on(origin) == 2
+
+
+def test_failover_sigkill_origin_players_stay(server_factory, media_file, publisher_factory):
+    a = server_factory(ORIGIN_CONF, name="a")
+    b = server_factory(ORIGIN_CONF, name="b")
+    edge = server_factory(edge_conf(a, b), name="edge")
+    publisher_factory(a.url(), media_file)
+    publisher_factory(b.url(), media_file)
+    time.sleep(1.5)
+    viewers = [RtmpTestClient(edge.url()) for _ in range(4)]
+    for v in viewers:
+        assert v.play()
+    ff = Player(edge.url(), 9)
+    read_all(viewers, 2.0)
+    assert plays_on(a) == 1 and plays_on(b) == 0
+    a.proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    read_all(viewers, 3.0)
+    assert plays_on(b) == 1
+    for v in viewers:
+        assert not v.closed
+        assert timestamp_regressions(v.media) == 0
+        step = media_gap_ms(v.media)
+        pause = longest_pause(v, killed_at - 0.2)
+        print(f"failover: player paused {pause * 1000:.0f} ms, max video timestamp step {step} ms")
+        assert pause < 3.0 and step < 1000
+    after = [len(v.media) for v in viewers]
+    read_all(viewers, 0.5)
+    assert all(len(v.media) > n for v, n in zip(viewers, after)), "media flows from B"
+    ff.wait(60)
+    assert ff.frames >= 150, ff.stderr[-1500:]
+    gaps = re.findall(r"gap (\d+)ms", edge.log_text())
+    print(f"failover: edge logged media gap {gaps} ms")
+    assert gaps and int(gaps[0]) < 3000
+
+
+def test_stream_not_found_bounded(server_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin, extra="", cluster_extra="origin_data_timeout 2;"),
+                          name="edge")
+    c = RtmpTestClient(edge.url("live/nobody"))
+    t0 = time.time()
+    c.play()
+    assert c.pump_until(lambda: c.closed, 15)
+    assert "NetStream.Play.StreamNotFound" in c.statuses
+    assert time.time() - t0 < 10
+    assert wait_for(lambda: "closed the connection" in origin.log_text(), 5)
+
+
+def test_publish_through_edge_and_origin_failover(server_factory, media_file, publisher_factory):
+    a = server_factory(ORIGIN_CONF, name="a")
+    b = server_factory(ORIGIN_CONF, name="b")
+    edge = server_factory(edge_conf(a, b), name="edge")
+    pub = publisher_factory(edge.url("live/pushed"), media_file)
+    on_a = RtmpTestClient(a.url("live/pushed"))
+    assert on_a.play()
+    assert on_a.pump_until(lambda: any(t == 9 for t, _, _ in on_a.media), 8)
+    a.proc.send_signal(signal.SIGKILL)
+    time.sleep(2)
+    on_b = RtmpTestClient(b.url("live/pushed"))
+    assert on_b.play()
+    assert on_b.pump_until(lambda: sum(1 for t, _, _ in on_b.media if t == 9) > 30, 8)
+    frames = [p for t, _, p in on_b.media if t == 9 and not flv.is_video_sequence_header(p)]
+    assert flv.is_video_keyframe(frames[0])
+    assert pub.alive(), "the encoder was not disconnected"
+
+
+def test_publish_edge_refused_when_no_origin(server_factory, media_file, publisher_factory):
+    dead = server_factory(ORIGIN_CONF, name="dead", start=False)
+    edge = server_factory(edge_conf(dead), name="edge")
+    c = RtmpTestClient(edge.url("live/x"))
+    c.publish()
+    assert c.session.state == "closed" or c.pump_until(lambda: c.closed, 5)
+    assert "no origin accepted" in edge.log_text()
+
+
+def test_debug_srs_upnode_off(server_factory, media_file, publisher_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin, cluster_extra="debug_srs_upnode off;"), name="edge")
+    publisher_factory(origin.url(), media_file)
+    time.sleep(1)
+    c = RtmpTestClient(edge.url())
+    assert c.play() and c.pump_until(lambda: len(c.media) > 5, 5)
+    assert plays_on(origin) == 1
+    assert "edge upnode connected" not in origin.log_text()
+
+
+def test_multi_layer_edges(server_factory, media_file, publisher_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge_a = server_factory(edge_conf(origin), name="edge_a")
+    edge_b = server_factory(edge_conf(edge_a), name="edge_b")
+    publisher_factory(origin.url(), media_file)
+    time.sleep(1)
+    viewers = [RtmpTestClient(edge_b.url()) for _ in range(3)]
+    for v in viewers:
+        assert v.play()
+    for v in viewers:
+        assert v.pump_until(lambda v=v: sum(1 for t, _, _ in v.media if t == 9) > 20, 8)
+    assert plays_on(origin) == 1 and plays_on(edge_a) == 1 and plays_on(edge_b) == 3
+
+
+def test_token_traverse(server_factory, media_file, publisher_factory, hook_server):  # noqa: F811
+    origin_conf = ORIGIN_CONF.replace("vhost __defaultVhost__ { }", f"""
+vhost __defaultVhost__ {{
+    http_hooks {{ enabled on; on_play {hook_server}; on_publish {hook_server}; }}
+}}""")
+    origin = server_factory(origin_conf, name="origin")
+    edge = server_factory(edge_conf(origin, cluster_extra="token_traverse on;"), name="edge")
+    publisher_factory(origin.url("live/livestream?token=good"), media_file)
+    time.sleep(1.5)
+    good = RtmpTestClient(edge.url("live/livestream?token=good"))
+    assert good.play()
+    assert good.pump_until(lambda: len(good.media) > 10, 5)
+    bad = RtmpTestClient(edge.url("live/livestream?token=bad"))
+    bad.play()
+    assert bad.pump_until(lambda: bad.closed, 8)
+    assert not any(t == 9 for t, _, _ in bad.media)
+    assert "token_traverse" in edge.log_text()
+    params = [c.get("param") for c in HookRecorder.calls if c["action"] == "on_play"]
+    assert "?token=bad" in params and "?token=good" in params
+
+
+def test_vhost_transform_up_down(server_factory, media_file, publisher_factory):
+    """SRS's edge document: publish through the edge on up.srs.com, play on down.srs.com."""
+    origin = server_factory("listen {port};\nsrs_log_tank console;\n"
+                            "vhost down.srs.com { }\n", name="origin")
+    edge = server_factory(f"""
+listen {{port}};
+srs_log_tank console;
+vhost up.srs.com {{
+    cluster {{
+        mode remote;
+        origin 127.0.0.1:{origin.port};
+        vhost down.srs.com;
+    }}
+}}
+""", name="edge")
+    pub = publisher_factory(edge.url("live?vhost=up.srs.com/livestream"), media_file)
+    viewer = RtmpTestClient(origin.url("live?vhost=down.srs.com/livestream"))
+    assert viewer.play()
+    assert viewer.pump_until(lambda: sum(1 for t, _, _ in viewer.media if t == 9) > 10, 10), \
+        edge.log_text()[-2000:]
+    assert pub.alive()
+    assert "publish down.srs.com/live/livestream" in origin.log_text()

@@ -249,3 +249,57 @@ vhost up.srs.com {{
         edge.log_text()[-2000:]
     assert pub.alive()
     assert "publish down.srs.com/live/livestream" in origin.log_text()
+
+
+def forwarding_origin_conf(dest):
+    return ORIGIN_CONF.replace("vhost __defaultVhost__ { }", f"""
+vhost __defaultVhost__ {{
+    forward {{ enabled on; destination 127.0.0.1:{dest.port}; }}
+}}""")
+
+
+def test_forward_backup_origin_then_failover(server_factory, media_file, publisher_factory):
+    """The encoder publishes to B, which forwards to A; the edge prefers A and fails over to B
+    (which still has the encoder) when A dies."""
+    a = server_factory(ORIGIN_CONF, name="a")
+    b = server_factory(forwarding_origin_conf(a), name="b")
+    edge = server_factory(edge_conf(a, b), name="edge")
+    publisher_factory(b.url(), media_file)
+    assert wait_for(lambda: "publish __defaultVhost__/live/livestream" in a.log_text(), 10)
+    viewers = [RtmpTestClient(edge.url()) for _ in range(3)]
+    for v in viewers:
+        assert v.play()
+    read_all(viewers, 2.0)
+    a.proc.send_signal(signal.SIGKILL)
+    killed = time.time()
+    read_all(viewers, 3.0)
+    for v in viewers:
+        assert not v.closed and timestamp_regressions(v.media) == 0
+        assert longest_pause(v, killed - 0.2) < 3.0
+        assert any(t > killed + 1 for t in v.arrivals)
+
+
+def test_edge_publish_and_play_other_stream_and_second_publisher(server_factory, media_file,
+                                                                  publisher_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin), name="edge")
+    publisher_factory(origin.url("live/fromorigin"), media_file)
+    first = publisher_factory(edge.url("live/viaedge"), media_file)
+    time.sleep(1.5)
+    viewer = RtmpTestClient(edge.url("live/fromorigin"))
+    assert viewer.play()
+    on_origin = RtmpTestClient(origin.url("live/viaedge"))
+    assert on_origin.play()
+    read_all([viewer, on_origin], 2.0)
+    assert sum(1 for t, _, _ in viewer.media if t == 9) > 20
+    assert sum(1 for t, _, _ in on_origin.media if t == 9) > 20
+    second = RtmpTestClient(edge.url("live/viaedge"))
+    second.publish()
+    assert second.pump_until(lambda: second.closed, 5)
+    assert first.alive()
+
+
+def test_edge_warns_about_hls_at_startup(server_factory):
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin, extra="hls { enabled on; }"), name="edge")
+    assert wait_for(lambda: "edge does not do hls" in edge.log_text(), 5)

@@ -33,7 +33,9 @@ class Server:
         self.connections = 0
         self.plugins = []              # objects with optional before_play/after_play/... methods
         from lib.server.edge import EdgePlugin
+        from lib.server.forward import ForwardPlugin
         self.plugins.append(EdgePlugin(self))
+        self.plugins.append(ForwardPlugin(self))
 
     # ------------------------------------------------------------ naming
     @staticmethod

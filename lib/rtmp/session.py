@@ -566,6 +566,8 @@ class ClientSession(_Base):
             elif call == "createStream":
                 if name == "_result":
                     if isinstance(info, float):
+                        if not (info.is_integer() and 0 <= info <= 0xFFFFFFFF):
+                            raise CommandError(f"createStream result with a bad stream id {info!r}")
                         self.stream_id = int(info)
                     self._transition("stream_created")
                     self._start_intent()

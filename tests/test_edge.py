@@ -303,3 +303,53 @@ def test_edge_warns_about_hls_at_startup(server_factory):
     origin = server_factory(ORIGIN_CONF, name="origin")
     edge = server_factory(edge_conf(origin, extra="hls { enabled on; }"), name="edge")
     assert wait_for(lambda: "edge does not do hls" in edge.log_text(), 5)
+
+
+def test_player_params_travel_upstream(server_factory, media_file, publisher_factory,
+                                       hook_server):  # noqa: F811
+    origin_conf = ORIGIN_CONF.replace("vhost __defaultVhost__ { }", f"""
+vhost __defaultVhost__ {{ http_hooks {{ enabled on; on_play {hook_server}; }} }}""")
+    origin = server_factory(origin_conf, name="origin")
+    edge = server_factory(edge_conf(origin), name="edge")
+    publisher_factory(origin.url(), media_file)
+    time.sleep(1)
+    v = RtmpTestClient(edge.url("live/livestream?token=abc123"))
+    assert v.play() and v.pump_until(lambda: len(v.media) > 5, 5)
+    plays = [c for c in HookRecorder.calls if c["action"] == "on_play"]
+    assert len(plays) == 1 and plays[0]["param"] == "?token=abc123"
+
+
+def test_switch_delivers_new_sequence_headers(server_factory, media_file, publisher_factory):
+    a = server_factory(ORIGIN_CONF, name="a")
+    b = server_factory(ORIGIN_CONF, name="b")
+    edge = server_factory(edge_conf(a, b), name="edge")
+    publisher_factory(a.url(), media_file)
+    publisher_factory(b.url(), media_file)
+    time.sleep(1.5)
+    v = RtmpTestClient(edge.url())
+    assert v.play()
+    v.read_for(1.5)
+    a.proc.send_signal(signal.SIGKILL)
+    v.read_for(2.5)
+    video = [p for t, _, p in v.media if t == 9]
+    headers = [i for i, p in enumerate(video) if flv.is_video_sequence_header(p)]
+    assert len(headers) >= 2                      # one from A, one from B after the switch
+    after_switch = video[headers[1] + 1]
+    assert flv.is_video_keyframe(after_switch)    # video resumes at a keyframe
+    assert any(t == 18 for t, _, _ in v.media[len(v.media) // 3:])   # B's metadata too
+
+
+def test_edge_publish_hooks_paired_when_every_origin_fails(server_factory, media_file,
+                                                           publisher_factory, hook_server):  # noqa: F811
+    origin = server_factory(ORIGIN_CONF, name="origin")
+    edge = server_factory(edge_conf(origin, extra=f"""
+    http_hooks {{ enabled on; on_publish {hook_server}; on_unpublish {hook_server}; }}"""),
+                          name="edge")
+    pub = publisher_factory(edge.url("live/pushed"), media_file)
+    assert wait_for(lambda: "publish __defaultVhost__/live/pushed" in origin.log_text(), 10)
+    origin.proc.send_signal(signal.SIGKILL)
+    assert wait_for(lambda: not pub.alive(), 20), "encoder disconnected once every origin failed"
+    actions = [c["action"] for c in HookRecorder.calls]
+    assert wait_for(lambda: [c["action"] for c in HookRecorder.calls].count("on_unpublish") == 1, 5)
+    assert actions.count("on_publish") == 1
+    assert "every origin failed" in edge.log_text()

@@ -78,6 +78,7 @@ class Source:
         self.publish_count = 0
         self.bytes_in = 0
         self.dropped = 0               # messages skipped for slow consumers
+        self._header_cache = None
         self._wake = Event()
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
@@ -145,13 +146,24 @@ class Source:
         if not self._wake.is_set():
             self._wake.set()
 
-    def headers(self, kind):
-        """Metadata and sequence headers a (re)starting consumer needs first."""
-        return [m.bytes_for(kind) for m in (self.metadata, self.video_sh, self.audio_sh) if m]
+    def headers(self, kind, ts):
+        """Metadata and sequence headers a (re)starting consumer needs first, stamped `ts` (the
+        position it starts at) so its timestamps never step back. Shared per position."""
+        cached = self._header_cache
+        if cached is None or cached[0] != ts or cached[1] != self._header_ids():
+            msgs = [m if m.timestamp == ts else SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
+                    for m in (self.metadata, self.video_sh, self.audio_sh) if m is not None]
+            cached = self._header_cache = (ts, self._header_ids(), msgs)
+        return [m.bytes_for(kind) for m in cached[2]]
+
+    def _header_ids(self):
+        return (id(self.metadata), id(self.video_sh), id(self.audio_sh))
 
     def start_bytes(self, kind):
-        out = self.headers(kind)
-        out.extend(m.bytes_for(kind) for m in self.gop.items)
+        items = self.gop.items
+        ts = items[0].timestamp if items else self.jitter.last_out
+        out = self.headers(kind, ts)
+        out.extend(m.bytes_for(kind) for m in items)
         return out
 
     # ------------------------------------------------------------ consumers
@@ -207,7 +219,8 @@ class Source:
             target = self.end
         self.dropped += target - cursor
         consumer.dropped += target - cursor
-        consumer.pending.extend(self.headers(consumer.kind))
+        ts = self.msgs[target - self.base].timestamp if target < self.end else self.jitter.last_out
+        consumer.pending.extend(self.headers(consumer.kind, ts))
         return target
 
     def _trim(self):

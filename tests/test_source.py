@@ -1,0 +1,132 @@
+"""Source/Consumer fan-out in-process over real socketpairs (gevent hub, no monkey-patching)."""
+import socket
+from types import SimpleNamespace
+
+import gevent
+
+from lib.media import flv
+from lib.rtmp.chunk import ChunkReader
+from lib.server.source import Consumer, SourceRegistry
+
+AVC_SH = b"\x17\x00\x00\x00\x00" + b"\x01\x42\x00\x1e\xff\xe1\x00\x04sps!\x01\x00\x02pp"
+AAC_SH = b"\xaf\x00\x12\x10"
+
+
+def vhost_conf(queue_length=1.0, mw_latency=0):
+    play = SimpleNamespace(queue_length=queue_length, mw_latency=mw_latency, time_jitter="full",
+                           gop_cache=True, gop_cache_max_frames=2500)
+    return SimpleNamespace(play=play, chunk_size=60000)
+
+
+def frame(i, size=3000):
+    key = i % 25 == 0
+    return (b"\x17\x01" if key else b"\x27\x01") + b"\x00\x00\x00" + bytes([i & 0xFF]) * size
+
+
+def pair(sndbuf=None):
+    a, b = socket.socketpair()
+    if sndbuf:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sndbuf)
+    a.setblocking(False)
+    b.settimeout(0.02)
+    return a, b
+
+
+def drain(sock, reader):
+    out = []
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except (socket.timeout, BlockingIOError):
+            return out
+        if not data:
+            return out
+        out.extend(m for m in reader.feed(data) if m.type_id in (8, 9))
+
+
+def publish(src, frames, start=0):
+    for i in range(start, start + frames):
+        src.on_media(9, i * 40, frame(i))
+        src.on_media(8, i * 40 + 5, b"\xaf\x01" + b"a" * 200)
+
+
+def test_same_bytes_for_every_consumer_and_order_kept():
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=10))
+    src.on_publish(object())
+    src.on_media(9, 0, AVC_SH)
+    src.on_media(8, 0, AAC_SH)
+    socks = [pair() for _ in range(3)]
+    consumers = [Consumer(a) for a, _ in socks]
+    for c in consumers:
+        src.attach(c)
+    publish(src, 50)
+    src.flush_all()
+    got = [drain(b, ChunkReader(60000)) for _, b in socks]
+    assert got[0] == got[1] == got[2]
+    video_ts = [m.timestamp for m in got[0] if m.type_id == 9]
+    assert video_ts == sorted(video_ts) and len(video_ts) == 51  # sequence header + 50
+    assert src.msgs[0].rtmp is src.logs["rtmp"][0]               # encoded once, shared
+
+
+def test_late_consumer_starts_with_headers_and_gop():
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf())
+    src.on_publish(object())
+    src.on_media(18, 0, b"\x02\x00\x0aonMetaData\x03\x00\x00\x09")
+    src.on_media(9, 0, AVC_SH)
+    src.on_media(8, 0, AAC_SH)
+    publish(src, 30)                      # keyframe at frame 25
+    a, b = pair()
+    c = Consumer(a)
+    src.attach(c)
+    msgs = drain(b, ChunkReader(60000))
+    assert flv.is_video_sequence_header(msgs[0].payload)
+    assert flv.is_audio_sequence_header(msgs[1].payload)
+    first_frame = next(m for m in msgs[2:] if m.type_id == 9)
+    assert flv.is_video_keyframe(first_frame.payload) and first_frame.payload[-1] == 25
+
+
+def test_stuck_consumer_is_shed_to_keyframe_and_never_slows_others():
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=1.0))
+    src.on_publish(object())
+    src.on_media(9, 0, AVC_SH)
+    src.on_media(8, 0, AAC_SH)
+    slow_a, slow_b = pair(sndbuf=4096)
+    fast_a, fast_b = pair()
+    slow, fast = Consumer(slow_a), Consumer(fast_a)
+    src.attach(slow)
+    src.attach(fast)
+    fast_reader, fast_got = ChunkReader(60000), []
+    for second in range(10):              # 10 s of media; the slow player reads nothing
+        publish(src, 25, start=second * 25)
+        src.flush_all()
+        gevent.sleep(0)
+        fast_got += drain(fast_b, fast_reader)
+    assert slow.blocked
+    assert len(src.msgs) < 200            # the shared log holds ~queue_length, not 10 s
+    fast_video = [m.timestamp for m in fast_got if m.type_id == 9]
+    assert len(fast_video) == 251 and fast_video == sorted(fast_video)
+    # the slow player wakes up: it drains what was in flight, then jumps to a fresh keyframe
+    slow_reader, slow_got = ChunkReader(60000), []
+    for _ in range(50):
+        slow_got += drain(slow_b, slow_reader)
+        gevent.sleep(0.01)
+        src.flush_all()
+    publish(src, 25, start=250)
+    for _ in range(20):
+        src.flush_all()
+        gevent.sleep(0.01)
+        slow_got += drain(slow_b, slow_reader)
+    video = [m for m in slow_got if m.type_id == 9]
+    stamps = [m.timestamp for m in video]
+    assert stamps == sorted(stamps)
+    assert slow.dropped > 100 and src.dropped >= slow.dropped
+    jump = max(b - a for a, b in zip(stamps, stamps[1:]))
+    assert jump > 1000                    # skipped the backlog...
+    after = video[[b - a for a, b in zip(stamps, stamps[1:])].index(jump) + 1:]
+    assert flv.is_video_sequence_header(after[0].payload)   # ...with fresh headers...
+    assert flv.is_video_keyframe(after[1].payload)          # ...then a keyframe
+    assert stamps[-1] == 274 * 40

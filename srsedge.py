@@ -21,9 +21,6 @@ from lib.rtmp.session import VERSION  # noqa: E402
 from lib.server import pidfile  # noqa: E402
 from lib.server.log import Logger  # noqa: E402
 
-GRACEFUL_QUIT_SECONDS = 30.0
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="srsedge", description="SRS-compatible RTMP edge/origin server")
     p.add_argument("conf", nargs="?", help="config file (SRS format)")
@@ -87,14 +84,16 @@ def main(argv=None):
         done.set()
 
     def quit_graceful():
-        server.log.trace(f"SIGQUIT: graceful quit (up to {GRACEFUL_QUIT_SECONDS:g}s)")
-        server.stop(grace=GRACEFUL_QUIT_SECONDS)
+        # as SRS: stop accepting, then give clients grace_start_wait + grace_final_wait to finish
+        grace = (server.config.grace_start_wait + server.config.grace_final_wait) / 1000.0
+        server.log.trace(f"SIGQUIT: graceful quit, stop accepting, draining up to {grace:g}s")
+        server.stop(grace=grace)
         done.set()
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
     gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
-    gevent.signal_handler(signal.SIGUSR1, logger.reopen)
+    gevent.signal_handler(signal.SIGUSR1, lambda: (logger.reopen(), server.log.trace("SIGUSR1: log file reopened")))
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(server.reload_from, path))
     try:
         done.wait()

@@ -88,14 +88,17 @@ class Server:
     def start(self):
         endpoints = []
         for host, port in self.config.listen:
-            listener = StreamServer((host or "0.0.0.0", port), self._handle, backlog=1024)
-            listener.init_socket()
-            listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.start()
-            self.listeners.append(listener)
+            listener = self._listen(host, port)
             endpoints.append(f"rtmp://{host or '0.0.0.0'}:{listener.server_port}")
         self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")
         return endpoints
+
+    def _listen(self, host, port):
+        listener = StreamServer((host or "0.0.0.0", port), self._handle, backlog=1024)
+        listener.init_socket()
+        listener.start()
+        self.listeners.append(listener)
+        return listener
 
     @property
     def rtmp_ports(self):
@@ -131,6 +134,8 @@ class Server:
 
     # ------------------------------------------------------------ reload (SIGHUP)
     def reload_from(self, path):
+        """Load `path` and apply it; a config that fails `-t` is ignored (old one keeps
+        running). Connected players and publishers are never dropped."""
         from lib.config import ConfigError, load_config
         try:
             new = load_config(path)
@@ -143,7 +148,42 @@ class Server:
                 self.log.error(f"reload ignored: vhost {name} cluster.mode {old.cluster.mode} -> "
                                f"{vhost.cluster.mode} needs a restart")
                 return False
+        old = self.config
         self.config = new
         self.logger.configure(new.log_tank, new.log_level, new.log_file)
+        self._reload_listeners(old, new)
+        for src in list(self.sources.sources.values()):
+            vhost_conf = new.vhost(src.vhost)
+            if vhost_conf is None:
+                continue
+            src.apply_config(vhost_conf)
+            if src.edge is not None:
+                src.edge.apply_config(vhost_conf)
+        for p in self.plugins:
+            f = getattr(p, "on_reload", None)
+            if f:
+                f(old, new)
         self.log.trace(f"reload ok: {path}")
         return True
+
+    def _reload_listeners(self, old, new):
+        if set(old.listen) == set(new.listen):
+            return
+        keep = []
+        for listener in self.listeners:
+            addr = listener.address
+            if any((h or "0.0.0.0", p) == addr and p for h, p in new.listen):
+                keep.append(listener)
+            else:
+                listener.close()
+                self.log.trace(f"reload: stopped listening on rtmp://{addr[0]}:{addr[1]}")
+        self.listeners = keep
+        have = {lst.address for lst in keep}
+        for host, port in new.listen:
+            if (host or "0.0.0.0", port) in have:
+                continue
+            try:
+                self._listen(host, port)
+                self.log.trace(f"reload: listening on rtmp://{host or '0.0.0.0'}:{port}")
+            except OSError as e:
+                self.log.error(f"reload: cannot listen on {host}:{port}: {e}")

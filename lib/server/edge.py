@@ -77,6 +77,19 @@ class EdgeIngester:
         self.last_gap = None                # seconds without media around the last switch
         self.links_opened = 0
 
+    def apply_config(self, vhost_conf):
+        """Reload: the origin list and timeouts change; the current link stays if its origin
+        is still listed, and the next pull uses the new list."""
+        cluster = vhost_conf.cluster
+        self.vhost_conf = vhost_conf
+        self.upstreams.update(cluster.origin)
+        self.data_timeout = cluster.origin_data_timeout
+        self.grace = cluster.edge_idle_timeout
+        if self.origin_in_use is not None and self.origin_in_use not in cluster.origin:
+            self.log.trace(f"edge {self.source.key}: reload removed origin "
+                           f"{format_origin(self.origin_in_use)}, switching")
+            self._close_link()
+
     # ------------------------------------------------------------ players
     def add_player(self, conn):
         self.players.add(conn)

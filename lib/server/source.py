@@ -86,6 +86,18 @@ class Source:
         # objects with on_publish(source), on_message(SharedMessage), on_unpublish(source).
         # on_message is called inline on the hot path: it must only queue, never block.
 
+    def apply_config(self, vhost_conf):
+        """Reload: play settings take effect for this live source (chunk size does not:
+        already-encoded bytes are shared)."""
+        play = vhost_conf.play
+        self.queue_ms = max(1000, int(play.queue_length * 1000))
+        self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.jitter.mode = play.time_jitter
+        self.gop.enabled = play.gop_cache
+        self.gop.max_frames = play.gop_cache_max_frames
+        if not play.gop_cache:
+            self.gop.clear()
+
     # ------------------------------------------------------------ publishing side
     @property
     def end(self):

@@ -21,7 +21,8 @@ Rules (this module owns them):
 - Requests: the request line is capped by pywsgi (MAX_REQUEST_LINE, 414); headers here
   (MAX_HEADER_BYTES / MAX_HEADERS, 431); the request head (and keep-alive idle time) must
   arrive within HEAD_TIMEOUT (408, slowloris guard); a stuck send fails after SEND_TIMEOUT.
-- Logging: no access log; only errors (and a trace line per HTTP-FLV play, like RTMP plays).
+- Logging: no access log; only errors (and, like RTMP plays, a trace line when an HTTP-FLV
+  play starts and one when it ends).
 - `server.http_stats`: when a test sets it to a dict, every request adds one to its PATH_INFO.
 
 HTTP-FLV (`vhost.http_remux`, SRS semantics): the vhost is `?vhost=`/`?domain=` else the Host
@@ -30,7 +31,9 @@ header (config fallback to `__defaultVhost__`); its `mount` with `[vhost]` repla
 against the path with `[app]` (may hold slashes) and `[stream]` (one segment). A mount without
 `[vhost]` (`[app]/[stream].flv`) therefore serves every Host that maps to its vhost.
 - Not an edge and no publisher: the static file of that name if any, else 404 at once.
-  An edge vhost: the plugins' `before_play` decides (an exception means not found: 404).
+  An edge vhost: the plugins decide. `before_play` raising means 404; otherwise the answer
+  waits until the source has media (the edge's pull started), and the edge calling
+  `player.kick()` first (not found on any origin) means 404; no media in FLV_WAIT_TIMEOUT 504.
 - on_play hook rejects with 403; on_stop follows an accepted on_play whatever happens next.
 - The socket trick: pywsgi never gives the app its socket, so `_Handler` puts it (and itself)
   in the environ (`srsedge.socket`, `srsedge.handler`). The FLV app writes the response head
@@ -39,6 +42,7 @@ against the path with `[app]` (may hold slashes) and `[stream]` (one segment). A
   (EOF, write error -> socket shutdown, or server.stop() shutting down `server.clients`).
   Then it calls start_response only to record the status, and sets `headers_sent` and
   `close_connection` on the handler, returning []: pywsgi writes nothing more and closes.
+  While it plays, the FlvPlayer is in `server.clients` (cid -> player, like RTMP connections).
 """
 import email.utils
 import functools
@@ -51,6 +55,7 @@ import time
 
 import gevent
 from gevent import pywsgi
+from gevent.event import Event
 
 from lib.media import flv
 from lib.rtmp.session import VERSION
@@ -63,6 +68,7 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 64
 HEAD_TIMEOUT = 30.0
 SEND_TIMEOUT = 30.0
+FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
 SERVER = f"srsedge/{VERSION}"
 
 MIME_TYPES = {
@@ -108,7 +114,7 @@ CORS_HEADERS = [
 ]
 _REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 304: "Not Modified",
             400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            416: "Range Not Satisfiable", 500: "Internal Server Error"}
+            416: "Range Not Satisfiable", 500: "Internal Server Error", 504: "Gateway Timeout"}
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?")
 
 
@@ -142,13 +148,13 @@ class _Handler(pywsgi.WSGIHandler):
         lines, size = [], 0
         while True:
             line = fp.readline(MAX_HEADER_BYTES + 1)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            lines.append(line)
             size += len(line)
             if size > MAX_HEADER_BYTES or len(lines) > MAX_HEADERS:
                 raise HeadersTooLarge(f"request headers over {MAX_HEADER_BYTES} bytes "
                                       f"or {MAX_HEADERS} lines")
-            if line in (b"\r\n", b"\n", b""):
-                break
-            lines.append(line)
         return pywsgi.headers_factory(io.BytesIO(b"".join(lines) + b"\r\n"))
 
     def _handle_client_error(self, ex):
@@ -259,12 +265,11 @@ def parse_range(header, size):
             return "unsatisfiable"
         return max(0, size - n), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         return "unsatisfiable"
-    return start, min(end, size - 1)
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 @functools.lru_cache(maxsize=256)
@@ -326,6 +331,7 @@ class FlvPlayer:
         self.created = time.time()
         self.bytes_in = 0
         self.close_reason = "client closed"
+        self._kicked = Event()
 
     def hook(self, action, urls):
         req = self.req
@@ -365,8 +371,39 @@ class FlvPlayer:
             server.sources.maybe_remove(source)
             return 404
         self.source = source
-        self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error)
         server.clients[self.cid] = self
+        try:
+            error = self._wait_for_media(source)
+            if error is not None:
+                self.log.warn(f"http-flv play {key} from {self.ip}: {error} ({self.close_reason})")
+                return error
+            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error)
+            self._stream(key, source, head)
+        finally:
+            if self.consumer is not None:
+                self.consumer.close()
+                source.detach(self.consumer)
+            server.clients.pop(self.cid, None)
+            server.after_play(self, source)
+            if self.consumer is None:
+                server.sources.maybe_remove(source)
+        return None
+
+    def _wait_for_media(self, source):
+        """Hold the answer until the source has media (an edge is still pulling): None then;
+        404 if this player is kicked first (edge: not found), 504 after FLV_WAIT_TIMEOUT."""
+        deadline = time.monotonic() + FLV_WAIT_TIMEOUT
+        while not (source.video_sh or source.audio_sh or source.metadata or source.gop.items):
+            if self._kicked.is_set():
+                return 404
+            if time.monotonic() > deadline:
+                self.close_reason = f"no media in {FLV_WAIT_TIMEOUT:g}s"
+                return 504
+            self._kicked.wait(0.05)
+        return 404 if self._kicked.is_set() else None
+
+    def _stream(self, key, source, head):
+        """Response head, FLV header, then the shared FLV tags until the player goes."""
         try:
             self.sock.sendall(head + flv.file_header(*_has_audio_video(source, self.vhost_conf)))
             self.sock.settimeout(None)
@@ -379,17 +416,23 @@ class FlvPlayer:
                 self.bytes_in += len(data)
         except OSError as e:
             self.close_reason = f"socket: {e}"
-        finally:
-            self.consumer.close()
-            source.detach(self.consumer)
-            server.clients.pop(self.cid, None)
-            server.after_play(self, source)
-            self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
-                           f"sent {self.consumer.bytes_out} bytes")
-        return None
+        self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
+                       f"sent {self.consumer.bytes_out} bytes")
+
+    def kick(self, reason, status=None):
+        """Close this player from another greenlet (edge: stream not found; API kick).
+        Before the response started it becomes a 404; while streaming the stream ends."""
+        self.close_reason = reason
+        self.log.warn(f"close {self.ip}:{self.port}: {reason}")
+        self._kicked.set()
+        if self.consumer is not None:
+            self._shutdown()
 
     def _on_consumer_error(self, err):
         self.close_reason = f"write failed: {err}"
+        self._shutdown()
+
+    def _shutdown(self):
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -556,25 +599,25 @@ class HttpServer:
             if source is None or source.publisher is None:
                 return None            # a file of that name, else 404
         headers = [("Content-Type", "video/x-flv"), ("Server", SERVER),
+                   ("Date", email.utils.formatdate(usegmt=True)),
                    ("Cache-Control", "no-store"), ("Connection", "close")]
         if cors:
             headers += CORS_HEADERS
-        if environ["REQUEST_METHOD"] == "HEAD":
-            start_response(_status_line(200), headers)
-            environ["srsedge.handler"].close_connection = True
-            return []
-        try:
-            req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
-        except UrlError:
-            raise Response(400) from None
         handler = environ["srsedge.handler"]
         head = "".join(f"{k}: {v}\r\n" for k, v in headers)
         head = f"HTTP/1.1 {_status_line(200)}\r\n{head}\r\n".encode("latin-1")
-        player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
-                           vhost_conf, environ.get("HTTP_REFERER", ""))
-        error = player.play(key, head)
-        if error is not None:
-            raise Response(error)
+        if environ["REQUEST_METHOD"] == "HEAD":
+            environ["srsedge.socket"].sendall(head)
+        else:
+            try:
+                req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
+            except UrlError:
+                raise Response(400) from None
+            player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
+                               vhost_conf, environ.get("HTTP_REFERER", ""))
+            error = player.play(key, head)
+            if error is not None:
+                raise Response(error)
         # The response went out on the socket: record it for pywsgi, which must send nothing.
         start_response(_status_line(200), headers)
         handler.headers_sent = True

@@ -178,7 +178,7 @@ def test_publish_edge_refused_when_no_origin(server_factory, media_file, publish
     c = RtmpTestClient(edge.url("live/x"))
     c.publish()
     assert c.session.state == "closed" or c.pump_until(lambda: c.closed, 5)
-    assert "no origin accepted" in edge.log_text()
+    assert wait_for(lambda: "no origin accepted" in edge.log_text(), 5)
 
 
 def test_debug_srs_upnode_off(server_factory, media_file, publisher_factory):

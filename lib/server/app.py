@@ -90,6 +90,8 @@ class Server:
         for host, port in self.config.listen:
             listener = self._listen(host, port)
             endpoints.append(f"rtmp://{host or '0.0.0.0'}:{listener.server_port}")
+        from lib.server.http import start_http
+        endpoints += start_http(self)
         self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")
         return endpoints
 
@@ -119,6 +121,8 @@ class Server:
     def stop_accepting(self):
         for listener in self.listeners:
             listener.close()
+        if getattr(self, "http", None) is not None:
+            self.http.close()
 
     def stop(self, grace=0.0):
         self.stop_accepting()

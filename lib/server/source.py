@@ -131,7 +131,9 @@ class Source:
     def on_media(self, type_id, timestamp, payload):
         """A message from the publisher (or the edge ingester)."""
         self.bytes_in += len(payload)
-        ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else self.jitter.last_out
+        # metadata always goes out at timestamp 0: ffmpeg's FLV reader takes an onMetaData with
+        # any other timestamp for a subtitle stream
+        ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else 0
         msg = SharedMessage(type_id, ts, payload, self.chunk_size)
         if type_id == MSG_VIDEO:
             if flv.is_video_sequence_header(payload):
@@ -163,7 +165,8 @@ class Source:
         position it starts at) so its timestamps never step back. Shared per position."""
         cached = self._header_cache
         if cached is None or cached[0] != ts or cached[1] != self._header_ids():
-            msgs = [m if m.timestamp == ts else SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
+            msgs = [m if m.timestamp == ts or m is self.metadata
+                    else SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
                     for m in (self.metadata, self.video_sh, self.audio_sh) if m is not None]
             cached = self._header_cache = (ts, self._header_ids(), msgs)
         return [m.bytes_for(kind) for m in cached[2]]

@@ -60,6 +60,7 @@ from gevent.event import Event
 from lib.media import flv
 from lib.rtmp.session import VERSION
 from lib.rtmp.url import DEFAULT_VHOST, UrlError, discover, parse_query
+from lib.server import security
 from lib.server.hooks import HookContext
 from lib.server.source import Consumer
 
@@ -346,6 +347,10 @@ class FlvPlayer:
     def play(self, key, head):
         """Hooks, plugins, then serve until the player goes. Returns an error status, or None
         once the stream was served (the response is then on the socket)."""
+        ok, reason = security.check(self.vhost_conf.security, "play", self.ip)
+        if not ok:
+            self.log.warn(f"http-flv play {key}: {reason}")
+            return 403
         hooks = self.vhost_conf.http_hooks
         if hooks.enabled and hooks.on_play:
             ok, reason = self.hook("on_play", hooks.on_play)

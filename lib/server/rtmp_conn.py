@@ -19,6 +19,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover
 from lib.server.errors import Reject
+from lib.server import security
 from lib.server.hooks import HookContext
 from lib.server.source import Consumer
 
@@ -144,6 +145,14 @@ class RtmpConnection:
                 self.log.trace(f"edge upnode connected: server={a.get('srs_server')} "
                                f"pid={pid} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
 
+    def _check_security(self, action):
+        ok, reason = security.check(self.vhost_conf.security, action, self.ip)
+        if not ok:
+            code = "NetStream.Publish.BadName" if action == "publish" else "NetStream.Play.StreamNotFound"
+            self.session.reject(code, reason)
+            self._flush_session()
+            raise Reject(reason)
+
     def _resolve_stream(self, stream):
         req = discover(self.req.tc_url, stream)
         vhost_conf = self.server.config.vhost(req.vhost)
@@ -156,6 +165,7 @@ class RtmpConnection:
     def _on_publish(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "publish"
+        self._check_security("publish")
         key = self.server.stream_key(req, self.vhost_conf)
         source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
         if not source.can_publish():
@@ -214,6 +224,7 @@ class RtmpConnection:
     def _on_play(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "play"
+        self._check_security("play")
         hooks = self.vhost_conf.http_hooks
         if hooks.enabled and hooks.on_play:
             ok, reason = self.server.hooks.call("on_play", hooks.on_play, self._hook_ctx())

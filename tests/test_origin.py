@@ -231,3 +231,16 @@ def test_log_file_tank_and_context_ids(server_factory, media_file, publisher_fac
     lines = [line for line in log.read_text().splitlines() if "publish __defaultVhost__" in line]
     assert lines and lines[0].count("][") >= 3     # [time][level][pid][cid]
     assert os.path.getsize(log) < 20000            # nothing per packet
+
+
+def test_idle_publisher_closed_after_firstpkt_timeout(server_factory):
+    srv = server_factory(ORIGIN_CONF.replace("vhost __defaultVhost__ { }",
+                                             "vhost __defaultVhost__ { publish { firstpkt_timeout 1000; } }"))
+    c = RtmpTestClient(srv.url())
+    assert c.publish() and c.session.state == "publishing"
+    t0 = time.time()
+    assert c.pump_until(lambda: c.closed, 5)
+    assert time.time() - t0 < 3
+    assert wait_for(lambda: "publisher sent no media for 1s" in srv.log_text(), 3)
+    again = RtmpTestClient(srv.url())               # the stream is free again
+    assert again.publish() and again.session.state == "publishing"

@@ -23,7 +23,8 @@ from lib.server import security
 from lib.server.hooks import HookContext
 from lib.server.source import Consumer
 
-HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0          # handshake + connect (slowloris guard)
+SETUP_TIMEOUT = 30.0              # connect -> publish/play started (includes an edge's upstream)
 RECV_SIZE = 65536
 
 
@@ -42,6 +43,7 @@ class RtmpConnection:
         self.source = None
         self.consumer = None
         self.publishing = False
+        self.got_media = False
         self.created = time.time()
         self.bytes_in = 0
         self.hooks_connected = False
@@ -61,9 +63,13 @@ class RtmpConnection:
         except ProtocolError as e:
             self.close_reason = f"protocol error: {e}"
             self.log.warn(f"close {self.ip}:{self.port}: protocol error: {e}")
-        except gevent.Timeout:
+        except gevent.Timeout as t:
             self.close_reason = "timeout"
-            self.log.warn(f"close {self.ip}:{self.port}: no handshake/connect in {HANDSHAKE_TIMEOUT:g}s")
+            self.log.warn(f"close {self.ip}:{self.port}: {t.exception or 'setup timeout'}")
+        except socket.timeout:
+            self.close_reason = "publisher idle"
+            self.log.warn(f"close {self.ip}:{self.port}: publisher sent no media for "
+                          f"{self.sock.gettimeout():g}s")
         except (OSError, socket.error) as e:
             self.close_reason = f"socket: {e}"
             self.log.trace(f"client gone: {e}")
@@ -72,15 +78,23 @@ class RtmpConnection:
             server.clients.pop(self.cid, None)
 
     def _serve(self):
-        sock = self.sock
-        timer = gevent.Timeout(HANDSHAKE_TIMEOUT)
-        timer.start()
-        try:
-            while self.session.state in ("handshake", "wait_connect", "connecting"):
-                if not self._pump():
-                    return
-        finally:
-            timer.close()
+        phases = ((HANDSHAKE_TIMEOUT, ("handshake", "wait_connect", "connecting"),
+                   f"no handshake/connect in {HANDSHAKE_TIMEOUT:g}s"),
+                  (SETUP_TIMEOUT, ("connected", "publish_pending", "play_pending"),
+                   f"no publish/play in {SETUP_TIMEOUT:g}s"))
+        for seconds, states, why in phases:
+            timer = gevent.Timeout(seconds, why)
+            timer.start()
+            try:
+                while self.session.state in states:
+                    if not self._pump():
+                        return
+            except gevent.Timeout as t:
+                if t is not timer:
+                    raise
+                raise gevent.Timeout(seconds, why) from None
+            finally:
+                timer.close()
         while self._pump():
             pass
         self.log.trace(f"client {self.ip}:{self.port} closed the connection")
@@ -195,11 +209,16 @@ class RtmpConnection:
         source.on_publish(self)
         self.source = source
         self.publishing = True
+        self.got_media = False
+        self.sock.settimeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
         self.server.on_publish_started(self, source)
         self.session.accept_publish()
         self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
 
     def _on_media(self, ev):
+        if not self.got_media:
+            self.got_media = True
+            self.sock.settimeout(self.vhost_conf.publish.normal_timeout / 1000.0)
         self.source.on_media(ev.type_id, ev.timestamp, ev.payload)
 
     def _on_unpublish(self, ev):
@@ -209,6 +228,7 @@ class RtmpConnection:
         if not self.publishing:
             return
         self.publishing = False
+        self.sock.settimeout(None)
         source = self.source
         self.source = None
         self.server.on_publish_stopped(self, source)

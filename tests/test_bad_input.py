@@ -17,7 +17,7 @@ import time
 
 from lib.rtmp import amf0
 from lib.rtmp import session as rs
-from lib.rtmp.chunk import encode_message
+from lib.rtmp.chunk import ChunkReader, encode_message
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.handshake import ClientHandshake
 from lib.rtmp.message import (
@@ -37,6 +37,7 @@ class BadClient:
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLOSE_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = self.sock.getsockname()[1]
         self.sent = bytearray()
         self.started = time.time()
@@ -122,49 +123,45 @@ def server_side_error(client_bytes, extra):
 # ---------------------------------------------------------------- bad clients
 # Each takes (port, tc_url), misbehaves and returns (BadClient, reason the warn line must name).
 
-def garbage_handshake(port, tc_url):
-    c = BadClient(port)
-    c.send(b"this is not rtmp at all\r\n" * 80)
-    return c, "protocol error: C0 version 116, want 3"
+def sends(data, reason, handshake=None):
+    """A bad client sending `data`, after a valid "complex" or "simple" handshake if asked."""
+    def bad(port, tc_url):
+        c = BadClient(port)
+        if handshake:
+            c.handshake(complex_hs=handshake == "complex")
+        c.send(data)
+        return c, reason
+    return bad
 
 
-def c0_rtmpe(port, tc_url):
-    c = BadClient(port)
-    c.send(b"\x06" + bytes(1536))
-    return c, "protocol error: C0 version 6, want 3 (encrypted RTMPE"
+def set_chunk_size(raw_u32):
+    return encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, raw_u32, 128)
 
 
-def c0_http(port, tc_url):
-    c = BadClient(port)
-    c.send(b"GET /live/livestream.flv HTTP/1.1\r\nHost: x\r\n\r\n")
-    return c, "protocol error: C0 version 71, want 3 (looks like an HTTP request"
-
-
-def c0_tls(port, tc_url):
-    c = BadClient(port)
-    c.send(b"\x16\x03\x01\x02\x00\x01" + bytes(200))
-    return c, "protocol error: C0 version 22, want 3 (looks like a TLS ClientHello"
-
-
-def chunk_size_zero(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 0), 128))
-    return c, "protocol error: chunk size 0"
-
-
-def chunk_size_2_31(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 1 << 31), 128))
-    return c, "protocol error: chunk size 2147483648"
-
-
-def chunk_size_max_u32(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, b"\xff\xff\xff\xff", 128))
-    return c, "protocol error: chunk size 4294967295"
+SIMPLE_BAD_CLIENTS = {
+    "garbage_handshake": sends(b"this is not rtmp at all\r\n" * 80,
+                               "protocol error: C0 version 116, want 3"),
+    "c0_rtmpe": sends(b"\x06" + bytes(1536),
+                      "protocol error: C0 version 6, want 3 (encrypted RTMPE"),
+    "c0_http": sends(b"GET /live/livestream.flv HTTP/1.1\r\nHost: x\r\n\r\n",
+                     "protocol error: C0 version 71, want 3 (looks like an HTTP request"),
+    "c0_tls": sends(b"\x16\x03\x01\x02\x00\x01" + bytes(200),
+                    "protocol error: C0 version 22, want 3 (looks like a TLS ClientHello"),
+    "chunk_size_zero": sends(set_chunk_size(bytes(4)), "protocol error: chunk size 0", "complex"),
+    "chunk_size_2_31": sends(set_chunk_size(b"\x80\x00\x00\x00"),
+                             "protocol error: chunk size 2147483648", "simple"),
+    "chunk_size_max_u32": sends(set_chunk_size(b"\xff\xff\xff\xff"),
+                                "protocol error: chunk size 4294967295", "complex"),
+    "fmt2_unopened": sends(bytes([0x80 | 9]) + b"\x00\x00\x28" + bytes(64),
+                           "protocol error: fmt 2 on chunk stream 9 never opened", "simple"),
+    # 2-byte basic header: chunk stream 300
+    "fmt3_unopened": sends(bytes([0xC0 | 0, 300 - 64]) + bytes(64),
+                           "protocol error: fmt 3 on chunk stream 300 never opened", "complex"),
+    "amf_too_deep": sends(command(amf0.encode("connect", 1.0) + nested_object(amf0.MAX_DEPTH + 8)),
+                          f"protocol error: AMF0 nesting deeper than {amf0.MAX_DEPTH}", "complex"),
+    "truncated_connect": sends(command(connect_payload("rtmp://127.0.0.1/live")[:-12]),
+                               "protocol error: truncated AMF0 data", "complex"),
+}
 
 
 def largest_message(port, tc_url):
@@ -172,32 +169,10 @@ def largest_message(port, tc_url):
     header can announce, 16 MiB - 1, in one chunk, with a command that is not AMF past its name."""
     c = BadClient(port)
     c.handshake()
-    c.send(encode_message(2, MSG_SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 0x7FFFFFFF), 128))
+    c.send(set_chunk_size(struct.pack(">I", 0x7FFFFFFF)))
     payload = amf0.encode("connect") + b"\xff" * (MAX_BODY - 10)
     c.send(command(payload, chunk_size=0x7FFFFFFF))
     return c, "protocol error: unsupported AMF0 marker 0xff"
-
-
-def fmt2_unopened(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(bytes([0x80 | 9]) + b"\x00\x00\x28" + bytes(64))
-    return c, "protocol error: fmt 2 on chunk stream 9 never opened"
-
-
-def fmt3_unopened(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(bytes([0xC0 | 0]) + bytes([300 - 64]) + bytes(64))  # 2-byte basic header, csid 300
-    return c, "protocol error: fmt 3 on chunk stream 300 never opened"
-
-
-def amf_too_deep(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    payload = amf0.encode("connect", 1.0) + nested_object(amf0.MAX_DEPTH + 8)
-    c.send(command(payload))
-    return c, f"protocol error: AMF0 nesting deeper than {amf0.MAX_DEPTH}"
 
 
 def no_transaction_id(port, tc_url):
@@ -205,13 +180,6 @@ def no_transaction_id(port, tc_url):
     cs = c.connect(tc_url)
     c.send(command(amf0.encode("hello"), chunk_size=cs.out_chunk_size))
     return c, "protocol error: unknown command 'hello' without transaction id"
-
-
-def truncated_connect(port, tc_url):
-    c = BadClient(port)
-    c.handshake()
-    c.send(command(connect_payload(tc_url)[:-12]))
-    return c, "protocol error: truncated AMF0 data"
 
 
 def rejected_junk(client_bytes, junk_maker):
@@ -260,12 +228,9 @@ def junk_while_publishing(port, tc_url):
     return c, "protocol error: fmt 2 on chunk stream 41 never opened"
 
 
-BAD_CLIENTS = [
-    garbage_handshake, c0_rtmpe, c0_http, c0_tls, chunk_size_zero, chunk_size_2_31,
-    chunk_size_max_u32, largest_message, fmt2_unopened, fmt3_unopened, amf_too_deep,
-    no_transaction_id, truncated_connect, random_after_connect, random_command_after_connect,
-    junk_while_playing, junk_while_publishing,
-]
+BAD_CLIENTS = dict(SIMPLE_BAD_CLIENTS, **{f.__name__: f for f in (
+    largest_message, no_transaction_id, random_after_connect, random_command_after_connect,
+    junk_while_playing, junk_while_publishing)})
 
 
 def fmt1_unopened_is_tolerated(port, tc_url):
@@ -274,8 +239,7 @@ def fmt1_unopened_is_tolerated(port, tc_url):
     c.handshake()
     header = bytes([0x40 | 4]) + b"\x00\x00\x00" + (4).to_bytes(3, "big") + bytes([MSG_WINDOW_ACK_SIZE])
     c.send(header + struct.pack(">I", 2500000) + command(connect_payload(tc_url)))
-    cs = rs.ClientSession(tc_url, "live")  # only to parse the server's replies
-    reader = cs.reader
+    reader = ChunkReader()
     deadline = time.time() + CLOSE_TIMEOUT
     names = []
     while "_result" not in names and time.time() < deadline:
@@ -301,22 +265,24 @@ def test_bad_clients_do_not_disturb_publisher_and_player(server_factory, media_f
     pub = publisher_factory(url, media_file, loop=True)
     assert wait_for(lambda: "publish " in srv.log_text(), timeout=10), srv.log_text()
 
-    # The slow one first: half a handshake, then silence until the server's timeout.
-    silent = BadClient(srv.port)
-    silent.send(b"\x03" + bytes(700))
+    # The slow ones first (slowloris): half a handshake, or a handshake and no connect, then
+    # silence until the server's timeout.
+    silent = [BadClient(srv.port), BadClient(srv.port)]
+    silent[0].send(b"\x03" + bytes(700))
+    silent[1].handshake()
 
     player = player_factory(url, PLAY_SECONDS)
     assert wait_for(lambda: "play " in srv.log_text(), timeout=10), srv.log_text()
 
     results = []
-    for bad in BAD_CLIENTS:
+    for name, bad in BAD_CLIENTS.items():
         client, reason = bad(srv.port, tc_url)
-        results.append((bad.__name__, client.port, reason, client.wait_closed()))
+        results.append((name, client.port, reason, client.wait_closed()))
     tolerated, names = fmt1_unopened_is_tolerated(srv.port, tc_url)
 
     player.wait(timeout=PLAY_SECONDS + 20)
-    silent_closed_after = silent.wait_closed(within=HANDSHAKE_TIMEOUT + 2)
-    assert wait_for(lambda: warn_lines(srv.log_text(), silent.port), timeout=2)
+    silent_closed_after = [c.wait_closed(within=HANDSHAKE_TIMEOUT + 2) for c in silent]
+    assert wait_for(lambda: all(warn_lines(srv.log_text(), c.port) for c in silent), timeout=2)
 
     log = srv.log_text()
     problems = []
@@ -331,13 +297,14 @@ def test_bad_clients_do_not_disturb_publisher_and_player(server_factory, media_f
     assert "_result" in names, names
     assert warn_lines(log, tolerated.port) == []
 
-    lines = warn_lines(log, silent.port)
-    assert len(lines) == 1 and f"no handshake/connect in {HANDSHAKE_TIMEOUT:g}s" in lines[0], lines
-    assert HANDSHAKE_TIMEOUT - 1 < silent_closed_after < HANDSHAKE_TIMEOUT + 2, silent_closed_after
+    for c, seconds in zip(silent, silent_closed_after):
+        lines = warn_lines(log, c.port)
+        assert len(lines) == 1 and f"no handshake/connect in {HANDSHAKE_TIMEOUT:g}s" in lines[0], lines
+        assert HANDSHAKE_TIMEOUT - 1 < seconds < HANDSHAKE_TIMEOUT + 2, silent_closed_after
 
     # Only the bad clients were warned about; nothing failed inside the server.
     warns = [line for line in log.splitlines() if "[Warn]" in line]
-    assert len(warns) == len(BAD_CLIENTS) + 1, "\n".join(warns)
+    assert len(warns) == len(BAD_CLIENTS) + len(silent), "\n".join(warns)
     assert "[Error]" not in log and "Traceback" not in log, log
     assert re.search(r"unpublish \S*live/bad: client closed", log), log
 

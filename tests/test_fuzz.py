@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from lib.config import ConfigError, parse_text
 from lib.media import flv
@@ -45,9 +45,10 @@ from tests.test_url import CLIENTS, SRS_DISCOVERY, SRS_GUESS, SRS_REQUEST_STRIP
 
 HANDSHAKE_BYTES = 1 + 2 * 1536    # C0C1C2 or S0S1S2: where the chunk stream starts
 RECORDED = ("publish_c2s", "publish_s2c", "play_c2s", "play_s2c")
-FUZZ = settings(max_examples=300, deadline=None, derandomize=False, print_blob=True,
+EXAMPLES = int(os.environ.get("SRSEDGE_FUZZ_EXAMPLES", "300"))   # raise it for a long local run
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-FUZZ_LIGHT = settings(FUZZ, max_examples=500)
+FUZZ_LIGHT = settings(FUZZ, max_examples=EXAMPLES * 5 // 3)
 
 
 def zeros(n):
@@ -164,11 +165,15 @@ def discover_url(tc_url, stream):
 
 
 def only(allowed, fn, *args, **kwargs):
-    """Run a target; an `allowed` error is fine (the peer's fault), anything else propagates."""
+    """Run a target; an `allowed` error is fine (the peer's fault), anything else propagates.
+    The outcome is a hypothesis event (see --hypothesis-show-statistics)."""
     try:
-        return fn(*args, **kwargs)
-    except allowed:
+        result = fn(*args, **kwargs)
+    except allowed as e:
+        event(f"rejected: {type(e).__name__}")
         return None
+    event("accepted")
+    return result
 
 
 # ---------------------------------------------------------------- capture
@@ -223,11 +228,14 @@ class RecordingProxy:
             pipe.join(5)
 
 
-@dataclass
+@dataclass(repr=False)
 class Seed:
     data: object                    # bytes, or str for text targets
     cuts: list = field(default_factory=list)   # where the recorded reads ended (pieces to feed)
     hot: list = field(default_factory=list)    # offsets worth mutating (message boundaries)
+
+    def __repr__(self):             # hypothesis prints its arguments: keep the seeds short
+        return f"Seed({len(self.data)} {type(self.data).__name__})"
 
 
 def _seed(segments):
@@ -236,7 +244,8 @@ def _seed(segments):
     for segment in segments:
         pos += len(segment)
         cuts.append(pos)
-    hot = [0, 1, 1 + 1536] + [HANDSHAKE_BYTES + end for end in message_ends(data[HANDSHAKE_BYTES:])]
+    # The handshake's few fields get hit often enough by uniform positions.
+    hot = [HANDSHAKE_BYTES + end for end in message_ends(data[HANDSHAKE_BYTES:])]
     return Seed(data, cuts[:-1], hot)
 
 
@@ -284,7 +293,7 @@ def capture(tmp_path_factory, media_file):
 
 def chunk_seeds(capture):
     return [Seed(capture[k].data[HANDSHAKE_BYTES:], [],
-                 [h - HANDSHAKE_BYTES for h in capture[k].hot[3:]]) for k in RECORDED]
+                  [h - HANDSHAKE_BYTES for h in capture[k].hot]) for k in RECORDED]
 
 
 def amf_payloads(capture):
@@ -297,11 +306,35 @@ def amf_payloads(capture):
     return out
 
 
+def frame(data, cuts):
+    """Bytes fed in pieces as records of [u16 length][piece]: the corpus format of the session
+    targets of tests/fuzz/fuzz_rtmp.py (so the fuzzer mutates where the reads end too)."""
+    out = []
+    for piece in _pieces(data, cuts):
+        for i in range(0, len(piece), 0xFFFF):
+            out.append(len(piece[i:i + 0xFFFF]).to_bytes(2, "big") + piece[i:i + 0xFFFF])
+    return b"".join(out)
+
+
+def unframe(blob):
+    """frame()'s inverse, lenient: a short last record takes what is left. -> (data, cuts)"""
+    pieces, pos = [], 0
+    while pos < len(blob):
+        size = int.from_bytes(blob[pos:pos + 2], "big")
+        pieces.append(blob[pos + 2:pos + 2 + size])
+        pos += 2 + size
+    cuts, end = [], 0
+    for piece in pieces[:-1]:
+        end += len(piece)
+        cuts.append(end)
+    return b"".join(pieces), cuts
+
+
 def write_corpus(directory, seeds):
     """Seed files for tests/fuzz/fuzz_rtmp.py, one folder per target."""
     files = {
-        "server": [seeds["publish_c2s"].data, seeds["play_c2s"].data],
-        "client": [seeds["play_s2c"].data, seeds["publish_s2c"].data],
+        "server": [frame(seeds[k].data, seeds[k].cuts) for k in ("publish_c2s", "play_c2s")],
+        "client": [frame(seeds[k].data, seeds[k].cuts) for k in ("play_s2c", "publish_s2c")],
         "chunk": [s.data for s in seeds["chunk"]],
         "amf": [s.data for s in seeds["amf"]],
         "config": [s.data.encode() for s in CONFIG_SEEDS],
@@ -374,7 +407,7 @@ def _shift(cuts, pos, delta):
 
 
 @st.composite
-def mutants(draw, seeds, max_ops=6):
+def mutants(draw, seeds, max_ops=4):
     """(mutated data, adjusted cuts) from one of `seeds`."""
     seed = draw(st.sampled_from(seeds))
     text = isinstance(seed.data, str)
@@ -445,6 +478,11 @@ def test_capture_replays_through_client_session(capture):
     assert "NetStream.Publish.Start" in codes, codes
 
 
+def test_frame_round_trip(capture):
+    seed = capture["publish_c2s"]
+    assert unframe(frame(seed.data, seed.cuts)) == (seed.data, seed.cuts)
+
+
 def test_capture_every_message_parses(capture):
     assert sum(len(read_chunks(s.data)) for s in capture["chunk"]) > 50
     assert len(capture["amf"]) >= 10
@@ -457,8 +495,10 @@ def test_capture_every_message_parses(capture):
 def test_fuzz_server_session(capture, data):
     seeds = [capture["publish_c2s"], capture["play_c2s"]]
     blob, cuts = data.draw(mutants(seeds))
-    reject_at = data.draw(st.integers(-1, 2))
-    only(ProtocolError, drive_server, blob, cuts, reject_at)
+    reject_at = data.draw(st.just(-1) | st.integers(0, 2))   # refuse a request half the time
+    result = only(ProtocolError, drive_server, blob, cuts, reject_at)
+    if result is not None:
+        event(f"final state {result[1].state}")
 
 
 @FUZZ
@@ -467,7 +507,9 @@ def test_fuzz_client_session(capture, data):
     which = data.draw(st.sampled_from([("play_s2c", ("play", "feed")),
                                        ("publish_s2c", ("publish", "short"))]))
     blob, cuts = data.draw(mutants([capture[which[0]]]))
-    only(ProtocolError, drive_client, blob, which[1], cuts)
+    result = only(ProtocolError, drive_client, blob, which[1], cuts)
+    if result is not None:
+        event(f"final state {result[1].state}")
 
 
 @FUZZ
@@ -502,3 +544,36 @@ def test_fuzz_url_discover(data):
 
 
 # ---------------------------------------------------------------- reproducers of bugs found
+
+def client_creating_stream():
+    """A playing ClientSession that has sent createStream (tid 2), and the server it talks to."""
+    client = rs.ClientSession("rtmp://127.0.0.1:1935/live", "live", rand=zeros)
+    server = rs.ServerSession(rand=zeros)
+    client.play("livestream")
+    to_server = client.start()
+    while client.state != "creating":
+        for ev in server.feed(to_server):
+            if isinstance(ev, rs.ConnectRequest):
+                server.accept_connect()
+        client.feed(server.data_to_send())
+        to_server = client.data_to_send()
+    return client, server
+
+
+@pytest.mark.parametrize("stream_id", [float("nan"), float("inf"), -1.0, 2.0 ** 32, 1.5])
+def test_create_stream_result_with_bad_stream_id(stream_id):
+    # Found by test_fuzz_client_session: int(nan) raised ValueError out of ClientSession.feed
+    # (and a stream id outside u32 would have broken the chunk writer later).
+    client, server = client_creating_stream()
+    reply = encode_message(3, MSG_AMF0_COMMAND, 0, 0, amf0.encode("_result", 2.0, None, stream_id),
+                           server.out_chunk_size)
+    with pytest.raises(ProtocolError, match="bad stream id"):
+        client.feed(reply)
+
+
+def test_create_stream_result_with_good_stream_id():
+    client, server = client_creating_stream()
+    reply = encode_message(3, MSG_AMF0_COMMAND, 0, 0, amf0.encode("_result", 2.0, None, 7.0),
+                           server.out_chunk_size)
+    client.feed(reply)
+    assert (client.state, client.stream_id) == ("play_pending", 7)

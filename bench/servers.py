@@ -1,0 +1,116 @@
+"""Server implementations under test: srsedge (ours) and nginx-rtmp (the C reference).
+
+Rules:
+- A Target makes origins and edges as real processes from generated configs in the run's tmp
+  dir, on free ports, through the run's Procs registry (so they are killed by pid).
+- srsedge edges use `edge_idle_timeout 1` so a cold edge is reached quickly; nginx-rtmp edges use
+  `pull` (no origin failover there). nginx-rtmp runs one process (`master_process off`, one
+  worker's work) so its pid is the one to measure, with `chunk_size 60000` like ours.
+- `play.mw_latency` is left at the server default unless the run sets it.
+"""
+import os
+import shutil
+import signal
+
+from bench.procs import PYTHON, SERVER_CPU, raise_fd_limit, free_port, wait_port
+
+NGINX_RTMP_SO = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+STREAM = "live/bench"
+
+
+class Server:
+    """A running server process."""
+
+    def __init__(self, target, role, label, port, proc, log):
+        self.target, self.role, self.label = target, role, label
+        self.port, self.proc, self.log = port, proc, log
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self, stream=STREAM):
+        return f"rtmp://127.0.0.1:{self.port}/{stream}"
+
+    def kill(self, sig=signal.SIGKILL):
+        self.target.procs.kill(self.proc, sig)
+
+    def log_text(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class SrsEdgeTarget:
+    name = "srsedge"
+
+    def __init__(self, procs, workdir, mw_latency=None):
+        self.procs, self.workdir, self.mw_latency = procs, workdir, mw_latency
+
+    def _start(self, role, label, vhost_body, cpu):
+        port = free_port()
+        d = os.path.join(self.workdir, f"{self.name}-{label}")
+        os.makedirs(d, exist_ok=True)
+        play = f"play {{ mw_latency {self.mw_latency}; }}" if self.mw_latency is not None else ""
+        conf = os.path.join(d, "srs.conf")
+        with open(conf, "w") as f:
+            f.write(f"listen {port};\nmax_connections 30000;\ndaemon off;\n"
+                    f"pid {d}/srs.pid;\nsrs_log_file {d}/srs.log;\n"
+                    f"vhost __defaultVhost__ {{\n    {play}\n    {vhost_body}\n}}\n")
+        proc = self.procs.start([PYTHON, "srsedge.py", "-c", conf], log=os.path.join(d, "stdout.log"),
+                                cpu=cpu)
+        wait_port(port, proc=proc)
+        return Server(self, role, label, port, proc, os.path.join(d, "srs.log"))
+
+    def origin(self, label="origin", cpu=SERVER_CPU):
+        return self._start("origin", label, "", cpu)
+
+    def edge(self, origins, label="edge", cpu=SERVER_CPU):
+        hosts = " ".join(f"127.0.0.1:{o.port}" for o in origins)
+        body = f"cluster {{ mode remote; origin {hosts}; edge_idle_timeout 1; }}"
+        return self._start("edge", label, body, cpu)
+
+
+class NginxRtmpTarget:
+    name = "nginx-rtmp"
+
+    def __init__(self, procs, workdir):
+        self.procs, self.workdir = procs, workdir
+
+    @staticmethod
+    def available():
+        return os.path.exists(NGINX_RTMP_SO) and shutil.which("nginx") is not None
+
+    def _start(self, role, label, app_extra, cpu):
+        port = free_port()
+        d = os.path.join(self.workdir, f"{self.name}-{label}")
+        os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+        fds = raise_fd_limit()
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"load_module {NGINX_RTMP_SO};\ndaemon off;\nmaster_process off;\n"
+                    f"worker_processes 1;\nworker_rlimit_nofile {fds};\n"
+                    f"error_log {d}/error.log warn;\npid {d}/nginx.pid;\n"
+                    f"events {{ worker_connections {fds - 100}; }}\n"
+                    f"rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 60000;\n"
+                    f"    application live {{\n      live on;\n      {app_extra}\n    }}\n  }}\n}}\n")
+        proc = self.procs.start(["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf],
+                                log=os.path.join(d, "stdout.log"), cpu=cpu)
+        wait_port(port, proc=proc)
+        return Server(self, role, label, port, proc, os.path.join(d, "error.log"))
+
+    def origin(self, label="origin", cpu=SERVER_CPU):
+        return self._start("origin", label, "", cpu)
+
+    def edge(self, origins, label="edge", cpu=SERVER_CPU):
+        pulls = " ".join(f"pull rtmp://127.0.0.1:{o.port}/live;" for o in origins)
+        return self._start("edge", label, pulls, cpu)
+
+
+def targets(procs, workdir, with_nginx=True, mw_latency=None):
+    out = [SrsEdgeTarget(procs, workdir, mw_latency)]
+    if with_nginx and NginxRtmpTarget.available():
+        out.append(NginxRtmpTarget(procs, workdir))
+    return out

@@ -15,7 +15,7 @@ from bench.table import Table
 
 COLUMNS = [("server", "server"), ("players", "players"), ("probe_gap", "probe gap ms"),
            ("gap_median", "player gap median ms"), ("gap_max", "player gap max ms"),
-           ("lost", "players lost"), ("regressions", "ts regressions"), ("links_b", "links to B after")]
+           ("links_a", "links to A at kill"), ("lost", "players lost"), ("regressions", "ts regressions"), ("links_b", "links to B after")]
 KILL_AFTER_S = 3.0
 
 
@@ -40,7 +40,7 @@ def run(ctx):
         killed = []
 
         def kill_a():
-            killed.append(time.time())
+            killed.append(tcp_links(edge.pid, a.port))
             a.kill(signal.SIGKILL)
 
         timers = []
@@ -56,13 +56,15 @@ def run(ctx):
                           duration=KILL_AFTER_S + (7.0 if ctx.quick else 10.0))
         for t in timers:
             t.cancel()
-        row = {"server": "srsedge", "players": n, "detail": res, "killed": bool(killed)}
+        row = {"server": "srsedge", "players": n, "detail": res,
+               "links_a": killed[0] if killed else None}
         if "error" not in res:
             row.update(probe_gap=res["probes"][0]["max_gap_ms"], gap_median=res["max_gap_ms"]["median"],
                        gap_max=res["max_gap_ms"]["max"],
                        lost=res["failed"] + res["disconnects"] + (n - res["players"]),
                        regressions=res["regressions"], links_b=tcp_links(edge.pid, b.port))
         table.add(**row)
+        table.note_errors("srsedge", res)
         ctx.log(f"  -> {({k: row.get(k) for k, _ in COLUMNS})}")
     finally:
         for part in reversed(parts):

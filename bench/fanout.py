@@ -63,6 +63,7 @@ def run(ctx):
                     ctx.log(f"fan-out {role} {topo.target.name} {n} players")
                     row, res = measure(ctx, topo, n, ctx.quick)
                     row["detail"] = res
+                    table.note_errors(f"{role} {topo.target.name} {n}", res)
                     table.add(**row)
                     ctx.log(f"  -> {({k: row.get(k) for k, _ in COLUMNS})}")
                     time.sleep(1.5)    # let the server drop the players before the next point

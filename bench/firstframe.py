@@ -5,8 +5,10 @@ stream already pulled for another player).
 Rules: samples are sequential, one eager player each. Before a cold sample the edge must have no
 upstream link (waited for, bounded: srsedge edges stop pulling `edge_idle_timeout` 1 s after
 their last player); a sample taken while a link remained is counted as "not cold" and left out.
+Each sample starts at a random point of the 2 s GOP.
 The warm edge is kept warm by one load-generator player in the background.
 """
+import random
 import time
 
 from bench.loadgen import stats
@@ -14,20 +16,24 @@ from bench.procs import PYTHON
 from bench.table import Table
 from bench.topology import Topology, first_frame_ms, wait_links
 
+GOP_S = 2.0
 COLUMNS = [("server", "server"), ("case", "case"), ("samples", "samples"), ("median", "median ms"),
            ("p90", "p90 ms"), ("max", "max ms"), ("note", "note")]
 
 
-def samples(n, url, before=None):
+def samples(n, url, before=None, rng=None):
+    """n first-frame times; each sample starts at a random point of the GOP (0..GOP_S), so a
+    server without a GOP cache is not always caught at the same phase."""
+    rng = rng or random.Random(1)
     out, skipped = [], 0
     for _ in range(n):
         if before is not None and not before():
             skipped += 1
             continue
+        time.sleep(rng.uniform(0, GOP_S))
         ms = first_frame_ms(url, timeout=5.0)
         if ms is not None:
             out.append(ms)
-        time.sleep(0.05)
     return out, skipped
 
 

@@ -38,6 +38,7 @@ def run(ctx):
                                cpu=res["servers"]["edge"]["cpu_pct"],
                                behind=res["behind"] if n else None)
                 table.add(**row)
+                table.note_errors(f"{target.name} {n}", res)
                 ctx.log(f"  -> {({k: row.get(k) for k, _ in COLUMNS})}")
         finally:
             topo.close()

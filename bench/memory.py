@@ -46,6 +46,7 @@ def run(ctx):
                     per = (rss - base) / res["connected"]
                     row.update(rss=rss, per1000=round(per * 1000, 1), kib=round(per * 1024, 1))
                 table.add(**row)
+                table.note_errors(f"{target.name} {case}", res)
                 ctx.log(f"  -> {({k: row.get(k) for k, _ in COLUMNS})}")
             finally:
                 if pub is not None:

@@ -38,5 +38,11 @@ class Table:
             out += [f"- {n}" for n in self.notes]
         return "\n".join(out) + "\n"
 
+    def note_errors(self, label, result):
+        """A note with the load generator's error counts (why players failed), if any."""
+        errors = result.get("errors") or ({"harness": result["error"]} if "error" in result else {})
+        if errors:
+            self.notes.append(f"{label}: " + "; ".join(f"{k} x{v}" for k, v in errors.items()))
+
     def as_json(self):
         return {"name": self.name, "title": self.title, "rows": self.rows, "notes": self.notes}

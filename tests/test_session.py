@@ -185,3 +185,16 @@ def test_transition_tables_are_closed():
         c.state = state
         c._transition(trigger)
         assert c.state == nxt
+
+
+def test_pipelined_commands_after_connect_are_held_until_the_decision():
+    client, server = connected_pair()
+    server.feed(client.data_to_send())               # C0C1
+    client.feed(server.data_to_send())               # S0S1S2 -> C2 + connect queued
+    client._send_command(3, 0, "createStream", 2.0, None)
+    client._send_command(5, 1, "play", 0.0, None, "s")
+    events = server.feed(client.data_to_send())
+    assert [type(e) for e in events] == [rs.ConnectRequest] and server.held
+    server.accept_connect()
+    events = server.feed(b"")
+    assert [type(e) for e in events] == [rs.PlayRequest] and not server.held

@@ -111,6 +111,9 @@ class StreamEnd(Event):
     __slots__ = ()
 
 
+DECISIONS = (ConnectRequest, PublishRequest, PlayRequest)
+
+
 # ---------------------------------------------------------------- shared plumbing
 
 class _Base:
@@ -245,6 +248,7 @@ class ServerSession(_Base):
         self.fmle = False             # FCPublish seen: answer onFCPublish/onFCUnpublish
         self.stream_name = None
         self.publish_tid = 0.0
+        self.held = []                # messages after a decision event, for the next feed
 
     def feed(self, data):
         if self.state == "handshake":
@@ -258,7 +262,10 @@ class ServerSession(_Base):
         if self.state == "closed":
             return []
         events = []
-        for msg in self._read_messages(data):
+        messages = self._read_messages(data) if data else []
+        if self.held:
+            messages, self.held = self.held + messages, []
+        for i, msg in enumerate(messages):
             t = msg.type_id
             if t in MEDIA_TYPES or t == MSG_AGGREGATE:
                 if self.state == "publishing":
@@ -272,6 +279,11 @@ class ServerSession(_Base):
                 event = self._on_command(parse_command(t, msg.payload))
                 if event is not None:
                     events.append(event)
+                    if isinstance(event, DECISIONS):
+                        # the caller must answer before later messages make sense (a client may
+                        # pipeline createStream after connect): keep them for the next feed
+                        self.held = messages[i + 1:]
+                        break
             else:
                 self._on_control(msg)
         return events

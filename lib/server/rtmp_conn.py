@@ -105,15 +105,18 @@ class RtmpConnection:
             return False
         self.bytes_in += len(data)
         events = self.session.feed(data)
-        self._flush_session()
-        for ev in events:
-            handler = self._handlers.get(type(ev))
-            if handler is not None:
-                handler(self, ev)
-                self._flush_session()
-            if self.session.state == "closed":
-                return False
-        return True
+        while True:
+            self._flush_session()
+            for ev in events:
+                handler = self._handlers.get(type(ev))
+                if handler is not None:
+                    handler(self, ev)
+                    self._flush_session()
+                if self.session.state == "closed":
+                    return False
+            if not self.session.held:
+                return True
+            events = self.session.feed(b"")   # messages the client pipelined after a decision
 
     def _flush_session(self):
         out = self.session.data_to_send()

@@ -1,0 +1,759 @@
+"""SRS-compatible HTTP API (`/api/v1/...`) and Prometheus metrics (`/metrics`).
+
+Rules (this module owns them):
+- Its own gevent.pywsgi listener on `http_api.listen` (a bare port means 127.0.0.1, see the
+  config schema), started by `start_api(server)` when `http_api.enabled`. `listen` needs a
+  restart; auth and crossdomain are read per request, so a reload applies.
+- SRS conventions and SRS 6 field names: HTTP 200 and a JSON body whose `code` is 0, or an SRS
+  error code alone (`{"code": 2048}`): 2014 vhost, 2048 stream, 2049 client not found. Every
+  success carries `server` (server id), `service` (service id) and `pid` (a string, as SRS).
+  Ids are strings: a client's id is its connection's cid; a stream's id is `source.api_id`
+  ("vid-" + 7 random chars, set here the first time the API sees the source); a vhost's id is
+  made here once per vhost name. Lists take SRS's `?start=&count=` (count at least 10).
+- Unknown paths: HTTP 404 `{"code": 404}`; a method a path does not take: HTTP 405. JSONP with
+  `?callback=name` like SRS. No request can break the server: an exception answers 500 and
+  logs one line.
+- Auth (`http_api.auth.enabled`): every request but the CORS preflight needs HTTP basic auth
+  with the configured username/password, else 401 with `WWW-Authenticate: Basic realm="SRS"`.
+  `crossdomain on`: CORS headers on every answer, OPTIONS answers 200 (else 405), as SRS.
+- Edge extension (not in SRS): every stream object has `"edge"`: on an edge stream
+  `source.edge.describe()` = {state, since, origin, failovers, last_error, players,
+  links_opened, last_gap_ms}; null otherwise.
+- No per-packet work: everything is read from the live objects at request time. kbps comes from
+  a sampler greenlet that every SAMPLE_INTERVAL seconds records byte counters and keeps
+  KBPS_WINDOW seconds of samples. Totals over members that come and go (a stream's consumers,
+  a vhost's sources) are kept monotonic by `ByteTotal`; what a member sent after the last
+  sample before it left is not counted.
+- Hook calls are counted by wrapping `server.hooks.call` once at start (per action, ok/failed).
+"""
+import base64
+import hmac
+import json
+import os
+import random
+import re
+import socket
+import string
+import sys
+import time
+from collections import deque
+from urllib.parse import parse_qs
+
+import gevent
+from gevent import pywsgi
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector,
+                               generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from lib.media.codec_info import audio_info, video_info
+from lib.rtmp.session import VERSION
+from lib.server.hooks import stream_url
+from lib.server.http import _ErrorLog, _Handler
+from lib.server.rtmp_conn import RtmpConnection
+
+ERROR_SUCCESS = 0
+ERROR_RTMP_VHOST_NOT_FOUND = 2014
+ERROR_RTMP_STREAM_NOT_FOUND = 2048
+ERROR_RTMP_CLIENT_NOT_FOUND = 2049
+
+SAMPLE_INTERVAL = 5.0          # seconds between kbps samples (tests may lower it)
+KBPS_WINDOW = 30.0             # SRS's kbps.recv_30s / send_30s
+MIN_COUNT = 10                 # SRS: count = max(10, ?count)
+KICK_REASON = "kicked by HTTP API"
+SERVER = f"srsedge/{VERSION}"
+_ID_CHARS = string.ascii_lowercase + string.digits
+_CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
+_LEADING_INT = re.compile(r"^\s*[+-]?\d+")
+_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            500: "Internal Server Error"}
+CORS_HEADERS = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "GET, DELETE, OPTIONS"),
+    ("Access-Control-Expose-Headers", "Server,range,Content-Length,Content-Range"),
+    ("Access-Control-Allow-Headers", "origin,range,accept-encoding,referer,Cache-Control,"
+     "X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization"),
+]
+V1_URLS = {
+    "versions": "the version of SRS",
+    "summaries": "the summary(pid, argv, pwd, cpu, mem) of SRS",
+    "vhosts": "manage all vhosts or specified vhost",
+    "streams": "manage all streams or specified stream",
+    "clients": "manage all clients or specified client, default query top 10 clients",
+}
+
+
+def _random_id():
+    return "vid-" + "".join(random.choice(_ID_CHARS) for _ in range(7))
+
+
+def _atoi(text):
+    """C atoi: the leading integer of `text`, else 0."""
+    m = _LEADING_INT.match(text)
+    return int(m.group()) if m else 0
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------ counters
+class Rate:
+    """kbps over the last KBPS_WINDOW seconds, from samples of a monotonic byte count."""
+    __slots__ = ("samples",)
+
+    def __init__(self):
+        self.samples = deque()
+
+    def add(self, now, value):
+        s = self.samples
+        s.append((now, value))
+        while len(s) > 2 and now - s[1][0] >= KBPS_WINDOW:
+            s.popleft()                # keep one sample at (or before) the window start
+
+    def kbps(self):
+        s = self.samples
+        if len(s) < 2 or s[-1][0] <= s[0][0]:
+            return 0
+        return int((s[-1][1] - s[0][1]) * 8 / 1000 / (s[-1][0] - s[0][0]))
+
+
+class ByteTotal:
+    """A monotonic total of byte counters owned by members that come and go."""
+    __slots__ = ("total", "last")
+
+    def __init__(self):
+        self.total = 0
+        self.last = {}
+
+    def update(self, items):
+        """items: (member, its byte counter now). Members not listed are forgotten."""
+        last, seen, total = self.last, {}, self.total
+        for key, value in items:
+            total += max(0, value - last.get(key, 0))
+            seen[key] = value
+        self.total, self.last = total, seen
+        return total
+
+
+class Traffic:
+    """Byte totals and their rates for one stream, vhost or the whole server."""
+    __slots__ = ("recv", "send", "recv_rate", "send_rate")
+
+    def __init__(self):
+        self.recv, self.send = ByteTotal(), ByteTotal()
+        self.recv_rate, self.send_rate = Rate(), Rate()
+
+    def sample(self, now):
+        self.recv_rate.add(now, self.recv.total)
+        self.send_rate.add(now, self.send.total)
+
+    def kbps(self):
+        return {"recv_30s": self.recv_rate.kbps(), "send_30s": self.send_rate.kbps()}
+
+
+class CpuSampler:
+    """This process's and the system's CPU use between two samples, from /proc."""
+
+    def __init__(self):
+        self.last = None
+        self.self_percent = 0.0        # fraction of one CPU (1.0 = one core busy)
+        self.system_percent = 0.0      # fraction of all CPUs busy
+
+    @staticmethod
+    def _read_times():
+        fields = _read("/proc/self/stat").rpartition(")")[2].split()
+        proc = int(fields[11]) + int(fields[12]) if len(fields) > 12 else 0
+        cpu = [int(v) for v in _read("/proc/stat").split("\n", 1)[0].split()[1:]]
+        idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0) if len(cpu) > 3 else 0
+        return time.monotonic(), proc, sum(cpu), idle
+
+    def sample(self):
+        now = self._read_times()
+        if self.last is not None:
+            wall = now[0] - self.last[0]
+            total = now[2] - self.last[2]
+            if wall > 0:
+                ticks = os.sysconf("SC_CLK_TCK")
+                self.self_percent = round((now[1] - self.last[1]) / ticks / wall, 4)
+            if total > 0:
+                self.system_percent = round(1 - (now[3] - self.last[3]) / total, 4)
+        self.last = now
+
+
+# ------------------------------------------------------------------ live stats
+class Stats:
+    """Ids, byte totals, kbps samples and hook counts for the API and the metrics."""
+
+    def __init__(self, server):
+        self.server = server
+        self.vhost_ids = {}            # vhost name -> id
+        self.streams = {}              # Source -> Traffic (send: over its consumers)
+        self.vhosts = {}               # vhost name -> Traffic (over its sources)
+        self.total = Traffic()         # the server (over all sources)
+        self.client_rates = {}         # cid -> (recv Rate, send Rate)
+        self.hook_calls = {}           # (action, "ok"|"failed") -> count
+        self.cpu = CpuSampler()
+
+    # -- ids
+    def vhost_id(self, name):
+        vid = self.vhost_ids.get(name)
+        if vid is None:
+            vid = self.vhost_ids[name] = _random_id()
+        return vid
+
+    def vhost_by_id(self, vid):
+        for name, known in self.vhost_ids.items():
+            if known == vid:
+                return name
+        return None
+
+    @staticmethod
+    def stream_id(source):
+        sid = getattr(source, "api_id", None)
+        if sid is None:
+            sid = source.api_id = _random_id()
+        return sid
+
+    # -- byte totals (cheap: one pass over sources and consumers; run per request and sample)
+    def refresh(self):
+        sources = list(self.server.sources.sources.values())
+        streams, by_vhost = {}, {}
+        for src in sources:
+            traffic = self.streams.get(src) or Traffic()
+            traffic.send.update((c, c.bytes_out) for c in src.consumers)
+            traffic.recv.total = src.bytes_in
+            streams[src] = traffic
+            by_vhost.setdefault(src.vhost, []).append(src)
+            self.stream_id(src)
+        self.streams = streams
+        for name in set(by_vhost) | set(self.vhosts):
+            traffic = self.vhosts.setdefault(name, Traffic())
+            self._sum(traffic, by_vhost.get(name, ()))
+        self._sum(self.total, sources)
+        return sources
+
+    def _sum(self, traffic, sources):
+        traffic.recv.update((s, s.bytes_in) for s in sources)
+        traffic.send.update((s, self.streams[s].send.total) for s in sources)
+
+    def sample(self, now):
+        self.refresh()
+        for traffic in (*self.streams.values(), *self.vhosts.values(), self.total):
+            traffic.sample(now)
+        rates = {}
+        for cid, conn in list(self.server.clients.items()):
+            pair = self.client_rates.get(cid) or (Rate(), Rate())
+            pair[0].add(now, conn.bytes_in)
+            pair[1].add(now, client_bytes_out(conn))
+            rates[cid] = pair
+        self.client_rates = rates
+        self.cpu.sample()
+
+    def client_kbps(self, cid):
+        pair = self.client_rates.get(cid)
+        if pair is None:
+            return {"recv_30s": 0, "send_30s": 0}
+        return {"recv_30s": pair[0].kbps(), "send_30s": pair[1].kbps()}
+
+    # -- hooks
+    def count_hooks(self, hooks):
+        """Wrap `hooks.call` so every call is counted per action and verdict."""
+        call = hooks.call
+        if getattr(call, "counted", False):
+            return
+        counts = self.hook_calls
+
+        def counted_call(action, urls, ctx):
+            ok = False
+            try:
+                ok, reason = call(action, urls, ctx)
+                return ok, reason
+            finally:
+                key = (action, "ok" if ok else "failed")
+                counts[key] = counts.get(key, 0) + 1
+
+        counted_call.counted = True
+        hooks.call = counted_call
+
+
+# ------------------------------------------------------------------ clients
+def client_bytes_out(conn):
+    consumer = getattr(conn, "consumer", None)
+    return consumer.bytes_out if consumer is not None else 0
+
+
+def client_type(conn):
+    """SRS's client type names."""
+    if not isinstance(conn, RtmpConnection):
+        return "flv-play"              # the only other kind of client: HTTP-FLV players
+    if conn.role == "publish":
+        return "fmle-publish" if conn.session.fmle else "flash-publish"
+    return "rtmp-play"
+
+
+def is_listed(conn):
+    """As SRS: a client is listed once it publishes or plays."""
+    if getattr(conn, "req", None) is None:
+        return False
+    return not isinstance(conn, RtmpConnection) or conn.role in ("publish", "play")
+
+
+# ------------------------------------------------------------------ the API
+class ApiError(Exception):
+    """An answer other than a success: an SRS code (HTTP 200) or an HTTP status."""
+
+    def __init__(self, code=0, status=200, headers=()):
+        super().__init__(code or status)
+        self.code, self.status, self.headers = code, status, list(headers)
+
+
+class ApiServer:
+    """The WSGI application, its pywsgi listener and the stats sampler."""
+
+    def __init__(self, server):
+        self.server = server
+        self.log = server.logger.context("api")
+        self.stats = Stats(server)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(MetricsCollector(self))
+        ProcessCollector(registry=self.registry)
+        self.wsgi = None
+        self.sampler = None
+        self.routes = {"versions": self.versions, "summaries": self.summaries,
+                       "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients}
+
+    def start(self):
+        host, port = self.server.config.http_api.listen
+        host = host or "127.0.0.1"
+        self.stats.count_hooks(self.server.hooks)
+        self.wsgi = pywsgi.WSGIServer((host, port), self, backlog=1024, handler_class=_Handler,
+                                      log=None, error_log=_ErrorLog(self.log))
+        self.wsgi.init_socket()
+        self.wsgi.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.wsgi.start()
+        self.sampler = gevent.spawn(self._sample_loop)
+        return f"http://{host}:{self.wsgi.server_port}"
+
+    def close(self):
+        if self.sampler is not None:
+            self.sampler.kill(block=False)
+        if self.wsgi is not None:
+            self.wsgi.close()
+
+    def _sample_loop(self):
+        while True:
+            try:
+                self.stats.sample(time.monotonic())
+            except Exception as e:  # noqa: BLE001 - stats must never stop
+                self.log.error(f"api stats sample failed: {e!r}")
+            gevent.sleep(SAMPLE_INTERVAL)
+
+    # ------------------------------------------------------------ WSGI entry
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        cors = self.server.config.http_api.crossdomain
+        try:
+            status, headers, body = self._serve(environ, method, cors)
+        except ApiError as e:
+            status, headers = e.status, e.headers
+            body = json.dumps({"code": e.code or e.status}).encode() if e.status != 401 else b""
+            headers.append(("Content-Type", "application/json"))
+        except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
+            self.log.error(f"api {method} {environ.get('PATH_INFO')!r}: {e!r}")
+            status, headers, body = 500, [("Content-Type", "application/json")], b'{"code":500}'
+        headers += [("Content-Length", str(len(body))), ("Server", SERVER)]
+        if cors:
+            headers += CORS_HEADERS
+        start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
+        return [body] if method != "HEAD" else []
+
+    def _serve(self, environ, method, cors):
+        if method == "OPTIONS":
+            if not cors:
+                raise ApiError(status=405)
+            return 200, [], b""
+        self._check_auth(environ)
+        path = environ.get("PATH_INFO", "")
+        if path.rstrip("/") == "/metrics":
+            if method not in ("GET", "HEAD"):
+                raise ApiError(status=405, headers=[("Allow", "GET, HEAD")])
+            self.stats.refresh()
+            return 200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        obj = self._route(method if method != "HEAD" else "GET", path, query)
+        body = json.dumps(obj, separators=(",", ":"))
+        callback = query.get("callback", [""])[0]
+        if callback and _CALLBACK.match(callback):
+            return 200, [("Content-Type", "text/javascript")], f"{callback}({body})".encode()
+        return 200, [("Content-Type", "application/json")], body.encode()
+
+    def _check_auth(self, environ):
+        auth = self.server.config.http_api.auth
+        if not auth.enabled:
+            return
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        user = password = ""
+        if scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(token.strip(), validate=True) \
+                    .decode("utf-8").partition(":")
+            except (ValueError, UnicodeError):
+                user = password = ""
+        good_user = hmac.compare_digest(user.encode(), auth.username.encode())
+        good_password = hmac.compare_digest(password.encode(), auth.password.encode())
+        if not (user and good_user and good_password):
+            raise ApiError(status=401, headers=[("WWW-Authenticate", 'Basic realm="SRS"')])
+
+    def _route(self, method, path, query):
+        parts = [p for p in path.split("/") if p]
+        if len(parts) <= 2 and parts == ["api", "v1"][:len(parts)]:
+            self._only(method, "GET")
+            urls = {0: {"api": "the api root"}, 1: {"v1": "the api version 1.0"}, 2: V1_URLS}
+            return self.ok(urls=urls[len(parts)])
+        handler = self.routes.get(parts[2]) if parts[:2] == ["api", "v1"] else None
+        if handler is None or len(parts) > 4:
+            raise ApiError(status=404)
+        return handler(method, parts[3] if len(parts) == 4 else "", query)
+
+    @staticmethod
+    def _only(method, *allowed):
+        if method not in allowed:
+            raise ApiError(status=405, headers=[("Allow", ", ".join(allowed))])
+
+    def ok(self, **fields):
+        return {"code": ERROR_SUCCESS, "server": self.server.server_id,
+                "service": self.server.service_id, "pid": str(os.getpid()), **fields}
+
+    @staticmethod
+    def _page(items, query):
+        start = max(0, _atoi(query.get("start", [""])[0]))
+        count = max(MIN_COUNT, _atoi(query.get("count", [""])[0]))
+        return items[start:start + count]
+
+    # ------------------------------------------------------------ /api/v1/versions, summaries
+    def versions(self, method, rest, query):
+        self._only(method, "GET")
+        if rest:
+            raise ApiError(status=404)
+        major, minor, revision = ([int(v) for v in VERSION.split(".")[:3]] + [0, 0, 0])[:3]
+        return self.ok(data={"major": major, "minor": minor, "revision": revision,
+                             "version": VERSION})
+
+    def summaries(self, method, rest, query):
+        self._only(method, "GET")
+        if rest:
+            raise ApiError(status=404)
+        return self.ok(data=summary_data(self.server, self.stats))
+
+    # ------------------------------------------------------------ /api/v1/vhosts
+    def vhosts(self, method, vid, query):
+        self._only(method, "GET")
+        self.stats.refresh()
+        names = list(self.server.config.vhosts)
+        if not vid:
+            return self.ok(vhosts=[self.vhost_json(name) for name in names])
+        name = self.stats.vhost_by_id(vid)
+        if name is None or name not in self.server.config.vhosts:
+            raise ApiError(ERROR_RTMP_VHOST_NOT_FOUND)
+        return self.ok(vhost=self.vhost_json(name))
+
+    def vhost_json(self, name):
+        conf = self.server.config.vhosts[name]
+        traffic = self.stats.vhosts.get(name) or Traffic()
+        sources = [s for s in self.server.sources.sources.values() if s.vhost == name]
+        clients = [c for c in self.server.clients.values() if is_listed(c) and c.req.vhost == name]
+        hls = {"enabled": conf.hls.enabled}
+        if conf.hls.enabled:
+            hls["fragment"] = float(conf.hls.hls_fragment)
+        return {"id": self.stats.vhost_id(name), "name": name, "enabled": conf.enabled,
+                "clients": len(clients), "streams": sum(1 for s in sources if s.publisher),
+                "send_bytes": traffic.send.total, "recv_bytes": traffic.recv.total,
+                "kbps": traffic.kbps(), "hls": hls}
+
+    # ------------------------------------------------------------ /api/v1/streams
+    def streams(self, method, sid, query):
+        self._only(method, "GET")
+        sources = sorted(self.stats.refresh(), key=lambda s: (s.created, s.key))
+        groups = self._clients_by_source()
+        if not sid:
+            page = self._page(sources, query)
+            return self.ok(total=len(sources),
+                           streams=[self.stream_json(s, groups.get(s, [])) for s in page])
+        for src in sources:
+            if src.api_id == sid:
+                return self.ok(stream=self.stream_json(src, groups.get(src, [])))
+        raise ApiError(ERROR_RTMP_STREAM_NOT_FOUND)
+
+    def _client_source(self, conn):
+        src = getattr(conn, "source", None)
+        if src is None and getattr(conn, "vhost_conf", None) is not None:
+            src = self.server.sources.get(self.server.stream_key(conn.req, conn.vhost_conf))
+        return src
+
+    def _clients_by_source(self):
+        groups = {}
+        for conn in sorted(self.server.clients.values(), key=lambda c: c.created):
+            if is_listed(conn):
+                src = self._client_source(conn)
+                if src is not None:
+                    groups.setdefault(src, []).append(conn)
+        return groups
+
+    def stream_json(self, src, clients):
+        traffic = self.stats.streams.get(src) or Traffic()
+        pub = src.publisher
+        publish = {"active": pub is not None}
+        pub_cid = getattr(pub, "cid", None) or getattr(getattr(pub, "log", None), "cid", None)
+        if pub_cid:
+            publish["cid"] = pub_cid
+        requests = [c.req for c in clients] + [getattr(src.edge, "req", None)]
+        tc_url = next((r.tc_url for r in requests if r is not None and r.tc_url), "")
+        video = video_info(src.video_sh.payload) if src.video_sh is not None else None
+        audio = audio_info(src.audio_sh.payload) if src.audio_sh is not None else None
+        return {
+            "id": self.stats.stream_id(src), "name": src.stream,
+            "vhost": self.stats.vhost_id(src.vhost), "app": src.app, "tcUrl": tc_url,
+            "url": stream_url(src.vhost, src.app, src.stream),
+            "live_ms": int(time.time() * 1000), "clients": len(clients), "frames": src.end,
+            "send_bytes": traffic.send.total, "recv_bytes": src.bytes_in,
+            "kbps": traffic.kbps(), "publish": publish,
+            "video": video._asdict() if video else None,
+            "audio": {"codec": audio.codec, "sample_rate": audio.sample_rate,
+                      "channel": audio.channels, "profile": audio.profile} if audio else None,
+            "edge": src.edge.describe() if src.edge is not None else None,
+        }
+
+    # ------------------------------------------------------------ /api/v1/clients
+    def clients(self, method, cid, query):
+        self._only(method, "GET", "DELETE")
+        conn = self.server.clients.get(cid) if cid else None
+        if cid and (conn is None or not is_listed(conn)):
+            raise ApiError(ERROR_RTMP_CLIENT_NOT_FOUND)
+        if method == "DELETE":
+            if conn is None:
+                raise ApiError(ERROR_RTMP_CLIENT_NOT_FOUND)
+            conn.kick(KICK_REASON)
+            return self.ok()
+        if conn is not None:
+            return self.ok(client=self.client_json(conn))
+        listed = sorted((c for c in self.server.clients.values() if is_listed(c)),
+                        key=lambda c: c.created)
+        return self.ok(total=len(listed),
+                       clients=[self.client_json(c) for c in self._page(listed, query)])
+
+    def client_json(self, conn):
+        req = conn.req
+        src = self._client_source(conn)
+        connect = getattr(conn, "connect_object", None) or {}
+        swf_url = connect.get("swfUrl")
+        ctype = client_type(conn)
+        return {
+            "id": conn.cid, "vhost": self.stats.vhost_id(req.vhost),
+            "stream": self.stats.stream_id(src) if src is not None else "",
+            "ip": conn.ip, "pageUrl": getattr(conn, "page_url", "") or "",
+            "swfUrl": swf_url if isinstance(swf_url, str) else "", "tcUrl": req.tc_url or "",
+            "url": stream_url(req.vhost, req.app, req.stream or ""), "name": req.stream or "",
+            "type": ctype, "publish": ctype.endswith("-publish"),
+            "alive": round(time.time() - conn.created, 3),
+            "send_bytes": client_bytes_out(conn), "recv_bytes": conn.bytes_in,
+            "kbps": self.stats.client_kbps(conn.cid),
+        }
+
+
+# ------------------------------------------------------------------ /api/v1/summaries
+def _meminfo():
+    info = {}
+    for line in _read("/proc/meminfo").splitlines():
+        name, _, value = line.partition(":")
+        fields = value.split()
+        if fields and fields[0].isdigit():
+            info[name] = int(fields[0])
+    return info
+
+
+def _rss_kbyte():
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _net_bytes():
+    """(recv, send, recv_intranet, send_intranet) over the network devices; lo is intranet."""
+    recv = send = recv_i = send_i = 0
+    for line in _read("/proc/net/dev").splitlines()[2:]:
+        name, _, data = line.partition(":")
+        fields = data.split()
+        if len(fields) < 9:
+            continue
+        if name.strip() == "lo":
+            recv_i, send_i = recv_i + int(fields[0]), send_i + int(fields[8])
+        else:
+            recv, send = recv + int(fields[0]), send + int(fields[8])
+    return recv, send, recv_i, send_i
+
+
+def _sockstat():
+    """(tcp in use, tcp time-wait, udp in use) from /proc/net/sockstat."""
+    values = {}
+    for line in _read("/proc/net/sockstat").splitlines():
+        proto, _, rest = line.partition(":")
+        fields = rest.split()
+        for key, value in zip(fields[::2], fields[1::2]):
+            values[(proto, key)] = int(value) if value.isdigit() else 0
+    return tuple(values.get(key, 0) for key in (("TCP", "inuse"), ("TCP", "tw"), ("UDP", "inuse")))
+
+
+def _tcp_established():
+    lines = _read("/proc/net/snmp").splitlines()
+    for head, values in zip(lines, lines[1:]):
+        if head.startswith("Tcp:") and values.startswith("Tcp:"):
+            table = dict(zip(head.split()[1:], values.split()[1:]))
+            return _atoi(table.get("CurrEstab", "0"))
+    return 0
+
+
+def summary_data(server, stats):
+    """SRS's summaries `data`: self (this process) and system, read from /proc now."""
+    now_ms = int(time.time() * 1000)
+    mem = _meminfo()
+    ram, swap = mem.get("MemTotal", 0), mem.get("SwapTotal", 0)
+    rss = _rss_kbyte()
+    uptime = [float(v) for v in _read("/proc/uptime").split()[:2]] + [0.0, 0.0]
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    net = _net_bytes()
+    tcp, tcp_tw, udp = _sockstat()
+    stats.refresh()
+    online = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "ok": True, "now_ms": now_ms,
+        "self": {
+            "version": VERSION, "pid": os.getpid(), "ppid": os.getppid(),
+            "argv": " ".join(sys.argv), "cwd": os.getcwd(), "mem_kbyte": rss,
+            "mem_percent": round(rss / ram, 4) if ram else 0.0,
+            "cpu_percent": stats.cpu.self_percent,
+            "srs_uptime": int(time.time() - server.started),
+        },
+        "system": {
+            "cpu_percent": stats.cpu.system_percent,
+            "disk_read_KBps": 0, "disk_write_KBps": 0, "disk_busy_percent": 0.0,
+            "mem_ram_kbyte": ram,
+            "mem_ram_percent": round(1 - mem.get("MemAvailable", ram) / ram, 4) if ram else 0.0,
+            "mem_swap_kbyte": swap,
+            "mem_swap_percent": round(1 - mem.get("SwapFree", swap) / swap, 4) if swap else 0.0,
+            "cpus": os.cpu_count() or 1, "cpus_online": online or 1,
+            "uptime": uptime[0], "ilde_time": uptime[1],      # SRS's spelling
+            "load_1m": load[0], "load_5m": load[1], "load_15m": load[2],
+            "net_sample_time": now_ms, "net_recv_bytes": net[0], "net_send_bytes": net[1],
+            "net_recvi_bytes": net[2], "net_sendi_bytes": net[3],
+            "srs_sample_time": now_ms, "srs_recv_bytes": stats.total.recv.total,
+            "srs_send_bytes": stats.total.send.total,
+            "conn_sys": tcp, "conn_sys_et": _tcp_established(), "conn_sys_tw": tcp_tw,
+            "conn_sys_udp": udp, "conn_srs": len(server.clients),
+        },
+    }
+
+
+# ------------------------------------------------------------------ /metrics
+class MetricsCollector:
+    """Prometheus metrics read from the live server at scrape time (see docs/api.md)."""
+
+    def __init__(self, api):
+        self.api = api
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        server, stats = self.api.server, self.api.stats
+        sources = list(server.sources.sources.values())
+        yield _gauge("srsedge_info", "srsedge build and identity", {"version": VERSION,
+                     "server_id": server.server_id, "service_id": server.service_id}, 1)
+        yield _gauge("srsedge_uptime_seconds", "Seconds since the server started", {},
+                     time.time() - server.started)
+        roles = {"publish": 0, "play": 0, "unknown": 0}
+        for conn in list(server.clients.values()):
+            role = getattr(conn, "role", "play")
+            roles[role] = roles.get(role, 0) + 1
+        yield _family(GaugeMetricFamily, "srsedge_connections", "Client connections by role",
+                      ("role",), [((role,), n) for role, n in roles.items()])
+        yield _gauge("srsedge_streams", "Live sources (streams with a publisher or players)", {},
+                     len(sources))
+        yield _gauge("srsedge_streams_publishing", "Streams with a publisher (or an edge pull)",
+                     {}, sum(1 for s in sources if s.publisher is not None))
+        yield _family(CounterMetricFamily, "srsedge_received_bytes",
+                      "Media bytes received by all streams", (), [((), stats.total.recv.total)])
+        yield _family(CounterMetricFamily, "srsedge_sent_bytes",
+                      "Bytes sent to all players", (), [((), stats.total.send.total)])
+        labels = ("vhost", "app", "stream")
+        rows = [((s.vhost, s.app, s.stream), s, stats.streams.get(s) or Traffic()) for s in sources]
+        per_stream = (
+            (GaugeMetricFamily, "srsedge_stream_players", "Players of a stream",
+             lambda s, t: len(s.consumers)),
+            (CounterMetricFamily, "srsedge_stream_received_bytes", "Media bytes a stream received",
+             lambda s, t: s.bytes_in),
+            (CounterMetricFamily, "srsedge_stream_sent_bytes", "Bytes sent to a stream's players",
+             lambda s, t: t.send.total),
+            (CounterMetricFamily, "srsedge_stream_dropped_messages",
+             "Messages skipped for slow players of a stream", lambda s, t: s.dropped),
+        )
+        for cls, name, doc, value in per_stream:
+            yield _family(cls, name, doc, labels, [(key, value(s, t)) for key, s, t in rows])
+        yield from self._upstreams(rows, labels)
+        yield _family(CounterMetricFamily, "srsedge_hook_calls",
+                      "HTTP hook calls by action and verdict", ("action", "result"),
+                      sorted(stats.hook_calls.items()))
+
+    @staticmethod
+    def _upstreams(rows, labels):
+        edges = [(key, s.edge.describe()) for key, s, _ in rows if s.edge is not None]
+        states = {"pulling": 0, "connected": 0, "stopping": 0}
+        for _, d in edges:
+            states[d["state"]] = states.get(d["state"], 0) + 1
+        yield _family(GaugeMetricFamily, "srsedge_upstream_links", "Edge upstream links by state",
+                      ("state",), [((state,), n) for state, n in states.items()])
+        yield _family(GaugeMetricFamily, "srsedge_upstream_info",
+                      "An edge stream's link: its state and the origin in use (value 1)",
+                      labels + ("state", "origin"),
+                      [(key + (d["state"], d["origin"] or ""), 1) for key, d in edges])
+        yield _family(CounterMetricFamily, "srsedge_upstream_failovers",
+                      "Origin switches of an edge stream", labels,
+                      [(key, d["failovers"]) for key, d in edges])
+        yield _family(CounterMetricFamily, "srsedge_upstream_links_opened",
+                      "Upstream connections an edge stream opened", labels,
+                      [(key, d["links_opened"]) for key, d in edges])
+
+
+def _family(cls, name, doc, labels, samples):
+    family = cls(name, doc, labels=list(labels))
+    for label_values, value in samples:
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def _gauge(name, doc, labels, value):
+    return _family(GaugeMetricFamily, name, doc, tuple(labels), [(tuple(labels.values()), value)])
+
+
+# ------------------------------------------------------------------ wiring
+def start_api(server):
+    """Start the HTTP API when `http_api.enabled` (once); it is then `server.api`.
+    Returns the endpoint strings (none when disabled or already started)."""
+    if not server.config.http_api.enabled or getattr(server, "api", None) is not None:
+        return []
+    api = ApiServer(server)
+    endpoint = api.start()
+    server.api = api
+    return [endpoint]
+
+
+__all__ = ["start_api", "ApiServer", "Stats", "MetricsCollector", "Rate", "ByteTotal",
+           "ERROR_RTMP_STREAM_NOT_FOUND", "ERROR_RTMP_CLIENT_NOT_FOUND",
+           "ERROR_RTMP_VHOST_NOT_FOUND"]

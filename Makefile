@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench setup venv systools clean
+.PHONY: run test bench demo setup venv systools clean
 
 venv: .venv/.deps-ok
 
@@ -28,6 +28,9 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+
+demo: setup
+	bash scripts/demo.sh
 
 clean:
 	rm -rf objs .pytest_cache

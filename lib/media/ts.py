@@ -1,0 +1,377 @@
+"""MPEG-TS muxer for H.264 + AAC from FLV payloads (sans-IO: payloads in, 188-byte packets out).
+
+Rules:
+- PIDs as SRS: PAT 0, PMT 0x1001, video 0x100 (stream type 0x1b, PES stream id 0xe0), audio
+  0x101 (stream type 0x0f, PES stream id 0xc0). `header()` returns PAT + PMT for the streams
+  whose sequence header was seen; PAT/PMT sections end with the MPEG-2 CRC32.
+- Timestamps: FLV ms -> 90 kHz. DTS = timestamp, PTS = DTS + composition time (signed 24-bit in
+  the AVC video tag); both are written PTS_OFFSET (0.7 s) after the PCR so a decoder has room to
+  buffer, and wrap at 33 bits. DTS is left out of the PES header when it equals PTS.
+- PCR on the first packet of every video PES (every audio PES when there is no video), so it
+  repeats within about 100 ms. random_access_indicator on keyframes (on audio when audio-only).
+- AVC: AVCC length-prefixed NALUs become Annex-B; each access unit starts with an AUD (type 9,
+  any AUD in the input is dropped); SPS/PPS from the AVCDecoderConfigurationRecord go before the
+  first IDR slice unless the access unit carries its own.
+- AAC: each raw frame gets a 7-byte ADTS header built from the AudioSpecificConfig. Frames are
+  merged into one PES while they are contiguous and span less than AUDIO_PES_MAX_MS;
+  `flush()` returns what is pending (call it before closing a segment).
+- Each PID has its own 4-bit continuity counter, kept across segments. The last packet of a PES
+  is filled up with adaptation-field stuffing (0xff).
+- Frames of a kind whose sequence header has not been seen, AVC end-of-sequence, and non-AVC /
+  non-AAC payloads give b"". Malformed sequence headers or frames raise TsError (a
+  ProtocolError); the muxer stays usable.
+"""
+import struct
+
+from lib.rtmp.errors import ProtocolError
+
+PACKET_SIZE = 188
+PID_PAT = 0x0000
+PID_PMT = 0x1001
+PID_VIDEO = 0x100
+PID_AUDIO = 0x101
+STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_AAC = 0x0F
+SID_VIDEO = 0xE0
+SID_AUDIO = 0xC0
+PTS_OFFSET = 63000          # 0.7 s at 90 kHz between PCR and PTS/DTS
+PTS_MASK = (1 << 33) - 1
+AUDIO_PES_MAX_MS = 90       # merged AAC frames per PES span less than this
+
+NAL_IDR = 5
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_AUD = 9
+START_CODE = b"\x00\x00\x00\x01"
+AUD = START_CODE + b"\x09\xf0"          # primary_pic_type 7: any slice type
+
+AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,
+                    11025, 8000, 7350)
+
+
+class TsError(ProtocolError):
+    """A malformed AVC/AAC payload or sequence header."""
+
+
+# ------------------------------------------------------------------ CRC32 (MPEG-2)
+def _crc_table():
+    table = []
+    for i in range(256):
+        crc = i << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else (crc << 1)
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc32_mpeg2(data):
+    """CRC-32/MPEG-2: polynomial 0x04c11db7, init 0xffffffff, no reflection, no final xor."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[(crc >> 24) ^ b]
+    return crc
+
+
+# ------------------------------------------------------------------ field encoders
+def encode_pts(prefix, value):
+    """A 33-bit PTS/DTS in the 5-byte PES layout; `prefix` is 0b0010 (PTS only), 0b0011 (PTS of
+    PTS+DTS) or 0b0001 (DTS)."""
+    v = value & PTS_MASK
+    return bytes((
+        (prefix << 4) | ((v >> 29) & 0x0E) | 1,
+        (v >> 22) & 0xFF,
+        ((v >> 14) & 0xFE) | 1,
+        (v >> 7) & 0xFF,
+        ((v << 1) & 0xFE) | 1,
+    ))
+
+
+def encode_pcr(base):
+    """PCR: 33-bit base, 6 reserved bits, 9-bit extension 0."""
+    v = base & PTS_MASK
+    return bytes((v >> 25 & 0xFF, v >> 17 & 0xFF, v >> 9 & 0xFF, v >> 1 & 0xFF,
+                  ((v & 1) << 7) | 0x7E, 0))
+
+
+def adts_header(object_type, sampling_index, channels, raw_size):
+    """The 7-byte ADTS header (MPEG-4, no CRC) of one raw AAC frame."""
+    length = raw_size + 7
+    if length > 0x1FFF:
+        raise TsError(f"AAC frame of {raw_size} bytes is too large for ADTS")
+    profile = object_type - 1
+    return bytes((
+        0xFF, 0xF1,
+        (profile << 6) | (sampling_index << 2) | (channels >> 2),
+        ((channels & 3) << 6) | (length >> 11),
+        (length >> 3) & 0xFF,
+        ((length & 7) << 5) | 0x1F,
+        0xFC,
+    ))
+
+
+# ------------------------------------------------------------------ codec configs
+class AvcConfig:
+    """What the muxer needs from an AVCDecoderConfigurationRecord."""
+    __slots__ = ("nal_length_size", "sps", "pps")
+
+    def __init__(self, record):
+        """`record` is the configuration record (the FLV payload after its 5-byte header)."""
+        try:
+            if len(record) < 7:
+                raise TsError("AVC sequence header too short")
+            self.nal_length_size = (record[4] & 0x03) + 1
+            if self.nal_length_size == 3:
+                raise TsError("AVC NAL length size 3 is not allowed")
+            self.sps, pos = _param_sets(record, 6, record[5] & 0x1F, "SPS")
+            self.pps, pos = _param_sets(record, pos + 1, record[pos], "PPS")
+        except IndexError:
+            raise TsError("AVC sequence header truncated") from None
+
+
+def _param_sets(record, pos, count, what):
+    sets = []
+    for _ in range(count):
+        size = int.from_bytes(record[pos:pos + 2], "big")
+        data = bytes(record[pos + 2:pos + 2 + size])
+        if len(data) != size or size == 0:
+            raise TsError(f"AVC sequence header: {what} truncated")
+        sets.append(data)
+        pos += 2 + size
+    return sets, pos
+
+
+class AacConfig:
+    """What ADTS needs from an AudioSpecificConfig."""
+    __slots__ = ("object_type", "sampling_index", "channels")
+
+    def __init__(self, asc):
+        bits = _Bits(asc)
+        try:
+            object_type = bits.object_type()
+            index = bits.sampling_index()
+            channels = bits.read(4)
+            if object_type in (5, 29):      # explicit SBR/PS: the core config follows
+                bits.sampling_index()       # the extension (output) rate
+                object_type = bits.object_type()
+        except IndexError:
+            raise TsError("AAC sequence header truncated") from None
+        if not 1 <= object_type <= 4:
+            raise TsError(f"AAC object type {object_type} cannot be carried in ADTS")
+        if channels > 7:
+            raise TsError(f"AAC channel configuration {channels} is not valid")
+        self.object_type, self.sampling_index, self.channels = object_type, index, channels
+
+
+class _Bits:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def read(self, n):
+        value = 0
+        for _ in range(n):
+            byte = self.data[self.pos >> 3]
+            value = (value << 1) | ((byte >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return value
+
+    def object_type(self):
+        value = self.read(5)
+        return 32 + self.read(6) if value == 31 else value
+
+    def sampling_index(self):
+        index = self.read(4)
+        if index == 15:                     # explicit frequency: ADTS needs an index
+            rate = self.read(24)
+            if rate not in AAC_SAMPLE_RATES:
+                raise TsError(f"AAC sample rate {rate} cannot be carried in ADTS")
+            index = AAC_SAMPLE_RATES.index(rate)
+        if index >= len(AAC_SAMPLE_RATES):
+            raise TsError(f"AAC sampling frequency index {index} is not valid")
+        return index
+
+
+# ------------------------------------------------------------------ the muxer
+class TsMuxer:
+    def __init__(self):
+        self.avc = None             # AvcConfig once the video sequence header came
+        self.aac = None             # AacConfig once the audio sequence header came
+        self.cc = {}                # pid -> next continuity counter
+        self._audio = []            # pending ADTS frames (bytes parts) of the next audio PES
+        self._audio_first = 0       # ms timestamp of the first pending frame
+        self._audio_last = 0
+
+    @property
+    def has_video(self):
+        return self.avc is not None
+
+    @property
+    def has_audio(self):
+        return self.aac is not None
+
+    # -------------------------------------------------------------- sequence headers
+    def on_video_sequence_header(self, payload):
+        if len(payload) < 5 or payload[0] & 0x0F != 7 or payload[1] != 0:
+            raise TsError("not an AVC sequence header")
+        self.avc = AvcConfig(memoryview(payload)[5:])
+
+    def on_audio_sequence_header(self, payload):
+        if len(payload) < 2 or payload[0] >> 4 != 10 or payload[1] != 0:
+            raise TsError("not an AAC sequence header")
+        self.aac = AacConfig(payload[2:])
+
+    # -------------------------------------------------------------- PSI
+    def header(self):
+        """PAT + PMT (two packets), written at the start of each segment."""
+        pat = struct.pack(">HH", 1, 0xE000 | PID_PMT)                 # program 1 -> PMT
+        streams = b""
+        if self.has_video:
+            streams += struct.pack(">BHH", STREAM_TYPE_H264, 0xE000 | PID_VIDEO, 0xF000)
+        if self.has_audio:
+            streams += struct.pack(">BHH", STREAM_TYPE_AAC, 0xE000 | PID_AUDIO, 0xF000)
+        pcr_pid = PID_VIDEO if self.has_video or not self.has_audio else PID_AUDIO
+        pmt = struct.pack(">HH", 0xE000 | pcr_pid, 0xF000) + streams
+        return self._section(PID_PAT, 0x00, 1, pat) + self._section(PID_PMT, 0x02, 1, pmt)
+
+    def _section(self, pid, table_id, table_ext, body):
+        length = 5 + len(body) + 4          # after section_length: ext, version, numbers, CRC
+        section = struct.pack(">BHHBBB", table_id, 0xB000 | length, table_ext, 0xC1, 0, 0) + body
+        section += struct.pack(">I", crc32_mpeg2(section))
+        packet = self._ts_header(pid, True, 0x10) + b"\x00" + section   # pointer_field 0
+        return packet + b"\xff" * (PACKET_SIZE - len(packet))
+
+    def _ts_header(self, pid, start, afc):
+        cc = self.cc.get(pid, 0)
+        self.cc[pid] = (cc + 1) & 0x0F
+        return bytes((0x47, (0x40 if start else 0) | (pid >> 8), pid & 0xFF, afc | cc))
+
+    # -------------------------------------------------------------- video
+    def mux_video(self, ts_ms, payload):
+        """TS packets for one FLV video payload (b"" when there is nothing to write)."""
+        if len(payload) < 5 or payload[0] & 0x0F != 7:
+            return b""                      # not AVC (or too short to be a frame)
+        packet_type = payload[1]
+        if packet_type == 0:
+            self.on_video_sequence_header(payload)
+            return b""
+        if packet_type != 1 or self.avc is None:
+            return b""
+        cts = int.from_bytes(payload[2:5], "big", signed=True)
+        parts = self._annexb(memoryview(payload)[5:])
+        if not parts:
+            return b""
+        keyframe = (payload[0] >> 4) == 1
+        dts = ts_ms * 90
+        pts = dts + cts * 90
+        return self._pes(PID_VIDEO, SID_VIDEO, parts, pts, dts, pcr=dts, rai=keyframe)
+
+    def _annexb(self, data):
+        """AUD, then the NALUs with start codes; SPS/PPS before the first IDR if needed."""
+        size = self.avc.nal_length_size
+        nalus = []
+        pos, end = 0, len(data)
+        while pos < end:
+            if pos + size > end:
+                raise TsError("AVC frame: truncated NALU length")
+            length = int.from_bytes(data[pos:pos + size], "big")
+            pos += size
+            if length == 0 or pos + length > end:
+                raise TsError(f"AVC frame: NALU length {length} does not fit the frame")
+            nalus.append(data[pos:pos + length])
+            pos += length
+        types = [n[0] & 0x1F for n in nalus]
+        parts = [AUD]
+        need_params = NAL_IDR in types and not (NAL_SPS in types and NAL_PPS in types)
+        for nal_type, nalu in zip(types, nalus):
+            if nal_type == NAL_AUD:
+                continue
+            if nal_type == NAL_IDR and need_params:
+                for ps in self.avc.sps + self.avc.pps:
+                    parts += (START_CODE, ps)
+                need_params = False
+            parts += (START_CODE, nalu)
+        return parts if len(parts) > 1 else []
+
+    # -------------------------------------------------------------- audio
+    def mux_audio(self, ts_ms, payload):
+        """Queue one FLV AAC payload; returns the packets of a finished audio PES, or b""."""
+        if len(payload) < 2 or payload[0] >> 4 != 10:
+            return b""                      # not AAC
+        if payload[1] == 0:
+            self.on_audio_sequence_header(payload)
+            return b""
+        raw = memoryview(payload)[2:]
+        if self.aac is None or not raw:
+            return b""
+        c = self.aac
+        adts = adts_header(c.object_type, c.sampling_index, c.channels, len(raw))
+        out = b""
+        if self._audio and not (0 <= ts_ms - self._audio_last <= AUDIO_PES_MAX_MS
+                                and ts_ms - self._audio_first < AUDIO_PES_MAX_MS):
+            out = self.flush()
+        if not self._audio:
+            self._audio_first = ts_ms
+        self._audio_last = ts_ms
+        self._audio += (adts, raw)
+        return out
+
+    def flush(self):
+        """Packets of the pending audio PES (b"" if none)."""
+        if not self._audio:
+            return b""
+        parts, self._audio = self._audio, []
+        pts = self._audio_first * 90
+        return self._pes(PID_AUDIO, SID_AUDIO, parts, pts, pts,
+                         pcr=None if self.has_video else pts, rai=not self.has_video)
+
+    # -------------------------------------------------------------- PES -> packets
+    def _pes(self, pid, stream_id, parts, pts, dts, pcr, rai):
+        pts += PTS_OFFSET
+        dts += PTS_OFFSET
+        if pts == dts:
+            fields = encode_pts(0b0010, pts)
+            flags = 0x80
+        else:
+            fields = encode_pts(0b0011, pts) + encode_pts(0b0001, dts)
+            flags = 0xC0
+        size = sum(len(p) for p in parts) + 3 + len(fields)
+        if stream_id == SID_VIDEO or size > 0xFFFF:
+            size = 0                        # unbounded: allowed for video in TS
+        head = struct.pack(">3sBHBBB", b"\x00\x00\x01", stream_id, size, 0x80, flags,
+                           len(fields)) + fields
+        pes = memoryview(b"".join([head, *parts]))
+        return self._packetize(pid, pes, pcr, rai)
+
+    def _packetize(self, pid, pes, pcr, rai):
+        out = []
+        pos, end = 0, len(pes)
+        first = True
+        while pos < end:
+            af = b""                        # adaptation field content after its length byte
+            if first and (pcr is not None or rai):
+                af = bytes(((0x40 if rai else 0) | (0x10 if pcr is not None else 0),))
+                if pcr is not None:
+                    af += encode_pcr(pcr)
+            room = PACKET_SIZE - 4 - (len(af) + 1 if af else 0)
+            take = min(room, end - pos)
+            stuffing = room - take
+            if stuffing:                    # last packet of the PES: fill up the adaptation field
+                if af:
+                    af += b"\xff" * stuffing
+                elif stuffing == 1:
+                    af = None               # a zero-length adaptation field is one byte
+                else:
+                    af = b"\x00" + b"\xff" * (stuffing - 2)
+            if af is None:
+                field = b"\x00"
+            elif af:
+                field = bytes((len(af),)) + af
+            else:
+                field = b""
+            out.append(self._ts_header(pid, first, 0x30 if field else 0x10) + field)
+            out.append(pes[pos:pos + take])
+            pos += take
+            first = False
+        return b"".join(out)

@@ -1,0 +1,274 @@
+"""HLS at the origin: a Source sink feeding lib.media.hls.Segmenter, files written off the hot path.
+
+Rules:
+- HlsPlugin(server).on_source_created attaches the stream's HlsSink to sources of vhosts with
+  hls.enabled that are not edges. A sink (with its segmenter: window, sequence numbers) lives
+  in the plugin by stream key and outlives its Source, so a republish continues the playlist
+  with a discontinuity. It is forgotten once disposed and detached; the next sequence number of
+  a forgotten stream is kept, so segment names are never reused (the nginx tier caches .ts long).
+- on_publish / on_message / on_unpublish only append to a queue (on_message is the fan-out hot
+  path). One worker greenlet per publishing sink drains the queue every WORKER_TICK (at once for
+  publish/unpublish), feeds the segmenter, and runs its actions in gevent's threadpool: writes
+  are atomic (temp file in the same directory, then os.replace), deletes ignore missing files.
+- The queue is bounded (MAX_QUEUE_BYTES of payload). Past it the queued media is dropped
+  (markers and sequence headers are kept), one line is logged, and the segmenter closes its
+  segment and restarts at the next keyframe with a discontinuity: a slow disk never stalls the
+  RTMP fan-out nor grows memory without bound.
+- hls_dispose seconds after an unpublish (0 = never, as SRS) the window's segments and the
+  playlist are deleted, unless the stream was published again meanwhile.
+- The vhost's hls section is read at each publish (reload applies to the next publish).
+- Warnings and IO errors are logged once per distinct text per publish; HLS goes on
+  (hls_on_error continue).
+"""
+import os
+import time
+
+import gevent
+from gevent.event import Event
+
+from lib.media import flv
+from lib.media.hls import Segmenter
+from lib.rtmp.errors import ProtocolError
+
+WORKER_TICK = 0.1           # seconds between queue drains while publishing
+MAX_QUEUE_BYTES = 32 << 20  # media payload bytes queued before dropping
+YIELD_EVERY = 200           # messages processed between cooperative yields
+
+
+class _Marker:
+    __slots__ = ("kind", "gen", "count", "size")
+
+    def __init__(self, kind, gen=0, count=0, size=0):
+        self.kind, self.gen, self.count, self.size = kind, gen, count, size
+
+
+def apply_actions(root, actions):
+    """Run segmenter IO actions under `root` (in a worker thread). Returns error texts."""
+    errors = []
+    for action in actions:
+        path = os.path.join(root, action[1])
+        try:
+            if action[0] == "write":
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                tmp = path + ".tmp"
+                with open(tmp, "wb") as f:
+                    f.write(action[2])
+                os.replace(tmp, path)
+            elif action[0] == "delete":
+                os.unlink(path)
+        except FileNotFoundError:
+            if action[0] != "delete":
+                errors.append(f"hls: {action[0]} {path}: no such directory")
+        except OSError as e:
+            errors.append(f"hls: {action[0]} {path}: {e.strerror or e}")
+    return errors
+
+
+def _keep_on_drop(item):
+    if isinstance(item, _Marker):
+        return True
+    p = item.payload
+    return flv.is_video_sequence_header(p) if item.type_id == flv.TAG_VIDEO else \
+        item.type_id == flv.TAG_AUDIO and flv.is_audio_sequence_header(p)
+
+
+class HlsSink:
+    max_queue_bytes = MAX_QUEUE_BYTES
+
+    def __init__(self, plugin, key, vhost, app, stream):
+        self.plugin = plugin
+        self.server = plugin.server
+        self.key = key
+        self.vhost, self.app, self.stream = vhost, app, stream
+        self.log = self.server.logger.context()
+        self.sources = set()        # the sources this sink is attached to
+        self.publishing = False
+        self.gen = 0                # publish generation (stale dispose timers are ignored)
+        self.queue = []
+        self.queued_bytes = 0
+        self.segmenter = None
+        self.hls_path = None
+        self.disposed = False
+        self.dropped = 0            # media messages dropped for a slow disk
+        self._worker = None
+        self._wake = Event()
+        self._dispose_timer = None
+        self._logged = set()
+
+    # ------------------------------------------------------------ sink contract (inline)
+    def on_publish(self, source):
+        self.publishing = True
+        self.gen += 1
+        if self._dispose_timer is not None:
+            self._dispose_timer.kill(block=False)
+            self._dispose_timer = None
+        self._push(_Marker("publish"))
+
+    def on_message(self, msg):
+        if self.publishing:
+            self.queue.append(msg)
+            self.queued_bytes += len(msg.payload)
+            if self.queued_bytes > self.max_queue_bytes:
+                self._drop()
+
+    def on_unpublish(self, source):
+        self.publishing = False
+        self._push(_Marker("unpublish", self.gen))
+
+    def on_source_removed(self, source):
+        self.sources.discard(source)
+        if self.disposed and not self.sources and not self.publishing:
+            self.plugin.forget(self)
+
+    # ------------------------------------------------------------ queue
+    def _push(self, marker):
+        self.queue.append(marker)
+        self._wake.set()
+        if self._worker is None:
+            self._worker = gevent.spawn(self._run)
+
+    def _drop(self):
+        kept = [item for item in self.queue if _keep_on_drop(item)]
+        count = len(self.queue) - len(kept)
+        last = kept[-1] if kept else None
+        if last is not None and last.kind == "drop":    # still stalled: one drop, one line
+            last.count += count
+            last.size += self.queued_bytes
+        else:
+            kept.append(_Marker("drop", count=count, size=self.queued_bytes))
+        self.queue = kept
+        self.queued_bytes = 0
+        self.dropped += count
+
+    def _run(self):
+        try:
+            while True:
+                self._wake.wait(WORKER_TICK)
+                self._wake.clear()
+                batch, self.queue = self.queue, []
+                self.queued_bytes = 0
+                if batch:
+                    self._process(batch)
+                elif not self.publishing:
+                    break
+        finally:
+            self._worker = None
+
+    def _process(self, batch):
+        for i, item in enumerate(batch):
+            try:
+                if isinstance(item, _Marker):
+                    actions = self._on_marker(item)
+                elif self.segmenter is not None:
+                    actions = self.segmenter.feed(item.type_id, item.timestamp, item.payload,
+                                                  item.is_keyframe, time.time())
+                else:
+                    continue
+                if actions:
+                    self._apply(actions)
+            except Exception as e:  # a bug must not stop HLS for good: say it once, go on
+                self._log_once(f"hls {self.key}: internal error: {e!r}")
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                gevent.sleep(0)
+
+    def _on_marker(self, marker):
+        kind = marker.kind
+        if kind == "publish":
+            return self._start()
+        if self.segmenter is None:
+            return []
+        if kind == "unpublish":
+            actions = self.segmenter.on_unpublish()
+            self._schedule_dispose(marker.gen)
+            return actions
+        if kind == "drop":
+            self.log.warn(f"hls {self.key}: disk too slow, dropped {marker.count} messages "
+                          f"({marker.size >> 10} KiB queued); next segment starts at a keyframe "
+                          f"with a discontinuity")
+            return self.segmenter.discontinuity()
+        if kind == "dispose" and marker.gen == self.gen and not self.publishing:
+            self.log.trace(f"hls {self.key}: dispose {self.hls_path}/{self.segmenter.m3u8_path}")
+            self.disposed = True
+            actions = self.segmenter.dispose()
+            if not self.sources:
+                self.plugin.forget(self)
+            return actions
+        return []
+
+    def _start(self):
+        """A publish: (re)read the vhost's hls config and tell the segmenter."""
+        self._logged.clear()
+        self.disposed = False
+        conf = self.server.config.vhost(self.vhost)
+        if conf is None or conf.is_edge or not conf.hls.enabled:
+            self.segmenter = None
+            return []
+        hls = conf.hls
+        seg = self.segmenter
+        if seg is None or hls.hls_path != self.hls_path or \
+                hls.hls_m3u8_file != seg.conf.hls_m3u8_file:
+            start = seg.next_seq if seg is not None else self.plugin.next_seq.get(self.key, 0)
+            try:
+                seg = Segmenter(hls, self.vhost, self.app, self.stream, start_seq=start,
+                                utc=self.server.config.utc_time)
+            except ProtocolError as e:
+                self.log.warn(f"hls {self.key}: disabled: {e}")
+                self.segmenter = None
+                return []
+            self.segmenter, self.hls_path = seg, hls.hls_path
+        seg.conf = hls
+        self.log.trace(f"hls {self.key}: publish, playlist {self.hls_path}/{seg.m3u8_path}")
+        return seg.on_publish()
+
+    def _schedule_dispose(self, gen):
+        seconds = self.segmenter.conf.hls_dispose
+        if seconds > 0 and gen == self.gen and not self.publishing:
+            if self._dispose_timer is not None:
+                self._dispose_timer.kill(block=False)
+            self._dispose_timer = gevent.spawn_later(seconds, self._push,
+                                                     _Marker("dispose", gen))
+
+    def _apply(self, actions):
+        io = []
+        for action in actions:
+            if action[0] == "warn":
+                self._log_once(action[1])
+            else:
+                io.append(action)
+        if io:
+            pool = gevent.get_hub().threadpool
+            for error in pool.spawn(apply_actions, self.hls_path, io).get():
+                self._log_once(error)
+
+    def _log_once(self, text):
+        if text not in self._logged:
+            if len(self._logged) > 100:         # e.g. a full disk: one line per segment
+                self._logged.clear()
+            self._logged.add(text)
+            self.log.warn(text)
+
+
+class HlsPlugin:
+    """Attaches HLS sinks to the sources of HLS-enabled origin vhosts."""
+
+    def __init__(self, server):
+        self.server = server
+        self.sinks = {}             # stream key -> HlsSink
+        self.next_seq = {}          # stream key -> next segment number of a forgotten sink
+
+    def on_source_created(self, source):
+        conf = self.server.config.vhost(source.vhost)
+        if conf is None or conf.is_edge or not conf.hls.enabled:
+            return
+        sink = self.sinks.get(source.key)
+        if sink is None:
+            sink = HlsSink(self, source.key, source.vhost, source.app, source.stream)
+            self.sinks[source.key] = sink
+        sink.sources.add(source)
+        source.sinks.append(sink)
+
+    def forget(self, sink):
+        if self.sinks.get(sink.key) is sink:
+            del self.sinks[sink.key]
+            if sink.segmenter is not None:
+                self.next_seq[sink.key] = sink.segmenter.next_seq

@@ -1,0 +1,11 @@
+"""The server's plugins, installed in one place: `install(server)` appends each to
+server.plugins in the order their hooks run (see Server._dispatch in lib/server/app.py)."""
+from lib.server.edge import EdgePlugin
+from lib.server.forward import ForwardPlugin
+from lib.server.hls_sink import HlsPlugin
+
+
+def install(server):
+    server.plugins.append(EdgePlugin(server))
+    server.plugins.append(ForwardPlugin(server))
+    server.plugins.append(HlsPlugin(server))

@@ -41,6 +41,30 @@ def daemonize():
         os.dup2(devnull, fd)
 
 
+def install_signals(server, logger, path, done):
+    def quit_fast():
+        server.log.trace("SIGTERM: fast quit")
+        server.stop()
+        done.set()
+
+    def quit_graceful():
+        # as SRS: stop accepting, then give clients grace_start_wait + grace_final_wait to finish
+        grace = (server.config.grace_start_wait + server.config.grace_final_wait) / 1000.0
+        server.log.trace(f"SIGQUIT: graceful quit, stop accepting, draining up to {grace:g}s")
+        server.stop(grace=grace)
+        done.set()
+
+    def reopen_log():
+        logger.reopen()
+        server.log.trace("SIGUSR1: log file reopened")
+
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
+    gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
+    gevent.signal_handler(signal.SIGUSR1, reopen_log)
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(server.reload_from, path))
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.version:
@@ -60,14 +84,16 @@ def main(argv=None):
     if config.daemon:
         daemonize()
     logger = Logger(config.log_tank, config.log_level, config.log_file)
+    from lib.server.app import Server
+    server = Server(config, logger)
+    done = gevent.event.Event()
+    install_signals(server, logger, path, done)      # before the pid file tells anyone we run
     try:
         pidfile.acquire(config.pid)
     except (pidfile.PidFileError, OSError) as e:
         print(f"srsedge: {e}", file=sys.stderr)
         logger.write(4, "main", str(e))
         return 1
-    from lib.server.app import Server
-    server = Server(config, logger)
     for warning in config.warnings:
         server.log.warn(warning)
     try:
@@ -76,25 +102,6 @@ def main(argv=None):
         server.log.error(f"cannot listen: {e}")
         pidfile.release(config.pid)
         return 1
-    done = gevent.event.Event()
-
-    def quit_fast():
-        server.log.trace("SIGTERM: fast quit")
-        server.stop()
-        done.set()
-
-    def quit_graceful():
-        # as SRS: stop accepting, then give clients grace_start_wait + grace_final_wait to finish
-        grace = (server.config.grace_start_wait + server.config.grace_final_wait) / 1000.0
-        server.log.trace(f"SIGQUIT: graceful quit, stop accepting, draining up to {grace:g}s")
-        server.stop(grace=grace)
-        done.set()
-
-    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
-    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
-    gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
-    gevent.signal_handler(signal.SIGUSR1, lambda: (logger.reopen(), server.log.trace("SIGUSR1: log file reopened")))
-    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(server.reload_from, path))
     try:
         done.wait()
     finally:

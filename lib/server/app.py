@@ -32,10 +32,8 @@ class Server:
         self.listeners = []
         self.connections = 0
         self.plugins = []              # objects with optional before_play/after_play/... methods
-        from lib.server.edge import EdgePlugin
-        from lib.server.forward import ForwardPlugin
-        self.plugins.append(EdgePlugin(self))
-        self.plugins.append(ForwardPlugin(self))
+        from lib.server import plugins
+        plugins.install(self)
 
     # ------------------------------------------------------------ naming
     @staticmethod
@@ -47,42 +45,32 @@ class Server:
         return f"{req.vhost}/{req.app}/{req.stream}"
 
     # ------------------------------------------------------------ extension points
-    def before_play(self, conn, source):
+    def _dispatch(self, hook, *args):
+        """Call `hook(*args)` on every plugin that has it, in order; exceptions propagate
+        (a Reject from before_play/before_publish refuses the client)."""
         for p in self.plugins:
-            f = getattr(p, "before_play", None)
-            if f:
-                f(conn, source)
+            f = getattr(p, hook, None)
+            if f is not None:
+                f(*args)
+
+    def before_play(self, conn, source):
+        self._dispatch("before_play", conn, source)
 
     def before_publish(self, conn, source):
         """Plugins may refuse (raise Reject) or block (edge: wait for the origin to accept)."""
-        for p in self.plugins:
-            f = getattr(p, "before_publish", None)
-            if f:
-                f(conn, source)
+        self._dispatch("before_publish", conn, source)
 
     def after_play(self, conn, source):
-        for p in self.plugins:
-            f = getattr(p, "after_play", None)
-            if f:
-                f(conn, source)
+        self._dispatch("after_play", conn, source)
 
     def _on_source_created(self, source):
-        for p in self.plugins:
-            f = getattr(p, "on_source_created", None)
-            if f:
-                f(source)
+        self._dispatch("on_source_created", source)
 
     def on_publish_started(self, conn, source):
-        for p in self.plugins:
-            f = getattr(p, "on_publish_started", None)
-            if f:
-                f(conn, source)
+        self._dispatch("on_publish_started", conn, source)
 
     def on_publish_stopped(self, conn, source):
-        for p in self.plugins:
-            f = getattr(p, "on_publish_stopped", None)
-            if f:
-                f(conn, source)
+        self._dispatch("on_publish_stopped", conn, source)
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -90,8 +78,10 @@ class Server:
         for host, port in self.config.listen:
             listener = self._listen(host, port)
             endpoints.append(f"rtmp://{host or '0.0.0.0'}:{listener.server_port}")
+        from lib.server.api import start_api
         from lib.server.http import start_http
         endpoints += start_http(self)
+        endpoints += start_api(self)
         self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")
         return endpoints
 
@@ -121,8 +111,9 @@ class Server:
     def stop_accepting(self):
         for listener in self.listeners:
             listener.close()
-        if getattr(self, "http", None) is not None:
-            self.http.close()
+        for name in ("http", "api"):
+            if getattr(self, name, None) is not None:
+                getattr(self, name).close()
 
     def stop(self, grace=0.0):
         self.stop_accepting()
@@ -163,10 +154,7 @@ class Server:
             src.apply_config(vhost_conf)
             if src.edge is not None:
                 src.edge.apply_config(vhost_conf)
-        for p in self.plugins:
-            f = getattr(p, "on_reload", None)
-            if f:
-                f(old, new)
+        self._dispatch("on_reload", old, new)
         self.log.trace(f"reload ok: {path}")
         return True
 

@@ -24,9 +24,12 @@ Rules (this module owns them):
   KBPS_WINDOW seconds of samples. Totals over members that come and go (a stream's consumers,
   a vhost's sources) are kept monotonic by `ByteTotal`; what a member sent after the last
   sample before it left is not counted.
+- Debug extension (not in SRS): `/api/v1/debug/runtime` counts greenlets, fds, sockets,
+  sources, clients and RSS on demand (after a full gc pass) for leak checks.
 - Hook calls are counted by wrapping `server.hooks.call` once at start (per action, ok/failed).
 """
 import base64
+import gc
 import hmac
 import json
 import os
@@ -40,6 +43,7 @@ from collections import deque
 from urllib.parse import parse_qs
 
 import gevent
+import greenlet
 from gevent import pywsgi
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector,
                                generate_latest)
@@ -324,7 +328,8 @@ class ApiServer:
         self.wsgi = None
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
-                       "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients}
+                       "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
+                       "debug": self.debug}
 
     def start(self):
         host, port = self.server.config.http_api.listen
@@ -448,6 +453,26 @@ class ApiServer:
         if rest:
             raise ApiError(status=404)
         return self.ok(data=summary_data(self.server, self.stats))
+
+    # ------------------------------------------------------------ /api/v1/debug/runtime
+    def debug(self, method, rest, query):
+        """srsedge extension for leak checks: counts read when asked (a full gc pass first)."""
+        self._only(method, "GET")
+        if rest != "runtime":
+            raise ApiError(status=404)
+        gc.collect()
+        greenlets = [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet)]
+        fds = sockets = 0
+        for name in os.listdir("/proc/self/fd"):
+            fds += 1
+            try:
+                sockets += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+            except OSError:
+                pass               # the fd of the listdir itself, gone by now
+        return self.ok(greenlets=sum(1 for g in greenlets if not g.dead),
+                       greenlet_objects=len(greenlets), fds=fds, sockets=sockets,
+                       sources=len(self.server.sources.sources), clients=len(self.server.clients),
+                       connections=self.server.connections, rss_kb=_rss_kbyte())
 
     # ------------------------------------------------------------ /api/v1/vhosts
     def vhosts(self, method, vid, query):

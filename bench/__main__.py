@@ -7,7 +7,8 @@ Rules:
   process is killed by pid at the end, on errors and on Ctrl-C. Work files go to a tmp dir,
   the generated media to a cache dir, never the repo.
 - nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
-- `--selftest`: 10 players against one origin for ~5 s; exit 0 when all played, else 1.
+- `--selftest`: the chunk parser check, then 10 players against one origin for ~5 s; exit 0
+  when all played, else 1.
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from bench import failover, fanout, firstframe, latency, memory
+from bench import failover, fanout, firstframe, latency, memory, parsercheck
 from bench.procs import PINNED, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
@@ -42,6 +43,10 @@ def machine():
 
 
 def selftest(ctx):
+    problems = parsercheck.run()
+    if problems:
+        print("selftest FAILED: chunk parser:", "; ".join(problems))
+        return 1
     target = SrsEdgeTarget(ctx.procs, ctx.workdir)
     server = target.origin("selftest")
     Publisher(ctx.procs, ctx.media, server.url(), os.path.join(ctx.workdir, "selftest-ffmpeg.log"))
@@ -66,6 +71,8 @@ def main(argv=None):
                     help="seconds between two reads of a player (default 0.1)")
     ap.add_argument("--mw-latency", type=int, default=None,
                     help="set play.mw_latency (ms) in srsedge configs (default: server default)")
+    ap.add_argument("--players", default=None,
+                    help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000)")
     ap.add_argument("--no-nginx", action="store_true", help="do not run nginx-rtmp beside ours")
     ap.add_argument("--keep", action="store_true", help="keep the tmp dir (configs, logs)")
     args = ap.parse_args(argv)
@@ -85,12 +92,14 @@ def main(argv=None):
         with Procs() as procs:
             media = media_file()
             ctx = Context(procs, workdir, media, targets(procs, workdir, not args.no_nginx, args.mw_latency),
-                          args.quick, args.read_interval)
+                          args.quick, args.read_interval,
+                          [int(x) for x in args.players.split(",")] if args.players else None)
             if args.selftest:
                 return selftest(ctx)
             m = info["machine"]
             print(f"# srsedge bench: {m['nproc']} cpus ({m['cpu']}), Python {m['python']}, "
-                  f"players read every {info['read_interval_ms']} ms, servers: "
+                  f"players read every {info['read_interval_ms']} ms, srsedge play.mw_latency "
+                  f"{args.mw_latency if args.mw_latency is not None else 'default'}, servers: "
                   f"{', '.join(t.name for t in ctx.targets)}, tmp {workdir}\n", flush=True)
             for name in names:
                 t0 = time.monotonic()

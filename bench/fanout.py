@@ -9,7 +9,7 @@ to the origin port during the window (must be 1).
 """
 import time
 
-from bench.procs import SERVER_CPU, run_loadgen
+from bench.procs import LOAD_CPU, SERVER_CPU, ksoftirqd_pid, run_loadgen
 from bench.table import Table
 from bench.topology import Topology
 
@@ -18,15 +18,20 @@ QUICK_SIZES = (100, 500)
 
 COLUMNS = [("role", "role"), ("server", "server"), ("players", "players"),
            ("connected", "connected"), ("mbps", "Mbps"), ("cpu", "server CPU %"),
-           ("core", "core busy %"), ("rss", "RSS MB"), ("behind", "behind"),
-           ("disconnects", "disconn."), ("links", "upstream links"), ("lag_p99", "lag p99 ms"),
-           ("gap_max", "max gap ms"), ("lg_cpu", "loadgen CPU %")]
+           ("softirq", "ksoftirqd %"), ("core", "server core busy %"), ("rss", "RSS MB"),
+           ("behind", "behind"), ("disconnects", "disconn."), ("links", "upstream links"),
+           ("lag_p99", "lag p99 ms"), ("gap_max", "max gap ms"), ("lg_cpu", "loadgen CPU %"),
+           ("lg_core", "load core busy %")]
 
 
 def measure(ctx, topo, n, quick):
     links = []
     server = topo.server
-    res = run_loadgen(ctx.procs, [server.url()], n, watch={"server": server.pid},
+    watch = {"server": server.pid}
+    softirqd = ksoftirqd_pid(SERVER_CPU)
+    if softirqd:
+        watch["ksoftirqd"] = softirqd
+    res = run_loadgen(ctx.procs, [server.url()], n, watch=watch,
                       on_measure=lambda: links.append(topo.upstream_links()),
                       read_interval=ctx.read_interval, warmup=2.0 if quick else 3.0,
                       duration=5.0 if quick else 8.0, connect_timeout=10 + n / 200)
@@ -35,8 +40,10 @@ def measure(ctx, topo, n, quick):
         row["error"] = res["error"]
         return row, res
     srv = res["servers"]["server"]
+    cores = {int(k): v for k, v in res["cpu_busy_pct"].items()}
     row.update(connected=res["connected"], mbps=res["mbps"], cpu=srv["cpu_pct"], rss=srv["rss_mb"],
-               core=res["cpu_busy_pct"].get(SERVER_CPU, res["cpu_busy_pct"].get(str(SERVER_CPU))),
+               softirq=res["servers"].get("ksoftirqd", {}).get("cpu_pct"),
+               core=cores.get(SERVER_CPU, {}).get("busy"), lg_core=cores.get(LOAD_CPU, {}).get("busy"),
                behind=res["behind"], disconnects=res["disconnects"],
                links=links[0] if links else None, lag_p99=res["lag_ms"]["p99"],
                gap_max=res["max_gap_ms"]["max"], lg_cpu=res["loadgen_cpu_pct"])
@@ -44,12 +51,13 @@ def measure(ctx, topo, n, quick):
 
 
 def run(ctx):
-    sizes = QUICK_SIZES if ctx.quick else SIZES
+    sizes = ctx.players or (QUICK_SIZES if ctx.quick else SIZES)
     table = Table("fanout", "Fan-out: N players of one ~1 Mbps stream, server on one core", COLUMNS, notes=[
         f"players read in passes every {ctx.read_interval * 1000:.0f} ms; behind = lag > 3 s at "
         "the end; max gap = longest time between two video arrivals at a player",
-        "server CPU % = the server process, % of one core; core busy % = the whole server core "
-        "(other processes included)",
+        "server CPU % = the server process, % of one core (its kernel time includes loopback "
+        "packet work done in its context); ksoftirqd % = packet work the kernel deferred to "
+        "the server core's ksoftirqd; core busy % = the whole core, neighbours included",
         "edge rows: the edge is measured, its origin runs on the load core"])
     for role in ("origin", "edge"):
         topos = []

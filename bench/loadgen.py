@@ -388,24 +388,28 @@ def proc_rss_mb(pid):
 
 
 def read_cpu_times():
-    """cpu number -> (busy, total) jiffies from /proc/stat."""
+    """cpu number -> (total, busy, softirq, steal) jiffies from /proc/stat."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
                 name, *vals = line.split()
-                vals = [int(v) for v in vals[:8]]
-                idle = vals[3] + vals[4]
-                out[int(name[3:])] = (sum(vals) - idle, sum(vals))
+                user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in vals[:8])
+                total = user + nice + system + idle + iowait + irq + softirq + steal
+                out[int(name[3:])] = (total, total - idle - iowait, softirq, steal)
     return out
 
 
 def cpu_busy(before, after):
-    """Busy % of each cpu between two read_cpu_times() (all processes, to show neighbours)."""
+    """Per cpu between two read_cpu_times(): busy %, softirq % and steal % of the whole cpu
+    (all processes: shows neighbours and kernel packet work, not just ours)."""
     res = {}
-    for cpu, (busy, total) in after.items():
-        b0, t0 = before.get(cpu, (0, 0))
-        res[cpu] = round(100.0 * (busy - b0) / (total - t0), 1) if total > t0 else None
+    for cpu, now in after.items():
+        then = before.get(cpu, (0, 0, 0, 0))
+        total = now[0] - then[0]
+        if total > 0:
+            busy, softirq, steal = (round(100.0 * (a - b) / total, 1) for a, b in zip(now[1:], then[1:]))
+            res[cpu] = {"busy": busy, "softirq": softirq, "steal": steal}
     return res
 
 

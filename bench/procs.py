@@ -170,6 +170,19 @@ def run_loadgen(procs, urls, n, probes=(), watch=None, on_measure=None, read_int
 
 
 # ------------------------------------------------------------ /proc helpers
+def ksoftirqd_pid(cpu):
+    """The kernel thread that runs deferred packet work on `cpu` (None if not found)."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == f"ksoftirqd/{cpu}":
+                        return int(pid)
+            except OSError:
+                pass
+    return None
+
+
 def tcp_links(pid, remote_port):
     """Established TCP connections of process `pid` to `remote_port` (from /proc)."""
     inodes = set()

@@ -15,9 +15,10 @@ from bench.procs import LOAD_CPU, SERVER_CPU, Publisher, tcp_links
 class Context:
     """What a benchmark run shares: processes, tmp dir, media, targets and settings."""
 
-    def __init__(self, procs, workdir, media, targets, quick, read_interval):
+    def __init__(self, procs, workdir, media, targets, quick, read_interval, players=None):
         self.procs, self.workdir, self.media = procs, workdir, media
         self.targets, self.quick, self.read_interval = targets, quick, read_interval
+        self.players = players         # fan-out sizes chosen on the command line, or None
 
     def log(self, msg):
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)

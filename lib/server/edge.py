@@ -28,6 +28,7 @@ from lib.rtmp.message import MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
 from lib.server.edge_state import EdgeState
 from lib.server.errors import Reject
+from lib.server.hooks import redact
 from lib.server.pusher import Pusher
 from lib.server.upstream import LinkError, Upstreams, debug_upnode_args, format_origin, open_link
 
@@ -174,7 +175,7 @@ class EdgeIngester:
         self.link = link
         self.links_opened += 1
         self.origin_in_use = origin
-        self.log.trace(f"edge {self.source.key}: pulling {stream} from {format_origin(origin)} ({tc_url})")
+        self.log.trace(f"edge {self.source.key}: pulling {redact(stream)} from {format_origin(origin)} ({redact(tc_url)})")
         link.session.play(stream)
         link.flush()
         waiting_key = True

@@ -23,6 +23,7 @@ from gevent.lock import Semaphore
 from lib.media import flv
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_AMF0_DATA, MSG_VIDEO
+from lib.server.hooks import redact
 from lib.server.upstream import LinkError, Upstreams, format_origin, open_link
 
 PUBLISH_TIMEOUT = 5.0
@@ -129,7 +130,7 @@ class Pusher:
         self.link = link
         self.connected_since = time.time()
         self.upstreams.succeeded(origin)
-        self.log.trace(f"{self.what}: publishing {stream} to {format_origin(origin)} ({tc_url})")
+        self.log.trace(f"{self.what}: publishing {redact(stream)} to {format_origin(origin)} ({redact(tc_url)})")
         self._send_headers()
         self.reader = gevent.spawn(self._read, link)
 

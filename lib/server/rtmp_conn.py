@@ -20,7 +20,7 @@ from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover
 from lib.server.errors import Reject
 from lib.server import security
-from lib.server.hooks import HookContext
+from lib.server.hooks import HookContext, redact
 from lib.server.source import Consumer
 
 HANDSHAKE_TIMEOUT = 10.0          # handshake + connect (slowloris guard)
@@ -141,7 +141,7 @@ class RtmpConnection:
         self.connect_object = ev.command_object
         self.connect_args = ev.args
         self._log_upnode(ev.args)
-        self.log.trace(f"connect {self.ip}:{self.port} tcUrl={ev.tc_url} vhost={req.vhost} app={req.app}")
+        self.log.trace(f"connect {self.ip}:{self.port} tcUrl={redact(ev.tc_url)} vhost={req.vhost} app={req.app}")
         hooks = vhost_conf.http_hooks
         if hooks.enabled and hooks.on_connect:
             ok, reason = self.server.hooks.call("on_connect", hooks.on_connect, self._hook_ctx())

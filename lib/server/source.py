@@ -72,6 +72,8 @@ class Source:
         self.consumers = []
         self.msgs = []                 # shared log of SharedMessage
         self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing
+        self.totals = {"rtmp": [], "flv": []}   # running byte count after each log entry
+        self.total_base = {"rtmp": 0, "flv": 0}  # running byte count before msgs[0]
         self.base = 0                  # absolute sequence number of msgs[0]
         self.last_key_seq = -1
         self.created = time.time()
@@ -152,11 +154,15 @@ class Source:
         for sink in self.sinks:
             sink.on_message(msg)
         if not self.consumers:
+            if self.msgs:
+                self._clear_log()
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
         self.msgs.append(msg)
-        self.logs["rtmp"].append(msg.rtmp)
-        self.logs["flv"].append(msg.flv)
+        for kind, data in (("rtmp", msg.rtmp), ("flv", msg.flv)):
+            self.logs[kind].append(data)
+            tot = self.totals[kind]
+            tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
         if not self._wake.is_set():
             self._wake.set()
 
@@ -214,9 +220,40 @@ class Source:
             self.flush_all()
 
     def flush_all(self):
-        for consumer in self.consumers:
-            if not consumer.blocked:
-                consumer.flush(self)
+        """The hot loop: per consumer one list slice and one sendmsg. Anything unusual (private
+        bytes, pause, shedding, a huge batch) takes the consumer's slower general path."""
+        msgs = self.msgs
+        base = self.base
+        end = base + len(msgs)
+        oldest_ok = msgs[-1].timestamp - self.queue_ms if msgs else 0
+        logs = self.logs
+        totals = self.totals
+        for c in self.consumers:
+            if c.blocked or c.closed:
+                continue
+            cursor = c.cursor
+            if cursor == end and not c.pending:
+                continue
+            i = cursor - base
+            if (c.pending or c.paused or i < 0 or cursor > end or end - cursor > IOV_MAX
+                    or msgs[i].timestamp < oldest_ok):
+                c.flush(self)
+                continue
+            kind = c.kind
+            bufs = logs[kind][i:]
+            tot = totals[kind]
+            size = tot[-1] - (tot[i - 1] if i else self.total_base[kind])
+            c.cursor = end
+            try:
+                sent = c.raw.sendmsg(bufs)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                c._fail(e)
+                continue
+            c.bytes_out += sent
+            if sent != size:
+                c._block(_advance(bufs, sent))
         self._trim()
 
     def catch_up(self, consumer):
@@ -238,6 +275,16 @@ class Source:
         consumer.pending.extend(self.headers(consumer.kind, ts))
         return target
 
+    def _clear_log(self):
+        self.base += len(self.msgs)
+        self.msgs.clear()
+        for kind, log in self.logs.items():
+            log.clear()
+            tot = self.totals[kind]
+            if tot:
+                self.total_base[kind] = tot[-1]
+                tot.clear()
+
     def _trim(self):
         """Keep about queue_length of log; consumers further behind are shed in catch_up."""
         msgs = self.msgs
@@ -250,9 +297,13 @@ class Source:
         last = len(msgs) - 1
         while i < last and (newest - msgs[i].timestamp > self.queue_ms or last - i >= MAX_LOG):
             i += 1
+        if i == 0:
+            return
         del msgs[:i]
-        for log in self.logs.values():
+        for kind, log in self.logs.items():
             del log[:i]
+            self.total_base[kind] = self.totals[kind][i - 1]
+            del self.totals[kind][:i]
         self.base += i
 
 
@@ -323,12 +374,16 @@ class Consumer:
             self.bytes_out += sent
             rest = _advance(batch, sent)
             if rest:
-                self.backlog = rest + bufs[IOV_MAX:]
-                self.blocked = True
-                if self._writer is None:
-                    self._writer = gevent.spawn(self._drain)
+                self._block(rest + bufs[IOV_MAX:])
                 return
             bufs = bufs[IOV_MAX:]
+
+    def _block(self, backlog):
+        """The socket is full: the writer greenlet finishes `backlog`; the flusher skips us."""
+        self.backlog = backlog
+        self.blocked = True
+        if self._writer is None:
+            self._writer = gevent.spawn(self._drain)
 
     def _drain(self):
         """Finish a backlog when the socket is writable again (only for slow players)."""

@@ -7,6 +7,7 @@ Rules:
   process is killed by pid at the end, on errors and on Ctrl-C. Work files go to a tmp dir,
   the generated media to a cache dir, never the repo.
 - nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
+- `soak` (issue 7) runs only when named: `python -m bench soak --minutes 30` (bench/soak.py).
 - `--selftest`: the chunk parser check, then 10 players against one origin for ~5 s; exit 0
   when all played, else 1.
 """
@@ -15,17 +16,19 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
-from bench import failover, fanout, firstframe, latency, memory, parsercheck
-from bench.procs import PINNED, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
+from bench import failover, fanout, firstframe, latency, memory, parsercheck, soak
+from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
              "failover": failover, "memory": memory}
+LONG_SCENARIOS = {"soak": soak}        # run only when named
 
 
 def machine():
@@ -40,6 +43,18 @@ def machine():
         pass
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "kernel": platform.release(), "pinned": PINNED}
+
+
+def tree_state():
+    """The commit measured and the files changed in the working tree (results depend on them)."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "lib", "srsedge.py").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "changed": changed}
 
 
 def selftest(ctx):
@@ -63,7 +78,7 @@ def selftest(ctx):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", metavar="scenario",
-                    help=f"any of {', '.join(SCENARIOS)} (default: all)")
+                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows (~2 min)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--selftest", action="store_true", help="10 players for ~5 s; exit 0/1")
@@ -73,20 +88,22 @@ def main(argv=None):
                     help="set play.mw_latency (ms) in srsedge configs (default: server default)")
     ap.add_argument("--players", default=None,
                     help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000)")
+    ap.add_argument("--minutes", type=float, default=30.0, help="soak: run time (default 30)")
     ap.add_argument("--no-nginx", action="store_true", help="do not run nginx-rtmp beside ours")
     ap.add_argument("--keep", action="store_true", help="keep the tmp dir (configs, logs)")
     args = ap.parse_args(argv)
     names = args.scenarios or list(SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    every = {**SCENARIOS, **LONG_SCENARIOS}
+    unknown = [n for n in names if n not in every]
     if unknown:
-        ap.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        ap.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(every)}")
 
     raise_fd_limit()
     pin_self()
     workdir = tempfile.mkdtemp(prefix="srsedge-bench-")
     info = {"machine": machine(), "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
             "read_interval_ms": round(args.read_interval * 1000), "mw_latency": args.mw_latency,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "tree": tree_state()}
     results = []
     try:
         with Procs() as procs:
@@ -94,17 +111,22 @@ def main(argv=None):
             ctx = Context(procs, workdir, media, targets(procs, workdir, not args.no_nginx, args.mw_latency),
                           args.quick, args.read_interval,
                           [int(x) for x in args.players.split(",")] if args.players else None)
+            ctx.minutes = args.minutes
             if args.selftest:
                 return selftest(ctx)
             m = info["machine"]
             print(f"# srsedge bench: {m['nproc']} cpus ({m['cpu']}), Python {m['python']}, "
                   f"players read every {info['read_interval_ms']} ms, srsedge play.mw_latency "
                   f"{args.mw_latency if args.mw_latency is not None else 'default'}, servers: "
-                  f"{', '.join(t.name for t in ctx.targets)}, tmp {workdir}\n", flush=True)
+                  f"{', '.join(t.name for t in ctx.targets)}, tmp {workdir}", flush=True)
+            tree = info["tree"]
+            print(f"# srsedge at {tree['commit']}"
+                  + (f" with uncommitted changes in {', '.join(tree['changed'])}" if tree["changed"] else "")
+                  + "\n", flush=True)
             for name in names:
                 t0 = time.monotonic()
                 try:
-                    table = SCENARIOS[name].run(ctx)
+                    table = every[name].run(ctx)
                 except Exception as e:     # one scenario failing must not lose the others
                     ctx.log(f"scenario {name} failed: {type(e).__name__}: {e}")
                     results.append({"name": name, "error": f"{type(e).__name__}: {e}"})

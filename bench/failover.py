@@ -53,7 +53,7 @@ def run(ctx):
         ctx.log(f"failover srsedge: {n} players, SIGKILL origin A after {KILL_AFTER_S:g}s")
         res = run_loadgen(ctx.procs, [edge.url()], n, probes=[edge.url()], watch={"edge": edge.pid},
                           on_measure=on_measure, read_interval=ctx.read_interval, warmup=2.0,
-                          duration=KILL_AFTER_S + (7.0 if ctx.quick else 10.0))
+                          duration=KILL_AFTER_S + (5.0 if ctx.quick else 10.0))
         for t in timers:
             t.cancel()
         row = {"server": "srsedge", "players": n, "detail": res,

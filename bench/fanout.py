@@ -33,8 +33,8 @@ def measure(ctx, topo, n, quick):
         watch["ksoftirqd"] = softirqd
     res = run_loadgen(ctx.procs, [server.url()], n, watch=watch,
                       on_measure=lambda: links.append(topo.upstream_links()),
-                      read_interval=ctx.read_interval, warmup=2.0 if quick else 3.0,
-                      duration=5.0 if quick else 8.0, connect_timeout=10 + n / 200)
+                      read_interval=ctx.read_interval, warmup=1.5 if quick else 3.0,
+                      duration=4.0 if quick else 8.0, connect_timeout=10 + n / 200)
     row = {"role": topo.role, "server": topo.target.name, "players": n}
     if "error" in res:
         row["error"] = res["error"]
@@ -74,7 +74,7 @@ def run(ctx):
                     table.note_errors(f"{role} {topo.target.name} {n}", res)
                     table.add(**row)
                     ctx.log(f"  -> {({k: row.get(k) for k, _ in COLUMNS})}")
-                    time.sleep(1.5)    # let the server drop the players before the next point
+                    time.sleep(1.0)    # let the server drop the players before the next point
         finally:
             for topo in topos:
                 topo.close()

@@ -29,8 +29,8 @@ def run(ctx):
                 edge = topo.edge
                 res = run_loadgen(ctx.procs, [edge.url()] if n else [], n,
                                   probes=[topo.origin.url(), edge.url()], watch={"edge": edge.pid},
-                                  read_interval=ctx.read_interval, warmup=3.0,
-                                  duration=6.0 if ctx.quick else 10.0, connect_timeout=10 + n / 200)
+                                  read_interval=ctx.read_interval, warmup=2.0 if ctx.quick else 3.0,
+                                  duration=4.0 if ctx.quick else 10.0, connect_timeout=10 + n / 200)
                 row = {"server": target.name, "players": n, "detail": res}
                 if "error" not in res:
                     lat = res["latency_ms"][0]

@@ -17,7 +17,7 @@ COLUMNS = [("server", "server"), ("case", "case"), ("players", "players"),
 
 
 def run(ctx):
-    n = 1000
+    n = 500 if ctx.quick else 1000
     table = Table("memory", "Memory: server RSS per player", COLUMNS)
     for target in ctx.targets:
         for case in ("idle", "playing"):
@@ -37,7 +37,8 @@ def run(ctx):
                 base = proc_rss_mb(server.pid)
                 ctx.log(f"memory {target.name} {case}: {n} players")
                 res = run_loadgen(ctx.procs, [server.url(stream)], n, watch={"server": server.pid},
-                                  read_interval=ctx.read_interval, warmup=2.0, duration=3.0,
+                                  read_interval=ctx.read_interval, warmup=1.0 if ctx.quick else 2.0,
+                                  duration=2.0 if ctx.quick else 3.0,
                                   connect_timeout=20)
                 row = {"server": target.name, "case": case, "players": res.get("connected"),
                        "base": round(base, 1), "detail": res}

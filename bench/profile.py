@@ -1,4 +1,4 @@
-"""`python -m bench.profile [--players N] [--role origin|edge] [--seconds S]`: py-spy profile of
+"""`python -m bench.profile [--players N] [--role origin|edge] [--seconds S] [--mw-latency MS]`: py-spy profile of
 the srsedge server under the fan-out load, summarised as the top functions by own time and by
 inclusive time (the raw collapsed stacks and a speedscope file are kept for a closer look).
 
@@ -20,9 +20,18 @@ from bench.servers import SrsEdgeTarget
 from bench.topology import Context, Topology
 
 
+def _frame(text, with_line):
+    """'func (path/file.py:123)' -> 'func (file.py)' or 'func (file.py:123)'."""
+    func, _, where = text.rpartition(" (")
+    path, _, line = where.rstrip(")").rpartition(":")
+    name = path.rsplit("/", 1)[-1]
+    return f"{func} ({name}:{line})" if with_line else f"{func} ({name})"
+
+
 def summarize(raw_path, top=25):
-    """(own, inclusive, total) sample counts by function from py-spy's collapsed stacks."""
-    own, incl = collections.Counter(), collections.Counter()
+    """Sample counts from py-spy's collapsed stacks: own time by line, own and inclusive time
+    by function, and the total."""
+    own_line, own, incl = collections.Counter(), collections.Counter(), collections.Counter()
     total = 0
     with open(raw_path) as f:
         for line in f:
@@ -31,12 +40,12 @@ def summarize(raw_path, top=25):
                 continue
             n = int(count)
             total += n
-            frames = [fr.split(" (")[0] + " (" + fr.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                      for fr in stack.split(";")]
-            own[frames[-1]] += n
-            for fr in set(frames):
+            frames = stack.split(";")
+            own_line[_frame(frames[-1], True)] += n
+            own[_frame(frames[-1], False)] += n
+            for fr in {_frame(fr, False) for fr in frames}:
                 incl[fr] += n
-    return own.most_common(top), incl.most_common(top), total
+    return own_line.most_common(top), own.most_common(top), incl.most_common(top), total
 
 
 def main(argv=None):
@@ -44,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--players", type=int, default=2000)
     ap.add_argument("--role", choices=("origin", "edge"), default="origin")
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--mw-latency", type=int, default=None, help="play.mw_latency ms (default: server's)")
     ap.add_argument("--out", default=None, help="directory for the raw and speedscope files")
     args = ap.parse_args(argv)
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
@@ -57,7 +67,7 @@ def main(argv=None):
     raw = os.path.join(out, "profile.raw")
     with Procs() as procs:
         ctx = Context(procs, workdir, media_file(), [], False, 0.1)
-        topo = Topology(ctx, SrsEdgeTarget(procs, workdir), args.role, label="profile-")
+        topo = Topology(ctx, SrsEdgeTarget(procs, workdir, args.mw_latency), args.role, label="profile-")
         topo.wait_stream()
         pid = str(topo.server.pid)
         spy = []
@@ -78,13 +88,12 @@ def main(argv=None):
     if not os.path.exists(raw):
         print("py-spy failed:", spy[0].stderr if spy else "not run", file=sys.stderr)
         return 1
-    own, incl, total = summarize(raw)
-    print(f"\n{total} samples; top by own time:")
-    for name, n in own:
-        print(f"  {100.0 * n / total:5.1f}%  {name}")
-    print("\ntop by inclusive time:")
-    for name, n in incl:
-        print(f"  {100.0 * n / total:5.1f}%  {name}")
+    own_line, own, incl, total = summarize(raw)
+    for title, rows in (("own time by line", own_line), ("own time by function", own),
+                        ("inclusive time by function", incl)):
+        print(f"\n{total} samples; top {title}:")
+        for name, n in rows:
+            print(f"  {100.0 * n / total:5.1f}%  {name}")
     print(f"\nraw stacks: {raw}")
     return 0
 

@@ -27,6 +27,8 @@ def parse_args(argv):
     p.add_argument("-c", dest="conf_opt", metavar="FILE", help="config file (SRS format)")
     p.add_argument("-t", dest="test", action="store_true", help="test the config file and exit")
     p.add_argument("-v", "-V", dest="version", action="store_true", help="print the version and exit")
+    p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--upstream-port", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -41,28 +43,42 @@ def daemonize():
         os.dup2(devnull, fd)
 
 
-def install_signals(server, logger, path, done):
+def install_signals(server, logger, path, done, pool=None):
     def quit_fast():
         server.log.trace("SIGTERM: fast quit")
         server.stop()
+        if pool is not None:
+            pool.stop(signal.SIGTERM)
         done.set()
 
     def quit_graceful():
         # as SRS: stop accepting, then give clients grace_start_wait + grace_final_wait to finish
         grace = (server.config.grace_start_wait + server.config.grace_final_wait) / 1000.0
         server.log.trace(f"SIGQUIT: graceful quit, stop accepting, draining up to {grace:g}s")
+        if pool is not None:
+            pool.stopping = True
+            pool.signal_all(signal.SIGQUIT)
         server.stop(grace=grace)
+        if pool is not None:
+            pool.stop(signal.SIGTERM, timeout=grace + 2)
         done.set()
 
     def reopen_log():
         logger.reopen()
         server.log.trace("SIGUSR1: log file reopened")
+        if pool is not None:
+            pool.signal_all(signal.SIGUSR1)
+
+    def reload():
+        server.reload_from(path)
+        if pool is not None:
+            pool.signal_all(signal.SIGHUP)
 
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
     gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
     gevent.signal_handler(signal.SIGUSR1, reopen_log)
-    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(server.reload_from, path))
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
 
 
 def main(argv=None):
@@ -81,13 +97,17 @@ def main(argv=None):
             print(f"srsedge: warning: {warning}", file=sys.stderr)
         print(f"srsedge: config file {path} test is successful")
         return 0
+    if args.worker:
+        return run_worker(args, config, path)
     if config.daemon:
         daemonize()
     logger = Logger(config.log_tank, config.log_level, config.log_file)
     from lib.server.app import Server
+    from lib.server.workers import WorkerPool
     server = Server(config, logger)
     done = gevent.event.Event()
-    install_signals(server, logger, path, done)      # before the pid file tells anyone we run
+    pool = WorkerPool(server, os.path.abspath(path), config.workers, 0) if config.workers > 1 else None
+    install_signals(server, logger, path, done, pool)   # before the pid file tells anyone we run
     try:
         pidfile.acquire(config.pid)
     except (pidfile.PidFileError, OSError) as e:
@@ -102,11 +122,35 @@ def main(argv=None):
         server.log.error(f"cannot listen: {e}")
         pidfile.release(config.pid)
         return 1
+    if pool is not None:
+        pool.upstream_port = server.start_internal()
+        pool.start()
     try:
         done.wait()
     finally:
         pidfile.release(config.pid)
     server.log.trace("quit")
+    return 0
+
+
+def run_worker(args, config, path):
+    """Workers 1..N-1 (started by worker 0): an edge of worker 0 on the shared port."""
+    from lib.server.workers import die_with_parent
+    die_with_parent()
+    from lib.server.app import Server
+    from lib.server.workers import worker_config
+    logger = Logger(config.log_tank, config.log_level, config.log_file)
+    server = Server(worker_config(config, args.upstream_port), logger)
+    server.config_transform = lambda cfg: worker_config(cfg, args.upstream_port)
+    done = gevent.event.Event()
+    install_signals(server, logger, path, done)
+    try:
+        server.start()
+    except OSError as e:
+        server.log.error(f"worker {args.worker}: cannot listen: {e}")
+        return 1
+    server.log.trace(f"worker {args.worker} serving, upstream 127.0.0.1:{args.upstream_port}")
+    done.wait()
     return 0
 
 

@@ -32,6 +32,8 @@ class Server:
         self.listeners = []
         self.connections = 0
         self.plugins = []              # objects with optional before_play/after_play/... methods
+        self.config_transform = None   # workers 1..N-1: applied to every (re)loaded config
+        self.internal = None           # worker 0: listener for the other workers' links
         from lib.server import plugins
         plugins.install(self)
 
@@ -86,11 +88,32 @@ class Server:
         return endpoints
 
     def _listen(self, host, port):
-        listener = StreamServer((host or "0.0.0.0", port), self._handle, backlog=1024)
-        listener.init_socket()
+        if self.config.workers > 1 or self.config_transform is not None:
+            # several worker processes share the port: the kernel spreads the connections
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host or "0.0.0.0", port))
+            sock.listen(1024)
+            listener = StreamServer(sock, self._handle)
+        else:
+            listener = StreamServer((host or "0.0.0.0", port), self._handle, backlog=1024)
+            listener.init_socket()
         listener.start()
         self.listeners.append(listener)
         return listener
+
+    def start_internal(self):
+        """Worker 0: a loopback port for the other workers' trusted links. Returns the port."""
+        listener = StreamServer(("127.0.0.1", 0), self._handle_trusted, backlog=1024)
+        listener.start()
+        self.internal = listener
+        self.log.trace(f"workers: internal link port 127.0.0.1:{listener.server_port}")
+        return listener.server_port
+
+    def _handle_trusted(self, sock, addr):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        RtmpConnection(self, sock, addr, trusted=True).run()
 
     @property
     def rtmp_ports(self):
@@ -111,6 +134,8 @@ class Server:
     def stop_accepting(self):
         for listener in self.listeners:
             listener.close()
+        if self.internal is not None:
+            self.internal.close()
         for name in ("http", "api"):
             if getattr(self, name, None) is not None:
                 getattr(self, name).close()
@@ -137,6 +162,8 @@ class Server:
         except ConfigError as e:
             self.log.error(f"reload ignored, config error: {e}")
             return False
+        if self.config_transform is not None:
+            new = self.config_transform(new)
         for name, vhost in new.vhosts.items():
             old = self.config.vhosts.get(name)
             if old is not None and old.cluster.mode != vhost.cluster.mode:

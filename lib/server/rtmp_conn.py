@@ -12,6 +12,7 @@ Rules:
 import os
 import socket
 import time
+from types import SimpleNamespace
 
 import gevent
 
@@ -23,14 +24,17 @@ from lib.server import security
 from lib.server.hooks import HookContext, redact
 from lib.server.source import Consumer
 
+NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
+                           on_unpublish=[], on_play=[], on_stop=[])
 HANDSHAKE_TIMEOUT = 10.0          # handshake + connect (slowloris guard)
 SETUP_TIMEOUT = 30.0              # connect -> publish/play started (includes an edge's upstream)
 RECV_SIZE = 65536
 
 
 class RtmpConnection:
-    def __init__(self, server, sock, addr):
+    def __init__(self, server, sock, addr, trusted=False):
         self.server = server
+        self.trusted = trusted          # a link from another worker: no hooks, no security
         self.sock = sock
         self.ip = addr[0] if isinstance(addr, tuple) else str(addr)
         self.port = addr[1] if isinstance(addr, tuple) else 0
@@ -142,7 +146,7 @@ class RtmpConnection:
         self.connect_args = ev.args
         self._log_upnode(ev.args)
         self.log.trace(f"connect {self.ip}:{self.port} tcUrl={redact(ev.tc_url)} vhost={req.vhost} app={req.app}")
-        hooks = vhost_conf.http_hooks
+        hooks = self._hooks()
         if hooks.enabled and hooks.on_connect:
             ok, reason = self.server.hooks.call("on_connect", hooks.on_connect, self._hook_ctx())
             if not ok:
@@ -162,7 +166,12 @@ class RtmpConnection:
                 self.log.trace(f"edge upnode connected: server={a.get('srs_server')} "
                                f"pid={pid} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
 
+    def _hooks(self):
+        return NO_HOOKS if self.trusted else self.vhost_conf.http_hooks
+
     def _check_security(self, action):
+        if self.trusted:
+            return
         ok, reason = security.check(self.vhost_conf.security, action, self.ip)
         if not ok:
             code = "NetStream.Publish.BadName" if action == "publish" else "NetStream.Play.StreamNotFound"
@@ -189,7 +198,7 @@ class RtmpConnection:
             self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
             self._flush_session()
             raise Reject(f"publish {key}: already publishing, second publisher refused")
-        hooks = self.vhost_conf.http_hooks
+        hooks = self._hooks()
         if hooks.enabled and hooks.on_publish:
             ok, reason = self.server.hooks.call("on_publish", hooks.on_publish, self._hook_ctx())
             if not ok:
@@ -248,7 +257,7 @@ class RtmpConnection:
         req = self._resolve_stream(ev.stream)
         self.role = "play"
         self._check_security("play")
-        hooks = self.vhost_conf.http_hooks
+        hooks = self._hooks()
         if hooks.enabled and hooks.on_play:
             ok, reason = self.server.hooks.call("on_play", hooks.on_play, self._hook_ctx())
             if not ok:

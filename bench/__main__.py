@@ -50,11 +50,11 @@ def tree_state():
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+                                  timeout=10).stdout.rstrip("\n")
         except (OSError, subprocess.SubprocessError):
             return ""
     changed = [line[3:] for line in git("status", "--porcelain", "--", "lib", "srsedge.py").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "changed": changed}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "changed": changed}
 
 
 def selftest(ctx):

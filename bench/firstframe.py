@@ -45,7 +45,7 @@ def add_row(table, server, case, values, note=""):
 
 
 def run(ctx):
-    count = 5 if ctx.quick else 20
+    count = 3 if ctx.quick else 20
     table = Table("firstframe", f"First frame: TCP connect to first video keyframe (median of {count})",
                   COLUMNS, notes=["stream: 2 s GOP; a server without a GOP cache waits for the next "
                                   "keyframe (about 1 s on average)"])

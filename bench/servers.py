@@ -43,49 +43,61 @@ class Server:
             return ""
 
 
-class SrsEdgeTarget:
-    name = "srsedge"
+class Target:
+    """A server implementation: `origin()` and `edge(origins)` start one process each."""
+    name = ""
 
-    def __init__(self, procs, workdir, mw_latency=None):
-        self.procs, self.workdir, self.mw_latency = procs, workdir, mw_latency
+    def __init__(self, procs, workdir):
+        self.procs, self.workdir = procs, workdir
 
-    def _start(self, role, label, vhost_body, cpu):
+    def _start(self, role, label, extra, cpu):
         port = free_port()
         d = os.path.join(self.workdir, f"{self.name}-{label}")
         os.makedirs(d, exist_ok=True)
+        argv, log = self.write_config(d, port, extra)
+        proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu)
+        wait_port(port, proc=proc)
+        return Server(self, role, label, port, proc, log)
+
+    def origin(self, label="origin", cpu=SERVER_CPU):
+        return self._start("origin", label, "", cpu)
+
+    def edge(self, origins, label="edge", cpu=SERVER_CPU):
+        return self._start("edge", label, self.edge_config(origins), cpu)
+
+
+class SrsEdgeTarget(Target):
+    name = "srsedge"
+
+    def __init__(self, procs, workdir, mw_latency=None):
+        super().__init__(procs, workdir)
+        self.mw_latency = mw_latency
+
+    def write_config(self, d, port, vhost_body):
+        """(argv, log file) of a server on `port` with `vhost_body` in the default vhost."""
         play = f"play {{ mw_latency {self.mw_latency}; }}" if self.mw_latency is not None else ""
         conf = os.path.join(d, "srs.conf")
         with open(conf, "w") as f:
             f.write(f"listen {port};\nmax_connections 30000;\ndaemon off;\n"
                     f"pid {d}/srs.pid;\nsrs_log_file {d}/srs.log;\n"
                     f"vhost __defaultVhost__ {{\n    {play}\n    {vhost_body}\n}}\n")
-        proc = self.procs.start([PYTHON, "srsedge.py", "-c", conf], log=os.path.join(d, "stdout.log"),
-                                cpu=cpu)
-        wait_port(port, proc=proc)
-        return Server(self, role, label, port, proc, os.path.join(d, "srs.log"))
+        return [PYTHON, "srsedge.py", "-c", conf], os.path.join(d, "srs.log")
 
-    def origin(self, label="origin", cpu=SERVER_CPU):
-        return self._start("origin", label, "", cpu)
-
-    def edge(self, origins, label="edge", cpu=SERVER_CPU):
+    @staticmethod
+    def edge_config(origins):
         hosts = " ".join(f"127.0.0.1:{o.port}" for o in origins)
-        body = f"cluster {{ mode remote; origin {hosts}; edge_idle_timeout 1; }}"
-        return self._start("edge", label, body, cpu)
+        return f"cluster {{ mode remote; origin {hosts}; edge_idle_timeout 1; }}"
 
 
-class NginxRtmpTarget:
+class NginxRtmpTarget(Target):
     name = "nginx-rtmp"
-
-    def __init__(self, procs, workdir):
-        self.procs, self.workdir = procs, workdir
 
     @staticmethod
     def available():
         return os.path.exists(NGINX_RTMP_SO) and shutil.which("nginx") is not None
 
-    def _start(self, role, label, app_extra, cpu):
-        port = free_port()
-        d = os.path.join(self.workdir, f"{self.name}-{label}")
+    def write_config(self, d, port, app_extra):
+        """(argv, log file) of one nginx process on `port` with `app_extra` in application live."""
         os.makedirs(os.path.join(d, "logs"), exist_ok=True)
         fds = raise_fd_limit()
         conf = os.path.join(d, "nginx.conf")
@@ -96,17 +108,11 @@ class NginxRtmpTarget:
                     f"events {{ worker_connections {fds - 100}; }}\n"
                     f"rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 60000;\n"
                     f"    application live {{\n      live on;\n      {app_extra}\n    }}\n  }}\n}}\n")
-        proc = self.procs.start(["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf],
-                                log=os.path.join(d, "stdout.log"), cpu=cpu)
-        wait_port(port, proc=proc)
-        return Server(self, role, label, port, proc, os.path.join(d, "error.log"))
+        return ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf], os.path.join(d, "error.log")
 
-    def origin(self, label="origin", cpu=SERVER_CPU):
-        return self._start("origin", label, "", cpu)
-
-    def edge(self, origins, label="edge", cpu=SERVER_CPU):
-        pulls = " ".join(f"pull rtmp://127.0.0.1:{o.port}/live;" for o in origins)
-        return self._start("edge", label, pulls, cpu)
+    @staticmethod
+    def edge_config(origins):
+        return " ".join(f"pull rtmp://127.0.0.1:{o.port}/live;" for o in origins)
 
 
 def targets(procs, workdir, with_nginx=True, mw_latency=None):

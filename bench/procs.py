@@ -83,7 +83,7 @@ class Procs:
         self._old = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):   # SIGINT even if inherited ignored
             self._old[sig] = signal.signal(sig, self._on_signal)
         return self
 

@@ -126,7 +126,6 @@ class Server:
             return
         self.connections += 1
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             RtmpConnection(self, sock, addr).run()
         finally:
             self.connections -= 1

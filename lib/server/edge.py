@@ -206,6 +206,7 @@ class EdgeIngester:
                 elif isinstance(ev, rs.Status):
                     if ev.level == "error" or ev.code in FAIL_CODES:
                         raise LinkError(f"{format_origin(origin)}: {ev.code}")
+            src.flush_burst()
 
     def _media_started(self, origin):
         now = time.time()

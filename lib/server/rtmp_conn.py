@@ -140,6 +140,8 @@ class RtmpConnection:
             self._flush_session()
             raise Reject(f"connect {ev.tc_url}: no vhost {req.vhost!r}")
         req.vhost = vhost_conf.name    # as SRS: the matched config vhost from here on
+        if vhost_conf.tcp_nodelay:     # SRS default off: merged writes fill whole segments
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.req, self.vhost_conf = req, vhost_conf
         self.page_url = ev.command_object.get("pageUrl") if isinstance(ev.command_object.get("pageUrl"), str) else ""
         self.connect_object = ev.command_object

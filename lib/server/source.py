@@ -35,6 +35,7 @@ IOV_MAX = 1000
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
 TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
 MAX_LOG = 50000            # and never more messages than this
+MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most this often
 
 
 class SharedMessage:
@@ -81,6 +82,8 @@ class Source:
         self.bytes_in = 0
         self.dropped = 0               # messages skipped for slow consumers
         self._header_cache = None
+        self._last_flush = 0.0
+        self._burst = False
         self._wake = Event()
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
@@ -209,15 +212,31 @@ class Source:
             self._flusher = None
 
     def _flush_loop(self):
-        last = 0.0
         while True:
             self._wake.wait()
             self._wake.clear()
-            wait = last + self.mw_latency - time.monotonic()
+            interval = MIN_BURST_INTERVAL if self._burst else self.mw_latency
+            wait = self._last_flush + interval - time.monotonic()
             if wait > 0:
                 gevent.sleep(wait)
-            last = time.monotonic()
+            self._burst = False
+            self._last_flush = time.monotonic()
             self.flush_all()
+
+    def flush_burst(self):
+        """An edge ingester got a burst from its origin (already merged there): send it on now
+        instead of waiting for our own mw_latency timer (at most every MIN_BURST_INTERVAL).
+        This keeps the latency an edge hop adds small without more writes per player."""
+        if not self.consumers:
+            return
+        if time.monotonic() - self._last_flush >= MIN_BURST_INTERVAL:
+            self._burst = False
+            self._wake.clear()
+            self._last_flush = time.monotonic()
+            self.flush_all()
+        else:
+            self._burst = True
+            self._wake.set()
 
     def flush_all(self):
         """The hot loop: per consumer one list slice and one sendmsg. Anything unusual (private

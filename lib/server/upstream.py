@@ -21,7 +21,7 @@ from lib.rtmp.errors import ProtocolError
 from lib.rtmp.session import VERSION
 
 CONNECT_TIMEOUT = 3.0
-RECV_SIZE = 65536
+RECV_SIZE = 262144         # an origin's merged burst in one read
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 8.0
 

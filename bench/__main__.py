@@ -21,14 +21,14 @@ import sys
 import tempfile
 import time
 
-from bench import failover, fanout, firstframe, latency, memory, parsercheck, soak
+from bench import failover, fanout, firstframe, latency, memory, parsercheck, soak, workers
 from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
              "failover": failover, "memory": memory}
-LONG_SCENARIOS = {"soak": soak}        # run only when named
+LONG_SCENARIOS = {"soak": soak, "workers": workers}   # run only when named
 
 
 def machine():
@@ -78,7 +78,7 @@ def selftest(ctx):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", metavar="scenario",
-                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak")
+                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows (~2 min)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--selftest", action="store_true", help="10 players for ~5 s; exit 0/1")

@@ -304,3 +304,8 @@ def test_param_dict():
     assert req.param_dict() == {"token": "abc", "vhost": "demo"}
     assert req.vhost == "demo"
     assert DEFAULT_PORT == 1935
+
+
+def test_stream_with_param_merges_tcurl_and_stream_queries():
+    req = discover("rtmp://127.0.0.1/live?token=A", "livestream?token=B&key=C")
+    assert stream_with_param(req.stream, req.param) == "livestream?token=B&key=C&token=A"

@@ -314,7 +314,8 @@ def stream_with_param(stream: str, param: str, vhost_to_strip: bool = True) -> s
     "vhost=" and "domain=" parameters are removed (the vhost then travels in the tcUrl) and all
     others, like token, are kept in order."""
     query = param[1:] if param.startswith("?") else param
-    parts = [p for p in query.split("&") if p]
+    # SRS appends the tcUrl's query to the stream's with a second "?": both are parameters
+    parts = [p for p in query.replace("?", "&").split("&") if p]
     if vhost_to_strip:
         parts = [p for p in parts if p.partition("=")[0] not in ("vhost", "domain")]
     return f"{stream}?{'&'.join(parts)}" if parts else stream

@@ -37,8 +37,8 @@ def plays_on(server, stream="livestream"):
 
 
 def media_gap_ms(media):
-    """Longest pause between consecutive media messages' arrival is not known here; use
-    timestamps: the biggest forward jump between consecutive video timestamps."""
+    """The biggest forward step between consecutive video timestamps a player saw (arrival
+    pauses are measured separately with longest_pause)."""
     ts = [t for kind, t, _ in media if kind == 9]
     return max((b - a for a, b in zip(ts, ts[1:])), default=0)
 

@@ -417,11 +417,6 @@ class ServerSession(_Base):
         self._transition("reject")
         self._on_status(code, description, level="error")
 
-    def stream_eof(self):
-        """Tell a player the stream ended (the publisher left); it stays connected."""
-        self._send(CSID_CONTROL, MSG_USER_CONTROL, 0, user_control(UC_STREAM_EOF, STREAM_ID))
-        self._on_status("NetStream.Play.UnpublishNotify", "stream is now unpublished.")
-
 
 # ---------------------------------------------------------------- client role
 

@@ -48,7 +48,7 @@ def upstream_names(req, vhost_conf, origin):
     return tc_url, req.app, stream_with_param(req.stream, req.param, vhost_to_strip=True)
 
 
-def connect_args_for(server, vhost_conf, cid):
+def connect_args_for(vhost_conf, cid):
     if vhost_conf.cluster.debug_srs_upnode:
         return (debug_upnode_args(cid),)
     return ()
@@ -171,7 +171,7 @@ class EdgeIngester:
     def _pull(self, origin):
         tc_url, app, stream = upstream_names(self.req, self.vhost_conf, origin)
         link = open_link(origin, tc_url, app,
-                         connect_args=connect_args_for(self.server, self.vhost_conf, self.log.cid))
+                         connect_args=connect_args_for(self.vhost_conf, self.log.cid))
         self.link = link
         self.links_opened += 1
         self.origin_in_use = origin
@@ -279,7 +279,7 @@ class EdgePlugin:
         req = conn.req
         pusher = Pusher(source, vhost_conf.cluster.origin,
                         lambda origin: upstream_names(req, vhost_conf, origin), conn.log,
-                        connect_args=connect_args_for(self.server, vhost_conf, conn.cid),
+                        connect_args=connect_args_for(vhost_conf, conn.cid),
                         queue_ms=int(vhost_conf.play.queue_length * 1000), give_up=True,
                         on_give_up=lambda why: conn.kick(why), what="edge publish")
         try:

@@ -22,7 +22,7 @@ from gevent.lock import Semaphore
 
 from lib.media import flv
 from lib.rtmp import session as rs
-from lib.rtmp.message import MSG_AMF0_DATA, MSG_VIDEO
+from lib.rtmp.message import MSG_VIDEO
 from lib.server.hooks import redact
 from lib.server.upstream import LinkError, Upstreams, format_origin, open_link
 
@@ -198,8 +198,7 @@ class Pusher:
         count = 0
         while q and count < 256:
             m = q.popleft()
-            session.send_media(m.type_id, m.timestamp, m.payload if m.type_id != MSG_AMF0_DATA
-                               else m.payload)
+            session.send_media(m.type_id, m.timestamp, m.payload)
             count += 1
         try:
             with self.lock:

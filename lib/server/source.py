@@ -16,7 +16,6 @@ Rules:
 - Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
   publishers and upstream switches; every player sees the same timestamps.
 """
-import errno
 import socket
 import time
 
@@ -263,15 +262,8 @@ class Source:
             tot = totals[kind]
             size = tot[-1] - (tot[i - 1] if i else self.total_base[kind])
             c.cursor = end
-            try:
-                sent = c.raw.sendmsg(bufs)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as e:
-                c._fail(e)
-                continue
-            c.bytes_out += sent
-            if sent != size:
+            sent = c._try_send(bufs)
+            if sent is not None and sent != size:
                 c._block(_advance(bufs, sent))
         self._trim()
 
@@ -380,17 +372,24 @@ class Consumer:
         if bufs:
             self._send(bufs)
 
+    def _try_send(self, bufs):
+        """One non-blocking sendmsg: the bytes sent, or None when the socket failed."""
+        try:
+            sent = self.raw.sendmsg(bufs)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as e:
+            self._fail(e)
+            return None
+        self.bytes_out += sent
+        return sent
+
     def _send(self, bufs):
         while bufs:
             batch = bufs[:IOV_MAX]
-            try:
-                sent = self.raw.sendmsg(batch)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as e:
-                self._fail(e)
+            sent = self._try_send(batch)
+            if sent is None:
                 return
-            self.bytes_out += sent
             rest = _advance(batch, sent)
             if rest:
                 self._block(rest + bufs[IOV_MAX:])
@@ -467,4 +466,4 @@ class SourceRegistry:
                     close(src)
 
 
-__all__ = ["Source", "SourceRegistry", "Consumer", "SharedMessage", "errno"]
+__all__ = ["Source", "SourceRegistry", "Consumer", "SharedMessage"]

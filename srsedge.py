@@ -17,9 +17,9 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from lib.config import ConfigError, load_config  # noqa: E402
-from lib.rtmp.session import VERSION  # noqa: E402
-from lib.server import pidfile  # noqa: E402
-from lib.server.log import Logger  # noqa: E402
+from lib.names import VERSION  # noqa: E402
+from lib.server.process import pidfile  # noqa: E402
+from lib.server.process.log import Logger  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="srsedge", description="SRS-compatible RTMP edge/origin server")
@@ -102,8 +102,8 @@ def main(argv=None):
     if config.daemon:
         daemonize()
     logger = Logger(config.log_tank, config.log_level, config.log_file)
-    from lib.server.app import Server
-    from lib.server.workers import WorkerPool
+    from lib.server.core.app import Server
+    from lib.server.process.workers import WorkerPool
     server = Server(config, logger)
     done = gevent.event.Event()
     pool = WorkerPool(server, os.path.abspath(path), config.workers, 0) if config.workers > 1 else None
@@ -135,10 +135,10 @@ def main(argv=None):
 
 def run_worker(args, config, path):
     """Workers 1..N-1 (started by worker 0): an edge of worker 0 on the shared port."""
-    from lib.server.workers import die_with_parent
+    from lib.server.process.workers import die_with_parent
     die_with_parent()
-    from lib.server.app import Server
-    from lib.server.workers import worker_config
+    from lib.server.core.app import Server
+    from lib.server.process.workers import worker_config
     logger = Logger(config.log_tank, config.log_level, config.log_file)
     server = Server(worker_config(config, args.upstream_port), logger)
     server.config_transform = lambda cfg: worker_config(cfg, args.upstream_port)

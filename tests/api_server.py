@@ -20,9 +20,9 @@ import gevent.event  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lib.config import load_config  # noqa: E402
-from lib.server import api  # noqa: E402
-from lib.server.app import Server  # noqa: E402
-from lib.server.log import Logger  # noqa: E402
+from lib.server.api import routes as api  # noqa: E402
+from lib.server.core.app import Server  # noqa: E402
+from lib.server.process.log import Logger  # noqa: E402
 
 
 def main():

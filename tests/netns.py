@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from lib.server.pidfile import _running as pid_alive
+from lib.server.process.pidfile import _running as pid_alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable

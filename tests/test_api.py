@@ -1,4 +1,4 @@
-"""Black-box tests of the HTTP API and /metrics (lib/server/api.py).
+"""Black-box tests of the HTTP API and /metrics (lib/server/api/routes.py).
 
 Real server processes (tests/api_server.py: srsedge plus start_api, kbps sampled every 0.5 s),
 ffmpeg publishing a generated H.264/AAC stereo FLV, our RtmpTestClient as player. Response

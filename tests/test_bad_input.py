@@ -27,7 +27,7 @@ from tests.conftest import ORIGIN_CONF, wait_for
 
 PLAY_SECONDS = 8
 FPS = 25
-HANDSHAKE_TIMEOUT = 10.0   # lib/server/rtmp_conn.py HANDSHAKE_TIMEOUT
+HANDSHAKE_TIMEOUT = 10.0   # lib/server/rtmp/connection.py HANDSHAKE_TIMEOUT
 CLOSE_TIMEOUT = 5.0        # how long a bad client waits for the server to close it
 MAX_BODY = 0xFFFFFF        # the largest message a 24-bit chunk length field can announce
 

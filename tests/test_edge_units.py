@@ -1,8 +1,8 @@
 """Edge state table and origin selection (no network)."""
 import pytest
 
-from lib.server.edge_state import TRANSITIONS, EdgeState, EdgeStateError
-from lib.server.upstream import BACKOFF_CAP, BACKOFF_FIRST, Upstreams
+from lib.server.edge.state import TRANSITIONS, EdgeState, EdgeStateError
+from lib.server.edge.upstream import BACKOFF_CAP, BACKOFF_FIRST, Upstreams
 
 
 @pytest.mark.parametrize("state, trigger", sorted(TRANSITIONS))

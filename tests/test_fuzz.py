@@ -59,7 +59,7 @@ def zeros(n):
 
 def drive_server(data, cuts=(), reject_at=-1):
     """Feed client bytes to a ServerSession in pieces cut at `cuts`, answering every request as
-    lib/server/rtmp_conn.py does (discover the url, accept; reject the request number
+    lib/server/rtmp/connection.py does (discover the url, accept; reject the request number
     `reject_at`), and pass media through the sans-IO half of the source (jitter, shared RTMP
     chunk bytes, FLV tag). Returns (events, session)."""
     session = rs.ServerSession(rand=zeros)

@@ -13,10 +13,10 @@ import pytest
 
 from lib.config import parse_text
 from lib.media import flv
-from lib.server import hls_sink
-from lib.server.hls_sink import HlsPlugin, HlsSink
-from lib.server.log import Logger
-from lib.server.source import SourceRegistry
+from lib.server.hls import sink as hls_sink
+from lib.server.hls.sink import HlsPlugin, HlsSink
+from lib.server.process.log import Logger
+from lib.server.core.source import SourceRegistry
 from tests.conftest import need_tool, wait_for
 
 KEY = "__defaultVhost__/live/livestream"

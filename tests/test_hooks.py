@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.server.hooks import (FIELDS, REJECTING_ACTIONS, HookContext, Hooks, build_body,
+from lib.server.core.hooks import (FIELDS, REJECTING_ACTIONS, HookContext, Hooks, build_body,
                               check_response, redact, stream_url)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +176,7 @@ def test_whole_request_capped_under_gevent(tmp_path):
         import sys, time, gevent
         from gevent.server import StreamServer
         sys.path.insert(0, sys.argv[1])
-        from lib.server.hooks import Hooks, HookContext
+        from lib.server.core.hooks import Hooks, HookContext
 
         def trickle(sock, addr):
             sock.recv(65536)

@@ -13,11 +13,11 @@ import gevent
 import pytest
 import requests
 
-import lib.server.http as http
+import lib.server.http.server as http
 from lib.config import parse_text
-from lib.server.app import Server
-from lib.server.http import match_mount, parse_range, start_http
-from lib.server.log import Logger
+from lib.server.core.app import Server
+from lib.server.http.server import match_mount, parse_range, start_http
+from lib.server.process.log import Logger
 
 SECRET = b"TOPSECRET-do-not-serve"
 

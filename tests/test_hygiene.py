@@ -39,7 +39,7 @@ from tests.test_fuzz import FUZZ, _pieces, capture, mutants  # noqa: F401  (capt
 from tests.test_http import raw_request
 from tests.test_http_flv import parse_tags
 
-HEAD_TIMEOUT = 30.0            # lib/server/http.py HEAD_TIMEOUT
+HEAD_TIMEOUT = 30.0            # lib/server/http/server.py HEAD_TIMEOUT
 MAX_GAP = 1.0                  # longest pause in media a player may see (s)
 QUEUE_LENGTH = 2               # play.queue_length (s): the shared log's steady size comes fast
 RSS_SLACK_KB = 15 * 1024

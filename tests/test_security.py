@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lib.server.security import check
+from lib.server.core.security import check
 from tests.conftest import ORIGIN_CONF, wait_for
 from tests.rtmpclient import RtmpTestClient
 

@@ -6,7 +6,8 @@ import gevent
 
 from lib.media import flv
 from lib.rtmp.chunk import ChunkReader
-from lib.server.source import Consumer, SourceRegistry
+from lib.server.core.consumer import Consumer
+from lib.server.core.source import SourceRegistry
 
 AVC_SH = b"\x17\x00\x00\x00\x00" + b"\x01\x42\x00\x1e\xff\xe1\x00\x04sps!\x01\x00\x02pp"
 AAC_SH = b"\xaf\x00\x12\x10"

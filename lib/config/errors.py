@@ -6,7 +6,10 @@ unreadable file). `.file`, `.line` and `.path` (dotted directive path such as
 """
 
 
-class ConfigError(Exception):
+from lib.errors import SrsEdgeError
+
+
+class ConfigError(SrsEdgeError):
     def __init__(self, message, file=None, line=None, path=None):
         super().__init__(message)
         self.message = message

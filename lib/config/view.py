@@ -19,7 +19,7 @@ from . import schema
 from .errors import ConfigError
 from .parser import parse_file, parse_string
 
-DEFAULT_VHOST = "__defaultVhost__"
+from lib.names import DEFAULT_VHOST  # noqa: E402
 
 
 @dataclass(frozen=True)

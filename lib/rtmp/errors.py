@@ -4,8 +4,10 @@ Rule: anything a peer can make us raise is a ProtocolError subclass. The server 
 ProtocolError per connection, logs one line with the message, and closes only that connection.
 """
 
+from lib.errors import SrsEdgeError
 
-class ProtocolError(Exception):
+
+class ProtocolError(SrsEdgeError):
     """Bad bytes or a bad sequence from a peer."""
 
 

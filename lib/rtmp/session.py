@@ -17,6 +17,7 @@ import os
 from . import amf0
 from .chunk import ChunkReader, encode_message
 from .errors import CommandError, ProtocolError
+from lib.names import SERVER_NAME
 from .handshake import ClientHandshake, ServerHandshake
 from .message import (
     CSID_COMMAND, CSID_CONTROL, CSID_STREAM_COMMAND, LIMIT_DYNAMIC, MSG_ABORT, MSG_ACK,
@@ -29,8 +30,6 @@ from .message import (
 
 STREAM_ID = 1
 FMS_VERSION = "FMS/3,5,3,888"
-SERVER_NAME = "srsedge"
-VERSION = "0.1.0"
 MEDIA_TYPES = (MSG_AUDIO, MSG_VIDEO)
 DATA_TYPES = (MSG_AMF0_DATA, MSG_AMF3_DATA)
 COMMAND_TYPES = (MSG_AMF0_COMMAND, MSG_AMF3_COMMAND)
@@ -382,7 +381,7 @@ class ServerSession(_Base):
                    set_peer_bandwidth(self.peer_bandwidth, LIMIT_DYNAMIC))
         self._set_out_chunk_size()
         props = {"fmsVer": FMS_VERSION, "capabilities": 127.0, "mode": 1.0}
-        data = amf0.EcmaArray({"version": "3,5,3,888", "srs_server": f"{SERVER_NAME}/{VERSION}"})
+        data = amf0.EcmaArray({"version": "3,5,3,888", "srs_server": SERVER_NAME})
         if server_info:
             data.update(server_info)
         info = _info("status", "NetConnection.Connect.Success", "Connection succeeded",

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from lib.rtmp.errors import ProtocolError
 
-DEFAULT_VHOST = "__defaultVhost__"
+from lib.names import DEFAULT_VHOST  # noqa: E402
 DEFAULT_APP = "__defaultApp__"
 DEFAULT_PORT = 1935
 

@@ -1,8 +1,8 @@
 """The server's plugins, installed in one place: `install(server)` appends each to
-server.plugins in the order their hooks run (see Server._dispatch in lib/server/app.py)."""
-from lib.server.edge import EdgePlugin
-from lib.server.forward import ForwardPlugin
-from lib.server.hls_sink import HlsPlugin
+server.plugins in the order their hooks run (see Server._dispatch in lib/server/core/app.py)."""
+from lib.server.edge.ingest import EdgePlugin
+from lib.server.edge.forward import ForwardPlugin
+from lib.server.hls.sink import HlsPlugin
 
 
 def install(server):

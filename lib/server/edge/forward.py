@@ -5,7 +5,7 @@ the same app/stream (vhost kept as SRS does, in the tcUrl) and reconnecting with
 the publisher leaves. A destination that is down never affects the publisher or players.
 """
 from lib.rtmp.url import build_tc_url, stream_with_param
-from lib.server.pusher import Pusher
+from lib.server.edge.push import Pusher
 
 
 def forward_names(req, origin):

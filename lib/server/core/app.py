@@ -12,10 +12,10 @@ import time
 import gevent
 from gevent.server import StreamServer
 
-from lib.rtmp.session import VERSION
-from lib.server.hooks import Hooks
-from lib.server.rtmp_conn import RtmpConnection
-from lib.server.source import SourceRegistry
+from lib.names import VERSION
+from lib.server.core.hooks import Hooks
+from lib.server.rtmp.connection import RtmpConnection
+from lib.server.core.source import SourceRegistry
 
 
 class Server:
@@ -34,7 +34,7 @@ class Server:
         self.plugins = []              # objects with optional before_play/after_play/... methods
         self.config_transform = None   # workers 1..N-1: applied to every (re)loaded config
         self.internal = None           # worker 0: listener for the other workers' links
-        from lib.server import plugins
+        from lib.server.core import plugins
         plugins.install(self)
 
     # ------------------------------------------------------------ naming
@@ -80,8 +80,8 @@ class Server:
         for host, port in self.config.listen:
             listener = self._listen(host, port)
             endpoints.append(f"rtmp://{host or '0.0.0.0'}:{listener.server_port}")
-        from lib.server.api import start_api
-        from lib.server.http import start_http
+        from lib.server.api.routes import start_api
+        from lib.server.http.server import start_http
         endpoints += start_http(self)
         endpoints += start_api(self)
         self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")

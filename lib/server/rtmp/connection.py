@@ -19,10 +19,10 @@ import gevent
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover
-from lib.server.errors import Reject
-from lib.server import security
-from lib.server.hooks import HookContext, redact
-from lib.server.source import Consumer
+from lib.server.core.errors import Reject
+from lib.server.core import security
+from lib.server.core.hooks import HookContext, redact
+from lib.server.core.consumer import Consumer
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
                            on_unpublish=[], on_play=[], on_stop=[])

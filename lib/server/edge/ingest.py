@@ -26,11 +26,11 @@ from lib.media import flv
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
-from lib.server.edge_state import EdgeState
-from lib.server.errors import Reject
-from lib.server.hooks import redact
-from lib.server.pusher import Pusher
-from lib.server.upstream import LinkError, Upstreams, debug_upnode_args, format_origin, open_link
+from lib.server.edge.state import EdgeState
+from lib.server.core.errors import Reject
+from lib.server.core.hooks import redact
+from lib.server.edge.push import Pusher
+from lib.server.edge.upstream import LinkError, Upstreams, debug_upnode_args, format_origin, open_link
 
 NOT_FOUND = ("NetStream.Play.StreamNotFound", "stream not found on any origin")
 FAIL_CODES = ("NetStream.Play.StreamNotFound", "NetStream.Play.UnpublishNotify",

@@ -16,9 +16,10 @@ import time
 import gevent
 import gevent.socket
 
+from lib.errors import SrsEdgeError
+from lib.names import VERSION
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
-from lib.rtmp.session import VERSION
 
 CONNECT_TIMEOUT = 3.0
 RECV_SIZE = 262144         # an origin's merged burst in one read
@@ -26,7 +27,7 @@ BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 8.0
 
 
-class LinkError(Exception):
+class LinkError(SrsEdgeError):
     pass
 
 

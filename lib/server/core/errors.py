@@ -5,5 +5,8 @@ line carrying the message; it never affects other clients.
 """
 
 
-class Reject(Exception):
+from lib.errors import SrsEdgeError
+
+
+class Reject(SrsEdgeError):
     """A policy refusal (hook, duplicate publisher, edge cannot serve): close this client."""

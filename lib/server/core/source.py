@@ -16,12 +16,10 @@ Rules:
 - Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
   publishers and upstream switches; every player sees the same timestamps.
 """
-import socket
 import time
 
 import gevent
 from gevent.event import Event
-from gevent.socket import wait_write
 
 from lib.media import flv
 from lib.media.gop import GopCache
@@ -29,8 +27,8 @@ from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.session import STREAM_ID
+from lib.server.core.consumer import IOV_MAX, advance
 
-IOV_MAX = 1000
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
 TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
 MAX_LOG = 50000            # and never more messages than this
@@ -264,7 +262,7 @@ class Source:
             c.cursor = end
             sent = c._try_send(bufs)
             if sent is not None and sent != size:
-                c._block(_advance(bufs, sent))
+                c._block(advance(bufs, sent))
         self._trim()
 
     def catch_up(self, consumer):
@@ -318,124 +316,6 @@ class Source:
         self.base += i
 
 
-def _advance(bufs, sent):
-    """The part of `bufs` not yet covered by `sent` bytes."""
-    for i, b in enumerate(bufs):
-        size = len(b)
-        if sent < size:
-            rest = bufs[i:]
-            if sent:
-                rest[0] = memoryview(b)[sent:]
-            return rest
-        sent -= size
-    return []
-
-
-class Consumer:
-    """A player's view of a source: a cursor plus a private queue for its own control bytes."""
-
-    def __init__(self, sock, kind="rtmp", on_error=None):
-        self.sock = sock
-        self.raw = getattr(sock, "_sock", sock)   # the real non-blocking socket under gevent's
-        self.kind = kind
-        self.cursor = 0
-        self.pending = []              # private bytes (control replies, start bytes) go first
-        self.backlog = []
-        self.blocked = False
-        self.closed = False
-        self.paused = False
-        self.bytes_out = 0
-        self.dropped = 0
-        self.on_error = on_error
-        self._writer = None
-
-    def send_private(self, data, source=None):
-        if data:
-            self.pending.append(data)
-            if source is not None and not self.blocked:
-                self.flush(source)
-
-    def flush(self, source):
-        if self.closed or self.blocked:
-            return
-        bufs = self.pending
-        self.pending = []
-        if not self.paused:
-            cursor = source.catch_up(self)
-            if self.pending:           # catch_up queued fresh headers after a shed
-                bufs.extend(self.pending)
-                self.pending = []
-            end = source.end
-            if cursor < end:
-                bufs.extend(source.logs[self.kind][cursor - source.base:])
-            self.cursor = end
-        if bufs:
-            self._send(bufs)
-
-    def _try_send(self, bufs):
-        """One non-blocking sendmsg: the bytes sent, or None when the socket failed."""
-        try:
-            sent = self.raw.sendmsg(bufs)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as e:
-            self._fail(e)
-            return None
-        self.bytes_out += sent
-        return sent
-
-    def _send(self, bufs):
-        while bufs:
-            batch = bufs[:IOV_MAX]
-            sent = self._try_send(batch)
-            if sent is None:
-                return
-            rest = _advance(batch, sent)
-            if rest:
-                self._block(rest + bufs[IOV_MAX:])
-                return
-            bufs = bufs[IOV_MAX:]
-
-    def _block(self, backlog):
-        """The socket is full: the writer greenlet finishes `backlog`; the flusher skips us."""
-        self.backlog = backlog
-        self.blocked = True
-        if self._writer is None:
-            self._writer = gevent.spawn(self._drain)
-
-    def _drain(self):
-        """Finish a backlog when the socket is writable again (only for slow players)."""
-        try:
-            while self.backlog and not self.closed:
-                batch = self.backlog[:IOV_MAX]
-                try:
-                    wait_write(self.raw.fileno(), timeout=30)
-                    sent = self.raw.sendmsg(batch)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                self.bytes_out += sent
-                self.backlog = _advance(batch, sent) + self.backlog[IOV_MAX:]
-        except (OSError, socket.timeout) as e:
-            self._fail(e)
-        finally:
-            self._writer = None
-            self.blocked = False
-
-    def _fail(self, err):
-        if self.closed:
-            return
-        self.closed = True
-        self.backlog = []
-        if self.on_error is not None:
-            self.on_error(err)
-
-    def close(self):
-        self.closed = True
-        self.backlog = []
-        if self._writer is not None:
-            self._writer.kill(block=False)
-
-
 class SourceRegistry:
     """All live sources of a server, by stream key. Passed in; never a module global."""
 
@@ -466,4 +346,4 @@ class SourceRegistry:
                     close(src)
 
 
-__all__ = ["Source", "SourceRegistry", "Consumer", "SharedMessage"]
+__all__ = ["Source", "SourceRegistry", "SharedMessage"]

@@ -28,7 +28,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-DEFAULT_VHOST = "__defaultVhost__"
+from lib.names import DEFAULT_VHOST  # noqa: E402
 DEFAULT_TIMEOUT = 5.0
 
 ACTIONS = ("on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop")

@@ -23,8 +23,8 @@ from gevent.lock import Semaphore
 from lib.media import flv
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
-from lib.server.hooks import redact
-from lib.server.upstream import LinkError, Upstreams, format_origin, open_link
+from lib.server.core.hooks import redact
+from lib.server.edge.upstream import LinkError, Upstreams, format_origin, open_link
 
 PUBLISH_TIMEOUT = 5.0
 

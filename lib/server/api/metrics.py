@@ -1,0 +1,87 @@
+"""Prometheus metrics (`/metrics`), read from the live server at scrape time (docs/api.md)."""
+import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from lib.names import VERSION
+from lib.server.api.stats import Traffic
+
+
+class MetricsCollector:
+    """Prometheus metrics read from the live server at scrape time (see docs/api.md)."""
+
+    def __init__(self, api):
+        self.api = api
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        server, stats = self.api.server, self.api.stats
+        sources = list(server.sources.sources.values())
+        yield _gauge("srsedge_info", "srsedge build and identity", {"version": VERSION,
+                     "server_id": server.server_id, "service_id": server.service_id}, 1)
+        yield _gauge("srsedge_uptime_seconds", "Seconds since the server started", {},
+                     time.time() - server.started)
+        roles = {"publish": 0, "play": 0, "unknown": 0}
+        for conn in list(server.clients.values()):
+            role = getattr(conn, "role", "play")
+            roles[role] = roles.get(role, 0) + 1
+        yield _family(GaugeMetricFamily, "srsedge_connections", "Client connections by role",
+                      ("role",), [((role,), n) for role, n in roles.items()])
+        yield _gauge("srsedge_streams", "Live sources (streams with a publisher or players)", {},
+                     len(sources))
+        yield _gauge("srsedge_streams_publishing", "Streams with a publisher (or an edge pull)",
+                     {}, sum(1 for s in sources if s.publisher is not None))
+        yield _family(CounterMetricFamily, "srsedge_received_bytes",
+                      "Media bytes received by all streams", (), [((), stats.total.recv.total)])
+        yield _family(CounterMetricFamily, "srsedge_sent_bytes",
+                      "Bytes sent to all players", (), [((), stats.total.send.total)])
+        labels = ("vhost", "app", "stream")
+        rows = [((s.vhost, s.app, s.stream), s, stats.streams.get(s) or Traffic()) for s in sources]
+        per_stream = (
+            (GaugeMetricFamily, "srsedge_stream_players", "Players of a stream",
+             lambda s, t: len(s.consumers)),
+            (CounterMetricFamily, "srsedge_stream_received_bytes", "Media bytes a stream received",
+             lambda s, t: s.bytes_in),
+            (CounterMetricFamily, "srsedge_stream_sent_bytes", "Bytes sent to a stream's players",
+             lambda s, t: t.send.total),
+            (CounterMetricFamily, "srsedge_stream_dropped_messages",
+             "Messages skipped for slow players of a stream", lambda s, t: s.dropped),
+        )
+        for cls, name, doc, value in per_stream:
+            yield _family(cls, name, doc, labels, [(key, value(s, t)) for key, s, t in rows])
+        yield from self._upstreams(rows, labels)
+        yield _family(CounterMetricFamily, "srsedge_hook_calls",
+                      "HTTP hook calls by action and verdict", ("action", "result"),
+                      sorted(stats.hook_calls.items()))
+
+    @staticmethod
+    def _upstreams(rows, labels):
+        edges = [(key, s.edge.describe()) for key, s, _ in rows if s.edge is not None]
+        states = {"pulling": 0, "connected": 0, "stopping": 0}
+        for _, d in edges:
+            states[d["state"]] = states.get(d["state"], 0) + 1
+        yield _family(GaugeMetricFamily, "srsedge_upstream_links", "Edge upstream links by state",
+                      ("state",), [((state,), n) for state, n in states.items()])
+        yield _family(GaugeMetricFamily, "srsedge_upstream_info",
+                      "An edge stream's link: its state and the origin in use (value 1)",
+                      labels + ("state", "origin"),
+                      [(key + (d["state"], d["origin"] or ""), 1) for key, d in edges])
+        yield _family(CounterMetricFamily, "srsedge_upstream_failovers",
+                      "Origin switches of an edge stream", labels,
+                      [(key, d["failovers"]) for key, d in edges])
+        yield _family(CounterMetricFamily, "srsedge_upstream_links_opened",
+                      "Upstream connections an edge stream opened", labels,
+                      [(key, d["links_opened"]) for key, d in edges])
+
+
+def _family(cls, name, doc, labels, samples):
+    family = cls(name, doc, labels=list(labels))
+    for label_values, value in samples:
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def _gauge(name, doc, labels, value):
+    return _family(GaugeMetricFamily, name, doc, tuple(labels), [(tuple(labels.values()), value)])

@@ -4,9 +4,11 @@ PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo setup venv systools clean
+.PHONY: run test bench demo setup venv devvenv systools clean
 
 venv: .venv/.deps-ok
+
+devvenv: .venv/.dev-deps-ok
 
 .venv/.deps-ok: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -14,10 +16,14 @@ venv: .venv/.deps-ok
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
+.venv/.dev-deps-ok: .venv/.deps-ok requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
 systools:
 	@bash scripts/install-systools.sh
 
-setup: venv systools
+setup: devvenv systools
 
 run: venv
 	@mkdir -p objs

@@ -34,7 +34,7 @@ def pair(sndbuf=None):
     return a, b
 
 
-def drain(sock, reader):
+def drain(sock, reader, types=(8, 9)):
     out = []
     while True:
         try:
@@ -43,7 +43,7 @@ def drain(sock, reader):
             return out
         if not data:
             return out
-        out.extend(m for m in reader.feed(data) if m.type_id in (8, 9))
+        out.extend(m for m in reader.feed(data) if m.type_id in types)
 
 
 def publish(src, frames, start=0):
@@ -131,3 +131,30 @@ def test_stuck_consumer_is_shed_to_keyframe_and_never_slows_others():
     assert flv.is_video_sequence_header(after[0].payload)   # ...with fresh headers...
     assert flv.is_video_keyframe(after[1].payload)          # ...then a keyframe
     assert stamps[-1] == 274 * 40
+
+
+def test_data_messages_never_shed_a_caught_up_player():
+    """Issue 14 defect 1: a data message used to enter the shared log at timestamp 0, so a
+    flush starting at it made a caught-up player look queue_length behind (it was shed to the
+    newest keyframe and lost frames). Flushing right after every data message exposes it."""
+    from lib.rtmp import amf0
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=1))
+    src.on_publish(object())
+    src.on_media(9, 0, AVC_SH)
+    a, b = pair()
+    c = Consumer(a)
+    src.attach(c)
+    reader = ChunkReader(60000)
+    got = []
+    for i in range(200):                       # 8 s of media, queue_length 1 s
+        # a flush batch that starts with data and ends with media
+        src.on_media(18, 0, amf0.encode("onMetaData", {"i": float(i)}))
+        src.on_media(18, 0, amf0.encode("onCuePoint", {}))
+        src.on_media(9, i * 40, frame(i))
+        src.flush_all()
+        got.extend(drain(b, reader))
+    frames = [m.payload[5] for m in got if m.type_id == 9 and m.payload[1] == 1]
+    assert frames == [i & 0xFF for i in range(200)], f"{len(frames)} of 200 frames"
+    assert c.dropped == 0 and src.dropped == 0
+    assert src.metadata is not None and amf0.decode_all(src.metadata.payload)[1] == {"i": 199.0}

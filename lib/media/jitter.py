@@ -3,7 +3,8 @@
 Rules: `full` makes timestamps monotonic per source across publishers: a step bigger than
 MAX_JITTER_MS either way is replaced by DEFAULT_FRAME_MS, so a republish or an upstream switch
 continues right after the last timestamp players saw. `zero` starts at 0 for each publisher.
-`off` passes timestamps through. The corrector is kept for the source's lifetime.
+`off` passes timestamps through. `max_out` is the largest timestamp out in every mode (data
+messages sit there on the timeline). The corrector is kept for the source's lifetime.
 A re-anchor (jump or new publisher) continues after the *largest* timestamp sent so far, so
 neither the audio nor the video track ever goes backwards across it.
 """
@@ -30,12 +31,15 @@ class Jitter:
             self.last_in = None
 
     def correct(self, ts):
-        if self.mode == "off":
+        if self.mode != "full":
+            if self.mode == "zero":
+                if self.zero_base is None:
+                    self.zero_base = ts
+                ts = max(0, ts - self.zero_base)
+            self.last_out = ts
+            if ts > self.max_out:
+                self.max_out = ts
             return ts
-        if self.mode == "zero":
-            if self.zero_base is None:
-                self.zero_base = ts
-            return max(0, ts - self.zero_base)
         if not self.started:
             self.started = True
             self.last_in = ts

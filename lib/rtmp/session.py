@@ -183,9 +183,33 @@ class _Base:
     @staticmethod
     def _media_events(msg):
         if msg.type_id == MSG_AGGREGATE:
-            return [Media(t, ts, p) for t, ts, p in split_aggregate(msg.timestamp, msg.payload)
-                    if t in MEDIA_TYPES or t == MSG_AMF0_DATA]
+            events = []
+            for t, ts, p in split_aggregate(msg.timestamp, msg.payload):
+                if t in MEDIA_TYPES:
+                    events.append(Media(t, ts, p))
+                elif t in DATA_TYPES:
+                    data = data_payload(t, p)
+                    if data is not None:
+                        events.append(Media(MSG_AMF0_DATA, ts, data))
+            return events
         return [Media(msg.type_id, msg.timestamp, msg.payload)]
+
+
+_SET_DATA_FRAME = amf0.encode("@setDataFrame")
+ON_METADATA = amf0.encode("onMetaData")
+_SAMPLE_ACCESS = amf0.encode("|RtmpSampleAccess")
+
+
+def data_payload(type_id, payload):
+    """A data message as players get it: AMF0, without a leading `@setDataFrame`; onMetaData
+    normalized to `onMetaData, obj` (metadata_payload). Other data (onCuePoint, onTextData,
+    onFI...) passes unchanged and undecoded: players get it in order; it never becomes metadata."""
+    body = payload[1:] if type_id == MSG_AMF3_DATA else payload
+    if body.startswith(_SET_DATA_FRAME):
+        body = body[len(_SET_DATA_FRAME):]
+    if body.startswith(ON_METADATA):
+        return metadata_payload(MSG_AMF0_DATA, body)
+    return bytes(body) if body else None
 
 
 def metadata_payload(type_id, payload):
@@ -271,9 +295,9 @@ class ServerSession(_Base):
                     events.extend(self._media_events(msg))
             elif t in DATA_TYPES:
                 if self.state == "publishing":
-                    meta = metadata_payload(t, msg.payload)
-                    if meta is not None:
-                        events.append(Media(MSG_AMF0_DATA, msg.timestamp, meta))
+                    data = data_payload(t, msg.payload)
+                    if data is not None:
+                        events.append(Media(MSG_AMF0_DATA, msg.timestamp, data))
             elif t in COMMAND_TYPES:
                 event = self._on_command(parse_command(t, msg.payload))
                 if event is not None:
@@ -492,8 +516,8 @@ class ClientSession(_Base):
     def send_media(self, type_id, timestamp, payload):
         """Publishing: one media/metadata message to the server (not shared bytes)."""
         csid = 6 if type_id == MSG_VIDEO else 4 if type_id == MSG_AUDIO else CSID_STREAM_COMMAND
-        if type_id == MSG_AMF0_DATA:
-            payload = amf0.encode("@setDataFrame") + payload
+        if type_id == MSG_AMF0_DATA and payload.startswith(ON_METADATA):
+            payload = _SET_DATA_FRAME + payload      # as ffmpeg: only metadata is "set"
         self._send(csid, type_id, self.stream_id, payload, timestamp)
 
     def close_stream(self):
@@ -551,9 +575,9 @@ class ClientSession(_Base):
     def _on_data(self, msg, events):
         if self.state != "playing":
             return
-        meta = metadata_payload(msg.type_id, msg.payload)
-        if meta is not None:
-            events.append(Media(MSG_AMF0_DATA, msg.timestamp, meta))
+        data = data_payload(msg.type_id, msg.payload)
+        if data is not None and not data.startswith(_SAMPLE_ACCESS):   # the server's, not media
+            events.append(Media(MSG_AMF0_DATA, msg.timestamp, data))
 
     def _on_command(self, cmd, events):
         name = cmd.name
@@ -624,6 +648,6 @@ def _status_event(info, default_code):
 
 __all__ = [
     "ServerSession", "ClientSession", "ConnectRequest", "PublishRequest", "PlayRequest", "Media",
-    "Pause", "Unpublish", "StopPlay", "Connected", "Status", "StreamEnd", "metadata_payload",
+    "Pause", "Unpublish", "StopPlay", "Connected", "Status", "StreamEnd", "metadata_payload", "data_payload",
     "ProtocolError", "STREAM_ID",
 ]

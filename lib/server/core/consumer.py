@@ -31,7 +31,7 @@ def advance(bufs, sent):
 class Consumer:
     """A player's view of a source: a cursor plus a private queue for its own control bytes."""
 
-    def __init__(self, sock, kind="rtmp", on_error=None):
+    def __init__(self, sock, kind="rtmp", on_error=None, on_shed=None):
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)   # the real non-blocking socket under gevent's
         self.kind = kind
@@ -43,7 +43,9 @@ class Consumer:
         self.paused = False
         self.bytes_out = 0
         self.dropped = 0
+        self.lagging = False           # the socket filled up since it last took everything
         self.on_error = on_error
+        self.on_shed = on_shed         # callback(count) the first time this consumer is shed
         self._writer = None
 
     def send_private(self, data, source=None):
@@ -68,6 +70,15 @@ class Consumer:
             self.cursor = end
         if bufs:
             self._send(bufs)
+        if not self.blocked:
+            self.lagging = False
+
+    def shed(self, count):
+        """The source moved this (slow) consumer past `count` messages to a keyframe."""
+        self.dropped += count
+        if self.on_shed is not None:
+            callback, self.on_shed = self.on_shed, None
+            callback(count)
 
     def _try_send(self, bufs):
         """One non-blocking sendmsg: the bytes sent, or None when the socket failed."""
@@ -97,6 +108,7 @@ class Consumer:
         """The socket is full: the writer greenlet finishes `backlog`; the flusher skips us."""
         self.backlog = backlog
         self.blocked = True
+        self.lagging = True
         if self._writer is None:
             self._writer = gevent.spawn(self._drain)
 

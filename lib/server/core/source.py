@@ -9,9 +9,12 @@ Rules:
   slices the shared log from its cursor and sends it with one non-blocking `sendmsg`. A consumer
   whose socket is full becomes `blocked`; its own writer greenlet finishes the backlog while the
   flusher skips it. A slow consumer never slows the others.
-- The shared log keeps about `queue_length` seconds. A consumer that falls further behind is
-  moved to the newest keyframe and gets metadata and sequence headers again before it (shed, not
-  buffered): memory is bounded whatever players do.
+- The shared log keeps about `queue_length` seconds. A slow consumer (its socket filled up) that
+  falls further behind is moved to the newest keyframe and gets metadata and sequence headers
+  again before it (shed, not buffered; counted, and logged once by its connection): memory is
+  bounded whatever players do. A consumer that keeps up is never shed, whatever the media rate.
+- Data messages (onMetaData, onCuePoint...) sit on the timeline at the newest media time; only
+  onMetaData replaces the cached metadata.
 - New consumers start from metadata, sequence headers, then the GOP cache.
 - Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
   publishers and upstream switches; every player sees the same timestamps.
@@ -26,7 +29,7 @@ from lib.media.gop import GopCache
 from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
-from lib.rtmp.session import STREAM_ID
+from lib.rtmp.session import ON_METADATA, STREAM_ID
 from lib.server.core.consumer import IOV_MAX, advance
 
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
@@ -36,17 +39,22 @@ MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most t
 
 
 class SharedMessage:
-    """One media message, encoded once for every consumer."""
+    """One media message, encoded once for every consumer.
+
+    `timestamp` is the message's place on the source's timeline (what shedding and trimming
+    compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0)."""
     __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "rtmp", "flv")
 
-    def __init__(self, type_id, timestamp, payload, chunk_size):
+    def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None):
         self.type_id = type_id
         self.timestamp = timestamp
         self.payload = payload
         self.is_keyframe = type_id == MSG_VIDEO and flv.is_video_keyframe(payload)
+        if wire_ts is None:
+            wire_ts = timestamp
         self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
-                                   timestamp, payload, chunk_size)
-        self.flv = flv.tag(type_id, timestamp, payload)
+                                   wire_ts, payload, chunk_size)
+        self.flv = flv.tag(type_id, wire_ts, payload)
 
     def bytes_for(self, kind):
         return self.rtmp if kind == "rtmp" else self.flv
@@ -133,10 +141,18 @@ class Source:
     def on_media(self, type_id, timestamp, payload):
         """A message from the publisher (or the edge ingester)."""
         self.bytes_in += len(payload)
-        # metadata always goes out at timestamp 0: ffmpeg's FLV reader takes an onMetaData with
-        # any other timestamp for a subtitle stream
-        ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else 0
-        msg = SharedMessage(type_id, ts, payload, self.chunk_size)
+        if type_id == MSG_AMF0_DATA:
+            # Data sits on the timeline at the newest media time, so it never makes a caught-up
+            # player look late. onMetaData goes out at timestamp 0 (ffmpeg's FLV reader takes
+            # one with any other timestamp for a subtitle stream) and is the only data that
+            # replaces the cached metadata; cue points and text go to players in order.
+            ts = self.jitter.max_out
+            is_metadata = payload.startswith(ON_METADATA)
+            msg = SharedMessage(type_id, ts, payload, self.chunk_size, 0 if is_metadata else ts)
+            if is_metadata:
+                self.metadata = msg
+        else:
+            msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size)
         if type_id == MSG_VIDEO:
             if flv.is_video_sequence_header(payload):
                 self.video_sh = msg
@@ -149,8 +165,6 @@ class Source:
                 self.audio_sh = msg
             else:
                 self.gop.add(msg, False, False)
-        else:
-            self.metadata = msg
         for sink in self.sinks:
             sink.on_message(msg)
         if not self.consumers:
@@ -252,7 +266,7 @@ class Source:
                 continue
             i = cursor - base
             if (c.pending or c.paused or i < 0 or cursor > end or end - cursor > IOV_MAX
-                    or msgs[i].timestamp < oldest_ok):
+                    or (c.lagging and msgs[i].timestamp < oldest_ok)):
                 c.flush(self)
                 continue
             kind = c.kind
@@ -263,12 +277,19 @@ class Source:
             sent = c._try_send(bufs)
             if sent is not None and sent != size:
                 c._block(advance(bufs, sent))
+            elif c.lagging:
+                c.lagging = False
         self._trim()
 
     def catch_up(self, consumer):
-        """Where a consumer should continue from; sheds if it is more than queue_length behind."""
+        """Where a consumer should continue from. Only a slow consumer is shed: one whose socket
+        filled up (`lagging`) and that is now more than queue_length behind, or whose place was
+        trimmed from the log. A consumer that takes all it is given is never shed, however much
+        media arrived between two flushes (a republish storm, an origin's burst)."""
         cursor = consumer.cursor
         if cursor >= self.base and cursor < self.end:
+            if not consumer.lagging:
+                return cursor
             behind = self.msgs[-1].timestamp - self.msgs[cursor - self.base].timestamp
             if behind <= self.queue_ms:
                 return cursor
@@ -279,7 +300,7 @@ class Source:
         if target < cursor:
             target = self.end
         self.dropped += target - cursor
-        consumer.dropped += target - cursor
+        consumer.shed(target - cursor)
         ts = self.msgs[target - self.base].timestamp if target < self.end else self.jitter.last_out
         consumer.pending.extend(self.headers(consumer.kind, ts))
         return target

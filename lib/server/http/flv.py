@@ -149,7 +149,8 @@ class FlvPlayer:
             if error is not None:
                 self.log.warn(f"http-flv play {key} from {self.ip}: {error} ({self.close_reason})")
                 return error
-            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error)
+            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
+                                     on_shed=self._on_shed)
             self._stream(key, source, head)
         finally:
             if self.consumer is not None:
@@ -199,6 +200,10 @@ class FlvPlayer:
         self._kicked.set()
         if self.consumer is not None:
             self._shutdown()
+
+    def _on_shed(self, count):
+        self.log.warn(f"player {self.ip}:{self.port} too slow: skipped {count} messages to the "
+                      f"newest keyframe (logged once; the API counts every skip)")
 
     def _on_consumer_error(self, err):
         self.close_reason = f"write failed: {err}"

@@ -279,7 +279,8 @@ class RtmpConnection:
         self.session.accept_play()
         self._flush_session()
         self.source = source
-        self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error)
+        self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error,
+                                 on_shed=self._on_shed)
         source.attach(self.consumer)
         self.log.trace(f"play {key} to {self.ip}:{self.port}")
 
@@ -298,6 +299,10 @@ class RtmpConnection:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _on_shed(self, count):
+        self.log.warn(f"player {self.ip}:{self.port} too slow: skipped {count} messages to the "
+                      f"newest keyframe (logged once; the API counts every skip)")
 
     def _on_consumer_error(self, err):
         self.log.trace(f"player write failed: {err}")

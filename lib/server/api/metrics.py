@@ -25,7 +25,7 @@ class MetricsCollector:
                      time.time() - server.started)
         roles = {"publish": 0, "play": 0, "unknown": 0}
         for conn in list(server.clients.values()):
-            role = getattr(conn, "role", "play")
+            role = conn.role
             roles[role] = roles.get(role, 0) + 1
         yield _family(GaugeMetricFamily, "srsedge_connections", "Client connections by role",
                       ("role",), [((role,), n) for role, n in roles.items()])

@@ -92,7 +92,7 @@ def client_type(conn):
 
 def is_listed(conn):
     """As SRS: a client is listed once it publishes or plays."""
-    if getattr(conn, "req", None) is None:
+    if conn.req is None:
         return False
     return not isinstance(conn, RtmpConnection) or conn.role in ("publish", "play")
 
@@ -305,8 +305,8 @@ class ApiServer:
         raise ApiError(ERROR_RTMP_STREAM_NOT_FOUND)
 
     def _client_source(self, conn):
-        src = getattr(conn, "source", None)
-        if src is None and getattr(conn, "vhost_conf", None) is not None:
+        src = conn.source
+        if src is None and conn.vhost_conf is not None:
             src = self.server.sources.get(self.server.stream_key(conn.req, conn.vhost_conf))
         return src
 
@@ -364,13 +364,13 @@ class ApiServer:
     def client_json(self, conn):
         req = conn.req
         src = self._client_source(conn)
-        connect = getattr(conn, "connect_object", None) or {}
+        connect = conn.connect_object or {}
         swf_url = connect.get("swfUrl")
         ctype = client_type(conn)
         return {
             "id": conn.cid, "vhost": self.stats.vhost_id(req.vhost),
             "stream": self.stats.stream_id(src) if src is not None else "",
-            "ip": conn.ip, "pageUrl": getattr(conn, "page_url", "") or "",
+            "ip": conn.ip, "pageUrl": conn.page_url or "",
             "swfUrl": swf_url if isinstance(swf_url, str) else "", "tcUrl": req.tc_url or "",
             "url": stream_url(req.vhost, req.app, req.stream or ""), "name": req.stream or "",
             "type": ctype, "publish": ctype.endswith("-publish"),

@@ -24,8 +24,7 @@ def _random_id():
 
 
 def client_bytes_out(conn):
-    consumer = getattr(conn, "consumer", None)
-    return consumer.bytes_out if consumer is not None else 0
+    return conn.send_bytes
 
 
 def atoi(text):

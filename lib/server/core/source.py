@@ -20,6 +20,7 @@ Rules:
   publishers and upstream switches; every player sees the same timestamps.
 """
 import time
+from contextlib import contextmanager
 
 import gevent
 from gevent.event import Event
@@ -92,6 +93,7 @@ class Source:
         self._wake = Event()
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
+        self.pins = 0                  # clients being set up on this source (registry.pinned)
         self.sinks = []                # per-source consumers of every message (HLS, forward):
         # objects with on_publish(source), on_message(SharedMessage), on_unpublish(source).
         # on_message is called inline on the hot path: it must only queue, never block.
@@ -347,6 +349,19 @@ class SourceRegistry:
     def get(self, key):
         return self.sources.get(key)
 
+    @contextmanager
+    def pinned(self, key, vhost, app, stream, vhost_conf):
+        """The source for `key`, kept registered while the block runs (a publisher in its hooks
+        or waiting for an origin, a player being set up): it is not removed meanwhile even if
+        nobody else uses it, so nothing can publish into or play from an orphan."""
+        src = self.fetch_or_create(key, vhost, app, stream, vhost_conf)
+        src.pins += 1
+        try:
+            yield src
+        finally:
+            src.pins -= 1
+            self.maybe_remove(src)
+
     def fetch_or_create(self, key, vhost, app, stream, vhost_conf):
         src = self.sources.get(key)
         if src is None:
@@ -357,7 +372,7 @@ class SourceRegistry:
         return src
 
     def maybe_remove(self, src):
-        if src.publisher is None and not src.consumers and src.edge is None:
+        if src.publisher is None and not src.consumers and src.edge is None and not src.pins:
             if self.sources.get(src.key) is src:
                 del self.sources[src.key]
             src.stop()

@@ -30,11 +30,10 @@ class ForwardPlugin:
             source.sinks.append(p)
             p.start()
             pushers.append(p)
-        conn.forwarders = pushers
+        conn.plugin_state["forward"] = pushers
 
     def on_publish_stopped(self, conn, source):
-        for p in getattr(conn, "forwarders", ()):
+        for p in conn.plugin_state.pop("forward", ()):
             p.stop()
             if p in source.sinks:
                 source.sinks.remove(p)
-        conn.forwarders = []

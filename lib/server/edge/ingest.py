@@ -287,13 +287,12 @@ class EdgePlugin:
         except LinkError as e:
             raise EdgeRefused(f"edge publish {source.key}: no origin accepted: {e}") from e
         source.sinks.append(pusher)
-        conn.edge_pusher = pusher
+        conn.plugin_state["edge_push"] = pusher
         pusher.start()
 
     def on_publish_stopped(self, conn, source):
-        pusher = getattr(conn, "edge_pusher", None)
+        pusher = conn.plugin_state.pop("edge_push", None)
         if pusher is not None:
-            conn.edge_pusher = None
             pusher.stop()
             if pusher in source.sinks:
                 source.sinks.remove(pusher)
@@ -318,8 +317,8 @@ class EdgePlugin:
     def _ask_origin(self, conn, origin, kind):
         """Connect with the client's own tcUrl/args and play or publish its stream?param."""
         req = conn.req
-        args = tuple(getattr(conn, "connect_args", ()) or ())
-        extra = {k: v for k, v in (getattr(conn, "connect_object", None) or {}).items()
+        args = tuple(conn.connect_args or ())
+        extra = {k: v for k, v in (conn.connect_object or {}).items()
                  if k not in ("tcUrl", "app")}
         try:
             link = open_link(origin, req.tc_url, req.app, connect_args=args, connect_extra=extra)

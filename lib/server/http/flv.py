@@ -33,7 +33,7 @@ from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
 from lib.server.core.consumer import Consumer
-from lib.server.core.hooks import HookContext
+from lib.server.core.client import ClientBase
 from lib.server.http.static import Response, status_line
 
 FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
@@ -79,37 +79,17 @@ def request_host(environ):
     return m.group(1) if m else None
 
 
-class FlvPlayer:
-    """An HTTP-FLV player: what plugins (edge), hooks and `server.clients` need to know,
-    with the same names as RtmpConnection (req, vhost_conf, log, cid, ip, sock, role...)."""
-    role = "play"
+class FlvPlayer(ClientBase):
+    """An HTTP-FLV player: a Client (lib/server/core/client.py) like an RTMP connection."""
     kind = "flv"
 
     def __init__(self, server, sock, addr, req, vhost_conf, page_url=""):
-        self.server = server
-        self.sock = sock
-        self.ip, self.port = (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
+        super().__init__(server, sock, addr)
+        self.role = "play"
         self.req = req
         self.vhost_conf = vhost_conf
         self.page_url = page_url
-        self.log = server.logger.context()
-        self.cid = self.log.cid
-        self.source = None
-        self.consumer = None
-        self.created = time.time()
-        self.bytes_in = 0
-        self.close_reason = "client closed"
         self._kicked = Event()
-
-    def hook(self, action, urls):
-        req = self.req
-        ctx = HookContext(
-            client_id=self.cid, ip=self.ip, vhost=req.vhost, app=req.app, stream=req.stream,
-            param=req.param, tc_url=req.tc_url, page_url=self.page_url,
-            server_id=self.server.server_id, service_id=self.server.service_id,
-            stream_id=self.server.stream_id(req),
-            send_bytes=self.consumer.bytes_out if self.consumer else 0, recv_bytes=self.bytes_in)
-        return self.server.hooks.call(action, urls, ctx)
 
     def play(self, key, head):
         """Hooks, plugins, then serve until the player goes. Returns an error status, or None
@@ -118,48 +98,42 @@ class FlvPlayer:
         if not ok:
             self.log.warn(f"http-flv play {key}: {reason}")
             return 403
-        hooks = self.vhost_conf.http_hooks
-        if hooks.enabled and hooks.on_play:
-            ok, reason = self.hook("on_play", hooks.on_play)
-            if not ok:
-                self.log.warn(f"http-flv play {key} from {self.ip}: on_play rejected: {reason}")
-                return 403
+        ok, reason = self.call_hook("on_play")            # owes on_stop from here on
+        if not ok:
+            self.log.warn(f"http-flv play {key} from {self.ip}: on_play rejected: {reason}")
+            return 403
         try:
             return self._play(key, head)
         finally:
-            if hooks.enabled and hooks.on_play and hooks.on_stop:
-                ok, reason = self.hook("on_stop", hooks.on_stop)
-                if not ok:
-                    self.log.warn(f"on_stop failed (ignored): {reason}")
+            self.settle_all()
 
     def _play(self, key, head):
         server, req = self.server, self.req
-        source = server.sources.fetch_or_create(key, self.vhost_conf.name, req.app, req.stream,
-                                                self.vhost_conf)
-        try:
-            server.before_play(self, source)
-        except Exception as e:  # noqa: BLE001 - a plugin saying "not found"
-            self.log.warn(f"http-flv play {key} from {self.ip}: {e}")
-            server.sources.maybe_remove(source)
-            return 404
-        self.source = source
-        server.clients[self.cid] = self
-        try:
-            error = self._wait_for_media(source)
-            if error is not None:
-                self.log.warn(f"http-flv play {key} from {self.ip}: {error} ({self.close_reason})")
-                return error
-            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
-                                     on_shed=self._on_shed)
-            self._stream(key, source, head)
-        finally:
-            if self.consumer is not None:
-                self.consumer.close()
-                source.detach(self.consumer)
-            server.clients.pop(self.cid, None)
-            server.after_play(self, source)
-            if self.consumer is None:
-                server.sources.maybe_remove(source)
+        with server.sources.pinned(key, self.vhost_conf.name, req.app, req.stream,
+                                   self.vhost_conf) as source:
+            try:
+                server.before_play(self, source)
+            except Exception as e:  # noqa: BLE001 - a plugin saying "not found"
+                self.log.warn(f"http-flv play {key} from {self.ip}: {e}")
+                return 404
+            self.source = source
+            server.clients[self.cid] = self
+            try:
+                error = self._wait_for_media(source)
+                if error is not None:
+                    self.log.warn(f"http-flv play {key} from {self.ip}: {error} "
+                                  f"({self.close_reason})")
+                    return error
+                self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
+                                         on_shed=self._on_shed)
+                self._stream(key, source, head)
+            finally:
+                consumer = self.drop_consumer()
+                if consumer is not None:
+                    consumer.close()
+                    source.detach(consumer)
+                server.clients.pop(self.cid, None)
+                server.after_play(self, source)
         return None
 
     def _wait_for_media(self, source):
@@ -190,7 +164,7 @@ class FlvPlayer:
         except OSError as e:
             self.close_reason = f"socket: {e}"
         self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
-                       f"sent {self.consumer.bytes_out} bytes")
+                       f"sent {self.send_bytes} bytes")
 
     def kick(self, reason, status=None):
         """Close this player from another greenlet (edge: stream not found; API kick).

@@ -21,7 +21,8 @@ from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover
 from lib.server.core.errors import Reject
 from lib.server.core import security
-from lib.server.core.hooks import HookContext, redact
+from lib.server.core.hooks import redact
+from lib.server.core.client import ClientBase
 from lib.server.core.consumer import Consumer
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
@@ -31,29 +32,13 @@ SETUP_TIMEOUT = 30.0              # connect -> publish/play started (includes an
 RECV_SIZE = 65536
 
 
-class RtmpConnection:
+class RtmpConnection(ClientBase):
     def __init__(self, server, sock, addr, trusted=False):
-        self.server = server
+        super().__init__(server, sock, addr)
         self.trusted = trusted          # a link from another worker: no hooks, no security
-        self.sock = sock
-        self.ip = addr[0] if isinstance(addr, tuple) else str(addr)
-        self.port = addr[1] if isinstance(addr, tuple) else 0
-        self.log = server.logger.context()
-        self.cid = self.log.cid
         self.session = rs.ServerSession(now_ms=int(time.time() * 1000) & 0xFFFFFFFF)
-        self.req = None
-        self.vhost_conf = None
-        self.role = "unknown"          # then "publish" or "play"
-        self.source = None
-        self.consumer = None
         self.publishing = False
         self.got_media = False
-        self.created = time.time()
-        self.bytes_in = 0
-        self.hooks_connected = False
-        self.hooks_published = False
-        self.hooks_playing = False
-        self.close_reason = "client closed"
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -130,6 +115,7 @@ class RtmpConnection:
             self.consumer.send_private(out, self.source)
         else:
             self.sock.sendall(out)
+            self.bytes_sent_direct += len(out)
 
     # ------------------------------------------------------------ events
     def _on_connect(self, ev):
@@ -148,14 +134,11 @@ class RtmpConnection:
         self.connect_args = ev.args
         self._log_upnode(ev.args)
         self.log.trace(f"connect {self.ip}:{self.port} tcUrl={redact(ev.tc_url)} vhost={req.vhost} app={req.app}")
-        hooks = self._hooks()
-        if hooks.enabled and hooks.on_connect:
-            ok, reason = self.server.hooks.call("on_connect", hooks.on_connect, self._hook_ctx())
-            if not ok:
-                self.session.reject_connect("rejected by on_connect")
-                self._flush_session()
-                raise Reject(f"on_connect rejected: {reason}")
-        self.hooks_connected = hooks.enabled and bool(hooks.on_close)
+        ok, reason = self.call_hook("on_connect")
+        if not ok:
+            self.session.reject_connect("rejected by on_connect")
+            self._flush_session()
+            raise Reject(f"on_connect rejected: {reason}")
         self.session.accept_connect({"srs_id": self.cid, "srs_pid": float(os.getpid())},
                                     chunk_size=vhost_conf.chunk_size)
 
@@ -168,7 +151,7 @@ class RtmpConnection:
                 self.log.trace(f"edge upnode connected: server={a.get('srs_server')} "
                                f"pid={pid} id={a.get('srs_id')} ip={a.get('srs_server_ip')}")
 
-    def _hooks(self):
+    def hooks_conf(self):
         return NO_HOOKS if self.trusted else self.vhost_conf.http_hooks
 
     def _check_security(self, action):
@@ -195,39 +178,37 @@ class RtmpConnection:
         self.role = "publish"
         self._check_security("publish")
         key = self.server.stream_key(req, self.vhost_conf)
-        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
-        if not source.can_publish():
-            self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
-            self._flush_session()
-            raise Reject(f"publish {key}: already publishing, second publisher refused")
-        hooks = self._hooks()
-        if hooks.enabled and hooks.on_publish:
-            ok, reason = self.server.hooks.call("on_publish", hooks.on_publish, self._hook_ctx())
+        # pinned: the source stays registered while this publisher waits in hooks or for an
+        # origin, even if every waiting player leaves meanwhile
+        with self.server.sources.pinned(key, req.vhost, req.app, req.stream,
+                                        self.vhost_conf) as source:
+            self._refuse_second_publisher(source, key)
+            ok, reason = self.call_hook("on_publish")      # owes on_unpublish from here on
             if not ok:
                 self.session.reject("NetStream.Publish.BadName", "rejected by on_publish")
                 self._flush_session()
-                self.server.sources.maybe_remove(source)
                 raise Reject(f"on_publish rejected: {reason}")
-            self.hooks_published = bool(hooks.on_unpublish)
-        if not source.can_publish():   # another publisher won while the hook ran
-            self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
-            self._flush_session()
-            raise Reject(f"publish {key}: already publishing, second publisher refused")
-        try:
-            self.server.before_publish(self, source)
-        except Reject:
-            self.session.reject("NetStream.Publish.BadName", "publish refused")
-            self._flush_session()
-            self.server.sources.maybe_remove(source)
-            raise
-        source.on_publish(self)
-        self.source = source
-        self.publishing = True
+            self._refuse_second_publisher(source, key)    # another one won while the hook ran
+            try:
+                self.server.before_publish(self, source)
+            except Reject:
+                self.session.reject("NetStream.Publish.BadName", "publish refused")
+                self._flush_session()
+                raise
+            source.on_publish(self)
+            self.source = source
+            self.publishing = True
         self.got_media = False
         self.sock.settimeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
         self.server.on_publish_started(self, source)
         self.session.accept_publish()
         self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
+
+    def _refuse_second_publisher(self, source, key):
+        if not source.can_publish():
+            self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
+            self._flush_session()
+            raise Reject(f"publish {key}: already publishing, second publisher refused")
 
     def _on_media(self, ev):
         if not self.got_media:
@@ -248,40 +229,32 @@ class RtmpConnection:
         self.server.on_publish_stopped(self, source)
         source.on_unpublish(self)
         self.log.trace(f"unpublish {source.key}: {why}")
-        if self.hooks_published:
-            self.hooks_published = False
-            hooks = self.vhost_conf.http_hooks
-            ok, reason = self.server.hooks.call("on_unpublish", hooks.on_unpublish, self._hook_ctx())
-            if not ok:
-                self.log.warn(f"on_unpublish failed (ignored): {reason}")
+        self.settle("on_unpublish")
 
     def _on_play(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "play"
         self._check_security("play")
-        hooks = self._hooks()
-        if hooks.enabled and hooks.on_play:
-            ok, reason = self.server.hooks.call("on_play", hooks.on_play, self._hook_ctx())
-            if not ok:
-                self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
-                self._flush_session()
-                raise Reject(f"on_play rejected: {reason}")
-            self.hooks_playing = bool(hooks.on_stop)
-        key = self.server.stream_key(req, self.vhost_conf)
-        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
-        try:
-            self.server.before_play(self, source)
-        except Reject:
-            self.session.reject("NetStream.Play.StreamNotFound", "play refused")
+        ok, reason = self.call_hook("on_play")            # owes on_stop from here on
+        if not ok:
+            self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
             self._flush_session()
-            self.server.sources.maybe_remove(source)
-            raise
-        self.session.accept_play()
-        self._flush_session()
-        self.source = source
-        self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error,
-                                 on_shed=self._on_shed)
-        source.attach(self.consumer)
+            raise Reject(f"on_play rejected: {reason}")
+        key = self.server.stream_key(req, self.vhost_conf)
+        with self.server.sources.pinned(key, req.vhost, req.app, req.stream,
+                                        self.vhost_conf) as source:
+            try:
+                self.server.before_play(self, source)
+            except Reject:
+                self.session.reject("NetStream.Play.StreamNotFound", "play refused")
+                self._flush_session()
+                raise
+            self.session.accept_play()
+            self._flush_session()
+            self.source = source
+            self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error,
+                                     on_shed=self._on_shed)
+            source.attach(self.consumer)
         self.log.trace(f"play {key} to {self.ip}:{self.port}")
 
     def kick(self, reason, status=None):
@@ -323,20 +296,15 @@ class RtmpConnection:
         self._stop_play()
 
     def _stop_play(self):
-        consumer = self.consumer
+        consumer = self.drop_consumer()
         if consumer is None:
             return
-        self.consumer = None
         consumer.close()
         source = self.source
         self.source = None
         source.detach(consumer)
         self.server.after_play(self, source)
-        if self.hooks_playing:
-            self.hooks_playing = False
-            ok, reason = self.server.hooks.call("on_stop", self.vhost_conf.http_hooks.on_stop, self._hook_ctx())
-            if not ok:
-                self.log.warn(f"on_stop failed (ignored): {reason}")
+        self.settle("on_stop")
 
     _handlers = {
         rs.ConnectRequest: _on_connect,
@@ -358,23 +326,8 @@ class RtmpConnection:
             self._stop_play()
         except Exception as e:  # noqa: BLE001
             self.log.error(f"play cleanup failed: {e!r}")
-        if self.hooks_connected:
-            self.hooks_connected = False
-            ok, reason = self.server.hooks.call("on_close", self.vhost_conf.http_hooks.on_close, self._hook_ctx())
-            if not ok:
-                self.log.warn(f"on_close failed (ignored): {reason}")
+        self.settle_all()               # refused after an accepted hook: its twin still goes
         try:
             self.sock.close()
         except OSError:
             pass
-
-    def _hook_ctx(self):
-        req = self.req
-        return HookContext(
-            client_id=self.cid, ip=self.ip, vhost=req.vhost, app=req.app,
-            stream=req.stream or "", param=req.param or "", tc_url=req.tc_url,
-            page_url=getattr(self, "page_url", ""), server_id=self.server.server_id,
-            service_id=self.server.service_id, stream_id=self.server.stream_id(req),
-            send_bytes=self.consumer.bytes_out if self.consumer else 0,
-            recv_bytes=self.bytes_in,
-        )

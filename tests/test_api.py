@@ -309,7 +309,7 @@ def test_edge_extension(origin, tmp_path):
     edge.start()
     player = play(edge)
     try:
-        assert wait_for(lambda: ((edge.stream() or {}).get("edge") or {}).get("state") == "connected",
+        assert wait_for(lambda: ((edge.stream() or {}).get("edge") or {}).get("state") == "streaming",
                         10)
         stream = edge.stream()
         info = stream["edge"]
@@ -321,11 +321,11 @@ def test_edge_extension(origin, tmp_path):
         assert stream["publish"]["active"] and stream["clients"] == 1      # the player only
         assert wait_for(lambda: edge.stream()["video"] is not None)
         metrics = edge.metrics()
-        assert metrics[("srsedge_upstream_links", (("state", "connected"),))] == 1
+        assert metrics[("srsedge_upstream_links", (("state", "streaming"),))] == 1
         key = (("app", "live"), ("stream", "livestream"), ("vhost", "__defaultVhost__"))
         assert metrics[("srsedge_upstream_failovers_total", key)] == 0
         info_key = tuple(sorted(key + (("origin", f"127.0.0.1:{origin.port}"),
-                                       ("state", "connected"))))
+                                       ("state", "streaming"))))
         assert metrics[("srsedge_upstream_info", info_key)] == 1
     finally:
         player.close()

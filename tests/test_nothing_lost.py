@@ -7,7 +7,6 @@ payloads, so the counts are exact), media sent faster than real time.
 import threading
 import time
 
-import pytest
 
 from lib.rtmp import amf0
 from tests.conftest import wait_for

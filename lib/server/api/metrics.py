@@ -59,7 +59,7 @@ class MetricsCollector:
     @staticmethod
     def _upstreams(rows, labels):
         edges = [(key, s.edge.describe()) for key, s, _ in rows if s.edge is not None]
-        states = {"pulling": 0, "connected": 0, "stopping": 0}
+        states = {"connecting": 0, "waiting": 0, "streaming": 0, "backoff": 0, "stopping": 0}
         for _, d in edges:
             states[d["state"]] = states.get(d["state"], 0) + 1
         yield _family(GaugeMetricFamily, "srsedge_upstream_links", "Edge upstream links by state",

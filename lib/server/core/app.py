@@ -176,6 +176,8 @@ class Server:
         for src in list(self.sources.sources.values()):
             vhost_conf = new.vhost(src.vhost)
             if vhost_conf is None:
+                if src.edge is not None:
+                    src.edge.stop(f"reload removed vhost {src.vhost}")
                 continue
             src.apply_config(vhost_conf)
             if src.edge is not None:

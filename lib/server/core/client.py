@@ -70,13 +70,14 @@ class ClientBase:
             send_bytes=self.send_bytes, recv_bytes=self.bytes_in)
 
     def call_hook(self, action):
-        """Call `action`'s hooks (if configured). Returns (ok, reason); on success the closing
-        twin, if configured, is owed."""
+        """Call `action`'s hooks (if configured). Returns (ok, reason); unless refused, the
+        closing twin, if configured, is owed (as SRS: on_close follows every accepted
+        connection whether or not on_connect is configured)."""
         hooks = self.hooks_conf()
         urls = getattr(hooks, action) if hooks.enabled else []
-        if not urls:
-            return True, ""
-        ok, reason = self.server.hooks.call(action, urls, self.hook_context())
+        ok, reason = True, ""
+        if urls:
+            ok, reason = self.server.hooks.call(action, urls, self.hook_context())
         closing = CLOSING_HOOK.get(action)
         if ok and closing is not None and hooks.enabled and getattr(hooks, closing):
             self._owed[closing] = getattr(hooks, closing)

@@ -1,6 +1,6 @@
 """The server's plugins, installed in one place: `install(server)` appends each to
 server.plugins in the order their hooks run (see Server._dispatch in lib/server/core/app.py)."""
-from lib.server.edge.ingest import EdgePlugin
+from lib.server.edge.plugin import EdgePlugin
 from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
 

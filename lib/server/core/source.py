@@ -44,13 +44,17 @@ class SharedMessage:
 
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
     compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0)."""
-    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "rtmp", "flv")
+    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header", "rtmp",
+                 "flv")
 
     def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None):
         self.type_id = type_id
         self.timestamp = timestamp
         self.payload = payload
         self.is_keyframe = type_id == MSG_VIDEO and flv.is_video_keyframe(payload)
+        self.is_sequence_header = (
+            flv.is_video_sequence_header(payload) if type_id == MSG_VIDEO
+            else type_id == MSG_AUDIO and flv.is_audio_sequence_header(payload))
         if wire_ts is None:
             wire_ts = timestamp
         self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,

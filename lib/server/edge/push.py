@@ -1,59 +1,53 @@
-"""Publishing a local source to another server over RTMP, with failover and a bounded queue.
-
-Used by the edge (a publish to an edge vhost is proxied to an origin) and by `forward` on an
-origin (each published stream is pushed to other servers).
+"""Publishing a local source to another server: the push link's driver (edge publish proxy and
+`forward`), one greenlet per link.
 
 Rules:
-- A Pusher is a source sink: `on_message` only appends to its queue and wakes its greenlet.
-- The queue holds at most `queue_ms` of media; older media is shed to the next keyframe, and
-  metadata and sequence headers are re-sent first after any reconnect.
-- Targets are tried in order with Upstreams (sticky, capped exponential backoff). In `give_up`
-  mode (edge) a round in which every target failed calls `on_give_up(reason)` and stops; without
-  it (forward) the pusher keeps retrying until stopped.
-- One greenlet writes to the link, another reads it (acks, pings, errors); socket writes are
-  serialized with a lock.
+- Every decision (which target, when to retry, back off or give up) is made by
+  lib/cluster/push.py's PushLink; this module performs its actions and feeds events back.
+- One greenlet (`_run`) owns the socket and the ClientSession: it connects, sends queued media,
+  reads the far side's acks/pings/errors and answers them. The source only calls the sink
+  method `on_message`, which queues (MediaQueue, bounded by queue_ms) and wakes the owner.
+- After every connect, metadata and sequence headers go first and the queue restarts at a
+  keyframe, so the far side can decode at once.
+- `wait_accepted()` (edge publish) blocks the caller until the first target accepted, or returns
+  the reason every target failed.
+- Never dies silently: an unexpected error stops the link with one error line and, in give-up
+  mode, disconnects the publisher.
 """
 import time
-from collections import deque
 
 import gevent
-from gevent.event import Event
-from gevent.lock import Semaphore
+from gevent.event import AsyncResult, Event
 
-from lib.media import flv
+from lib.cluster.actions import Accepted, Close, Connect, GiveUp, Stop
+from lib.cluster.origins import format_origin
+from lib.cluster.push import MediaQueue, PushLink
 from lib.rtmp import session as rs
-from lib.rtmp.message import MSG_VIDEO
 from lib.server.core.hooks import redact
-from lib.server.edge.upstream import LinkError, Upstreams, format_origin, open_link
+from lib.server.edge.upstream import LinkError, open_stream
 
-PUBLISH_TIMEOUT = 5.0
+BATCH = 256                 # messages written per turn before reading and yielding
 
 
 class Pusher:
     def __init__(self, source, targets, names, log, connect_args=(), queue_ms=30000,
-                 give_up=False, on_give_up=None, what="forward"):
+                 give_up=False, on_give_up=None, what="forward", clock=time.monotonic):
         self.source = source
-        self.upstreams = Upstreams(targets)
         self.names = names                  # origin -> (tc_url, app, stream)
         self.log = log
         self.connect_args = connect_args
-        self.queue_ms = queue_ms
-        self.give_up = give_up
         self.on_give_up = on_give_up
         self.what = what
-        self.queue = deque()
+        self.clock = clock
+        self.machine = PushLink(targets, give_up, clock())
+        self.queue = MediaQueue(queue_ms)
         self.link = None
-        self.lock = Semaphore()
         self.wake = Event()
-        self.stopped = False
+        self.accepted = AsyncResult()       # None once accepted, else the reason it never was
         self.greenlet = None
-        self.reader = None
         self.sent = 0
-        self.dropped = 0
-        self.last_error = ""
-        self.connected_since = None
 
-    # ------------------------------------------------------------ sink interface
+    # ------------------------------------------------------------ sink interface (source's greenlet)
     def on_publish(self, source):
         pass
 
@@ -61,152 +55,165 @@ class Pusher:
         pass
 
     def on_message(self, msg):
-        q = self.queue
-        q.append(msg)
-        if len(q) > 64 and msg.timestamp - q[0].timestamp > self.queue_ms:
-            self._shed()
+        self.queue.push(msg)
         if not self.wake.is_set():
             self.wake.set()
 
-    def _shed(self):
-        """Drop the oldest media up to the next keyframe (keeps memory bounded)."""
-        q = self.queue
-        newest = q[-1].timestamp
-        while q and newest - q[0].timestamp > self.queue_ms:
-            q.popleft()
-            self.dropped += 1
-        while q and not q[0].is_keyframe and q[0].type_id == MSG_VIDEO:
-            q.popleft()
-            self.dropped += 1
+    @property
+    def dropped(self):
+        return self.queue.dropped
 
-    # ------------------------------------------------------------ lifecycle
-    def connect_first(self):
-        """Blocking: one round over the targets until one accepts the publish (edge)."""
-        errors = []
-        for _ in range(len(self.upstreams.origins)):
-            origin, _wait = self.upstreams.choose()
-            try:
-                self._connect(origin)
-                return True
-            except LinkError as e:
-                errors.append(str(e))
-                self.upstreams.failed(origin)
-        self.last_error = "; ".join(errors)
-        raise LinkError(self.last_error)
+    @property
+    def last_error(self):
+        return self.machine.last_error
 
+    # ------------------------------------------------------------ lifecycle (any greenlet)
     def start(self):
+        self.machine.start(self.clock())
         self.greenlet = gevent.spawn(self._run)
 
-    def stop(self):
-        self.stopped = True
-        link = self.link
-        if link is not None:
-            try:
-                with self.lock:
-                    link.session.close_stream()
-                    link.flush()
-            except (OSError, LinkError):
-                pass
-        self._drop_link()
-        for g in (self.greenlet, self.reader):
-            if g is not None and g is not gevent.getcurrent():
-                g.kill(block=False)
+    def wait_accepted(self, timeout=None):
+        return self.accepted.get(timeout=timeout)
 
-    # ------------------------------------------------------------ internals
+    def stop(self):
+        self.machine.stop(self.clock(), "stopped")
+        self.wake.set()
+
+    # ------------------------------------------------------------ the owner greenlet
+    def _run(self):
+        try:
+            while True:
+                actions = self.machine.take_actions()
+                if actions:
+                    if self._perform(actions):
+                        break
+                    continue                 # performing may have queued more
+                now = self.clock()
+                timer = self.machine.get_timer()
+                if timer is not None and timer <= now:
+                    self.machine.handle_timer(now)
+                    continue
+                link = self.link
+                if link is not None:
+                    if link.readable:
+                        self._read(link)
+                        continue
+                    if len(self.queue):
+                        self._send(link)
+                        gevent.sleep(0)      # let the publisher's greenlet run between batches
+                        continue
+                    link.arm(self.wake)
+                self.wake.wait(None if timer is None else timer - now)
+                self.wake.clear()
+        except gevent.GreenletExit:
+            raise
+        except Exception as e:  # noqa: BLE001 - never die silently
+            self.log.error(f"{self.what}: link crashed: {e!r}")
+            self._give_up(f"{self.what}: link crashed: {e!r}")
+        finally:
+            self._close(graceful=not self.machine.error)
+            if not self.accepted.ready():
+                self.accepted.set(self.machine.last_error or "stopped")
+
+    def _perform(self, actions):
+        for action in actions:
+            if isinstance(action, Connect):
+                self._connect(action.origin)
+            elif isinstance(action, Accepted):
+                self._accepted(action)
+            elif isinstance(action, Close):
+                self._close(graceful=self.machine.state == "stopped" and not self.machine.error)
+            elif isinstance(action, GiveUp):
+                self._give_up(f"{self.what}: {action.reason}")
+            elif isinstance(action, Stop):
+                if self.machine.error:
+                    self.log.error(f"{self.what}: {self.machine.error}")
+                return True
+        return False
+
     def _connect(self, origin):
         tc_url, app, stream = self.names(origin)
-        link = open_link(origin, tc_url, app, connect_args=self.connect_args)
         try:
-            link.session.publish(stream)
-            link.flush()
-            events = link.wait_state(("publishing", "closed"), PUBLISH_TIMEOUT)
-        except (LinkError, OSError) as e:
-            link.close()
-            raise LinkError(f"{self.what} {format_origin(origin)}: {e}") from e
-        if link.session.state != "publishing":
-            link.close()
-            codes = [e.code for e in events if isinstance(e, rs.Status)]
-            raise LinkError(f"{self.what} {format_origin(origin)}: publish refused {codes}")
+            link = open_stream(origin, tc_url, app, stream, "publish",
+                               connect_args=self.connect_args)
+        except LinkError as e:
+            self.log.warn(f"{self.what} {format_origin(origin)}: {e}")
+            if not self.machine.actions:
+                self.machine.link_failed(str(e), self.clock())
+            return
+        if self.machine.actions or self.machine.origin != origin:
+            link.close()                      # stopped meanwhile
+            return
         self.link = link
-        self.connected_since = time.time()
-        self.upstreams.succeeded(origin)
-        self.log.trace(f"{self.what}: publishing {redact(stream)} to {format_origin(origin)} ({redact(tc_url)})")
-        self._send_headers()
-        self.reader = gevent.spawn(self._read, link)
+        self.log.trace(f"{self.what}: publishing {redact(stream)} to {format_origin(origin)} "
+                       f"({redact(tc_url)})")
+        self.machine.link_up(self.clock())
 
-    def _send_headers(self):
-        src = self.source
+    def _accepted(self, action):
+        """Metadata and sequence headers first, then media from a keyframe."""
+        src, session = self.source, self.link.session
         for m in (src.metadata, src.video_sh, src.audio_sh):
             if m is not None:
-                self.link.session.send_media(m.type_id, m.timestamp, m.payload)
-        # restart at a keyframe so the far side can decode at once
-        while self.queue and self.queue[0].type_id == MSG_VIDEO and not self.queue[0].is_keyframe \
-                and not flv.is_video_sequence_header(self.queue[0].payload):
-            self.queue.popleft()
-        with self.lock:
-            self.link.flush()
+                session.send_media(m.type_id, m.timestamp, m.payload)
+        self.queue.restart_at_keyframe()
+        self._flush(self.link)
+        if action.first and not self.accepted.ready():
+            self.accepted.set(None)
+
+    def _send(self, link):
+        session = link.session
+        batch = self.queue.pop_batch(BATCH)
+        for m in batch:
+            session.send_media(m.type_id, m.timestamp, m.payload)
+        if self._flush(link):
+            self.sent += len(batch)
 
     def _read(self, link):
         try:
-            while not self.stopped and self.link is link:
-                for ev in link.recv_events(3600):
-                    if isinstance(ev, rs.Status) and ev.level == "error":
-                        raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
-                with self.lock:
-                    link.flush()
-        except (LinkError, OSError) as e:
-            if self.link is link and not self.stopped:
-                self.last_error = str(e)
-                self._drop_link()
-                self.wake.set()
+            for ev in link.read_available():
+                if isinstance(ev, rs.Status) and ev.level == "error":
+                    raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
+        except LinkError as e:
+            self._link_failed(link, e)
+            return
+        self._flush(link)
 
-    def _drop_link(self):
+    def _flush(self, link):
+        try:
+            link.flush()
+            return True
+        except LinkError as e:
+            self._link_failed(link, e)
+            return False
+
+    def _link_failed(self, link, error):
+        if self.link is link:
+            self.log.warn(f"{self.what}: link lost: {error}")
+            self.machine.link_failed(str(error), self.clock())
+
+    def _give_up(self, why):
+        if not self.accepted.ready():
+            self.accepted.set(why)
+        elif self.on_give_up is not None:
+            self.on_give_up(why)
+
+    def _close(self, graceful):
         link, self.link = self.link, None
-        if link is not None:
-            link.close()
-
-    def _run(self):
-        failed_round = set()
-        while not self.stopped:
-            if self.link is None:
-                origin, wait = self.upstreams.choose()
-                if wait:
-                    gevent.sleep(wait)
-                try:
-                    self._connect(origin)
-                    failed_round.clear()
-                except LinkError as e:
-                    self.last_error = str(e)
-                    self.log.warn(f"{self.what}: {e}")
-                    self.upstreams.failed(origin)
-                    failed_round.add(origin)
-                    if self.give_up and failed_round >= set(self.upstreams.origins):
-                        if self.on_give_up is not None:
-                            self.on_give_up(f"{self.what}: every origin failed: {e}")
-                        return
-                    continue
-            self.wake.wait(1.0)
-            self.wake.clear()
-            self._send_queue()
-
-    def _send_queue(self):
-        link = self.link
         if link is None:
             return
-        q = self.queue
-        session = link.session
-        count = 0
-        while q and count < 256:
-            m = q.popleft()
-            session.send_media(m.type_id, m.timestamp, m.payload)
-            count += 1
-        try:
-            with self.lock:
+        if graceful and link.session.state == "publishing":
+            try:
+                while len(self.queue):      # what the publisher sent before it left goes too
+                    for m in self.queue.pop_batch(BATCH):
+                        link.session.send_media(m.type_id, m.timestamp, m.payload)
+                    link.flush()
+                link.session.close_stream()
                 link.flush()
-            self.sent += count
-        except OSError as e:
-            self.last_error = f"{format_origin(link.origin)}: {e}"
-            self.log.warn(f"{self.what}: link lost: {e}")
-            self._drop_link()
-        if q:
-            self.wake.set()
+            except (LinkError, OSError):
+                pass
+        link.close()
+
+    def describe(self):
+        info = self.machine.describe()
+        info.update(sent=self.sent, dropped=self.queue.dropped, queued=len(self.queue))
+        return info

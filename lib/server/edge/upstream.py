@@ -1,21 +1,23 @@
-"""RTMP client links to other servers (origins, forward destinations), over gevent sockets.
+"""RTMP client links to other servers (origins, forward targets) over gevent sockets.
 
 Rules:
-- `Upstreams` chooses origins stickily: it stays on the origin that works and moves to the next
-  only on failure; a failed origin is retried after a capped exponential backoff, never a fixed
-  sleep, and a success resets its backoff.
-- `RtmpLink` = one TCP connection + one sans-IO ClientSession. `open_link` connects, handshakes
-  and waits for the server's `connect` answer within a timeout; every failure is a LinkError
-  that says which origin and why.
+- One greenlet owns a link: it connects (`open_link`, blocking within a timeout), reads, feeds
+  the sans-IO ClientSession and writes. No other greenlet touches the socket or the session.
+  To wait for "readable, or something else to do" in that one greenlet, `arm(event)` starts a
+  one-shot read watcher that sets the owner's wake-up event; `read_available()` then reads what
+  the kernel has without blocking.
+- Every failure is a LinkError that says which origin and why (connect error/timeout, refused,
+  closed, protocol error, write error).
 - The SRS debug object (`debug_srs_upnode`) is sent as the optional connect argument.
 """
 import os
 import socket
 import time
 
-import gevent
 import gevent.socket
+from gevent import get_hub
 
+from lib.cluster.origins import format_origin
 from lib.errors import SrsEdgeError
 from lib.names import VERSION
 from lib.rtmp import session as rs
@@ -23,67 +25,11 @@ from lib.rtmp.errors import ProtocolError
 
 CONNECT_TIMEOUT = 3.0
 RECV_SIZE = 262144         # an origin's merged burst in one read
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 8.0
+READ_BUDGET = 4 << 20      # bytes read per wake-up before other greenlets get a turn
 
 
 class LinkError(SrsEdgeError):
     pass
-
-
-class Upstreams:
-    """Sticky origin selection with per-origin capped exponential backoff."""
-
-    def __init__(self, origins, clock=time.monotonic):
-        if not origins:
-            raise ValueError("no origin")
-        self.origins = list(origins)
-        self.index = 0
-        self.clock = clock
-        self.backoff = {o: 0.0 for o in self.origins}
-        self.retry_at = {o: 0.0 for o in self.origins}
-        self.failovers = 0
-
-    @property
-    def current(self):
-        return self.origins[self.index]
-
-    def update(self, origins):
-        """A reload changed the list: keep the current origin if it is still listed."""
-        cur = self.current
-        self.origins = list(origins)
-        for o in self.origins:
-            self.backoff.setdefault(o, 0.0)
-            self.retry_at.setdefault(o, 0.0)
-        self.index = self.origins.index(cur) if cur in self.origins else 0
-
-    def choose(self):
-        """(origin, seconds to wait before trying it): the current one if it may be tried,
-        else the next one in order that may, else the one whose backoff ends first."""
-        now = self.clock()
-        n = len(self.origins)
-        for step in range(n):
-            o = self.origins[(self.index + step) % n]
-            if self.retry_at[o] <= now:
-                if step:
-                    self.index = (self.index + step) % n
-                return o, 0.0
-        soonest = min(self.origins, key=lambda o: self.retry_at[o])
-        self.index = self.origins.index(soonest)
-        return soonest, max(0.0, self.retry_at[soonest] - now)
-
-    def failed(self, origin):
-        b = self.backoff.get(origin, 0.0)
-        b = BACKOFF_FIRST if b == 0 else min(BACKOFF_CAP, b * 2)
-        self.backoff[origin] = b
-        self.retry_at[origin] = self.clock() + b
-        if len(self.origins) > 1 and origin == self.current:
-            self.index = (self.index + 1) % len(self.origins)
-            self.failovers += 1
-
-    def succeeded(self, origin):
-        self.backoff[origin] = 0.0
-        self.retry_at[origin] = 0.0
 
 
 def debug_upnode_args(cid, local_ip=""):
@@ -93,64 +39,115 @@ def debug_upnode_args(cid, local_ip=""):
             "srs_primary": "srsedge", "srs_authors": "srsedge"}
 
 
-def format_origin(origin):
-    return f"{origin[0]}:{origin[1]}"
-
-
 class RtmpLink:
-    """An RTMP client connection driven in the calling greenlet."""
+    """An RTMP client connection, used only by the greenlet that opened it."""
 
     def __init__(self, sock, session, origin):
         self.sock = sock
+        self.raw = getattr(sock, "_sock", sock)     # non-blocking under gevent
         self.session = session
         self.origin = origin
         self.closed = False
+        self.readable = False
+        self._watcher = None
+        self._event = None
 
-    def send(self, data):
-        if data:
-            self.sock.sendall(data)
+    def _where(self):
+        return format_origin(self.origin)
 
+    # ------------------------------------------------------------ writing
     def flush(self):
-        self.send(self.session.data_to_send())
+        """Send what the session has queued (blocks this greenlet while the socket is full)."""
+        data = self.session.data_to_send()
+        if data:
+            try:
+                self.sock.sendall(data)
+            except OSError as e:
+                raise LinkError(f"{self._where()}: write failed: {e}") from e
+
+    # ------------------------------------------------------------ reading, owner's wake-up
+    def arm(self, event):
+        """Set `event` once the socket is readable (one shot; re-arm after reading)."""
+        if self.closed:
+            return
+        if self._watcher is None:
+            self._watcher = get_hub().loop.io(self.raw.fileno(), 1)
+        self._event = event
+        if not self._watcher.active:
+            self._watcher.start(self._on_readable)
+
+    def _on_readable(self):
+        self._watcher.stop()
+        self.readable = True
+        self._event.set()
+
+    def read_available(self):
+        """Events from what the kernel holds now (never blocks); LinkError on close or bad
+        bytes. Reads at most READ_BUDGET bytes, then leaves the rest for the next wake-up."""
+        self.readable = False
+        events = []
+        got = 0
+        while got < READ_BUDGET:
+            try:
+                data = self.raw.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                raise LinkError(f"{self._where()}: {e}") from e
+            if not data:
+                raise LinkError(f"{self._where()}: closed by the server")
+            got += len(data)
+            try:
+                events.extend(self.session.feed(data))
+            except ProtocolError as e:
+                raise LinkError(f"{self._where()}: protocol error: {e}") from e
+        if got >= READ_BUDGET:
+            self.readable = True         # more may be waiting: come back at once
+        return events
 
     def recv_events(self, timeout):
-        """Events from the next read; LinkError on close, timeout or protocol error."""
+        """Blocking read (connect phase only): events from the next read."""
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
         except socket.timeout:
-            raise LinkError(f"{format_origin(self.origin)}: no data for {timeout:g}s") from None
+            raise LinkError(f"{self._where()}: no data for {timeout:g}s") from None
         except OSError as e:
-            raise LinkError(f"{format_origin(self.origin)}: {e}") from e
+            raise LinkError(f"{self._where()}: {e}") from e
         if not data:
-            raise LinkError(f"{format_origin(self.origin)}: closed by the server")
+            raise LinkError(f"{self._where()}: closed by the server")
         try:
             events = self.session.feed(data)
         except ProtocolError as e:
-            raise LinkError(f"{format_origin(self.origin)}: protocol error: {e}") from e
+            raise LinkError(f"{self._where()}: protocol error: {e}") from e
         self.flush()
         return events
 
     def wait_state(self, states, timeout):
-        """Pump until the session reaches one of `states`; returns the events seen."""
+        """Connect phase: pump until the session reaches one of `states`; returns the events."""
         deadline = time.monotonic() + timeout
         seen = []
         while self.session.state not in states:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LinkError(f"{format_origin(self.origin)}: timeout in state {self.session.state}")
+                raise LinkError(f"{self._where()}: timeout in state {self.session.state}")
             seen.extend(self.recv_events(left))
             if self.session.state == "closed":
                 break
         return seen
 
     def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        if self.closed:
+            return
+        self.closed = True
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def open_link(origin, tc_url, app, connect_args=(), connect_extra=None, timeout=CONNECT_TIMEOUT):
@@ -165,7 +162,7 @@ def open_link(origin, tc_url, app, connect_args=(), connect_extra=None, timeout=
                                now_ms=int(time.time() * 1000) & 0xFFFFFFFF)
     link = RtmpLink(sock, session, origin)
     try:
-        link.send(session.start())
+        sock.sendall(session.start())
         events = link.wait_state(("connected", "closed"), timeout)
     except (LinkError, OSError) as e:
         link.close()
@@ -174,4 +171,28 @@ def open_link(origin, tc_url, app, connect_args=(), connect_extra=None, timeout=
         link.close()
         codes = [e.code for e in events if isinstance(e, rs.Status)]
         raise LinkError(f"{host}:{port}: connect refused {codes}")
+    return link
+
+
+def open_stream(origin, tc_url, app, stream, kind, connect_args=(), connect_extra=None,
+                timeout=CONNECT_TIMEOUT):
+    """open_link, then play or publish `stream`. For publish, waits until the server accepted
+    (LinkError `publish refused [codes]` otherwise); for play, returns once the command is sent
+    (the origin answers with media or a status that the owner reads)."""
+    link = open_link(origin, tc_url, app, connect_args, connect_extra, timeout)
+    try:
+        if kind == "play":
+            link.session.play(stream)
+            link.flush()
+            return link
+        link.session.publish(stream)
+        link.flush()
+        events = link.wait_state(("publishing", "closed"), timeout + 2.0)
+    except (LinkError, OSError) as e:
+        link.close()
+        raise LinkError(f"{format_origin(origin)}: {e}") from e
+    if link.session.state != "publishing":
+        link.close()
+        codes = [e.code for e in events if isinstance(e, rs.Status)]
+        raise LinkError(f"{format_origin(origin)}: publish refused {codes}")
     return link

@@ -24,6 +24,8 @@ import gevent
 RESTART_DELAY = 1.0
 PR_SET_PDEATHSIG = 1
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
 
 def die_with_parent():
     """A worker gets SIGTERM when worker 0 dies, even by SIGKILL (Linux prctl)."""
@@ -68,8 +70,7 @@ class WorkerPool:
         self.watcher = None
 
     def command(self, index):
-        script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "srsedge.py")
+        script = os.path.join(ROOT, "srsedge.py")
         return [sys.executable, script, "-c", self.conf_path, "--worker", str(index),
                 "--upstream-port", str(self.upstream_port)]
 

@@ -1,0 +1,133 @@
+"""The edge cluster as a server plugin (SRS `cluster { mode remote; }`).
+
+Rules:
+- Play on an edge vhost: the first player of a stream creates an EdgeIngester (stored on
+  `source.edge`, lib/server/edge/ingest.py); every later player, RTMP or HTTP-FLV, joins it: one
+  upstream link per stream per process. A stream published through this edge is served locally.
+- Publish on an edge vhost is proxied by a Pusher in give-up mode (lib/server/edge/push.py): the
+  encoder gets Publish.Start only after an origin accepted; when every origin fails mid-publish
+  the encoder is disconnected with one log line.
+- token_traverse: before serving a client the edge asks an origin with the client's own tcUrl,
+  connect object and stream?param; a refusal or close refuses the client.
+"""
+import socket
+import time
+
+from lib.cluster.origins import OriginPicker
+from lib.rtmp.url import stream_with_param
+from lib.server.core.errors import Reject
+from lib.server.edge.ingest import EdgeIngester, connect_args_for, upstream_names
+from lib.server.edge.push import Pusher
+from lib.server.edge.upstream import LinkError, open_link
+
+
+class EdgeRefused(Reject):
+    """The edge cannot serve this client (raised into the connection, which closes it)."""
+
+
+class EdgePlugin:
+    """Server plugin for vhosts with `cluster.mode remote`."""
+
+    def __init__(self, server):
+        self.server = server
+
+    # -- play
+    def before_play(self, conn, source):
+        vhost_conf = conn.vhost_conf
+        if not vhost_conf.is_edge:
+            return
+        if vhost_conf.cluster.token_traverse:
+            self._traverse(conn, vhost_conf, "play")
+        if source.publisher is not None and not isinstance(source.publisher, EdgeIngester):
+            return                          # published through this edge: serve it locally
+        ing = source.edge
+        if ing is None or ing.done:
+            ing = EdgeIngester(self.server, source, conn.req, vhost_conf)
+            source.edge = ing
+        ing.add_player(conn)
+
+    def after_play(self, conn, source):
+        ing = source.edge
+        if ing is not None:
+            ing.remove_player(conn)
+
+    # -- publish
+    def before_publish(self, conn, source):
+        vhost_conf = conn.vhost_conf
+        if not vhost_conf.is_edge:
+            return
+        if source.edge is not None:
+            raise EdgeRefused(f"edge publish {source.key}: the stream is being pulled from an origin")
+        req = conn.req
+        pusher = Pusher(source, vhost_conf.cluster.origin,
+                        lambda origin: upstream_names(req, vhost_conf, origin), conn.log,
+                        connect_args=connect_args_for(vhost_conf, conn.cid),
+                        queue_ms=int(vhost_conf.play.queue_length * 1000), give_up=True,
+                        on_give_up=lambda why: conn.kick(why), what="edge publish")
+        source.sinks.append(pusher)
+        pusher.start()
+        error = pusher.wait_accepted()      # the encoder starts only once an origin accepted
+        if error is not None:
+            pusher.stop()
+            source.sinks.remove(pusher)
+            raise EdgeRefused(f"edge publish {source.key}: no origin accepted: {error}")
+        conn.plugin_state["edge_push"] = pusher
+
+    def on_publish_stopped(self, conn, source):
+        pusher = conn.plugin_state.pop("edge_push", None)
+        if pusher is not None:
+            pusher.stop()
+            if pusher in source.sinks:
+                source.sinks.remove(pusher)
+
+    # -- token traverse
+    def _traverse(self, conn, vhost_conf, kind):
+        req = conn.req
+        errors = []
+        picker = OriginPicker(vhost_conf.cluster.origin)
+        for _ in range(len(picker.origins)):
+            origin, _ = picker.choose(time.monotonic())
+            try:
+                self._ask_origin(conn, origin, kind)
+                return
+            except EdgeRefused:
+                raise
+            except (LinkError, OSError, socket.error) as e:
+                errors.append(str(e))
+                picker.failed(origin, time.monotonic())
+        raise EdgeRefused(f"token_traverse {req.stream}: no origin answered: {'; '.join(errors)}")
+
+    def _ask_origin(self, conn, origin, kind):
+        """Connect with the client's own tcUrl/args and play or publish its stream?param."""
+        req = conn.req
+        args = tuple(conn.connect_args or ())
+        extra = {k: v for k, v in (conn.connect_object or {}).items()
+                 if k not in ("tcUrl", "app")}
+        try:
+            link = open_link(origin, req.tc_url, req.app, connect_args=args, connect_extra=extra)
+        except LinkError as e:
+            if "connect refused" in str(e):
+                raise EdgeRefused(f"token_traverse: origin refused connect: {e}") from e
+            raise
+        try:
+            stream = stream_with_param(req.stream, req.param, vhost_to_strip=False)
+            if kind == "play":
+                link.session.play(stream)
+            else:
+                link.session.publish(stream)
+            link.flush()
+            want = "playing" if kind == "play" else "publishing"
+            try:
+                link.wait_state((want, "closed"), 5.0)
+            except LinkError as e:
+                raise EdgeRefused(f"token_traverse: origin closed the check: {e}") from e
+            if link.session.state != want:
+                raise EdgeRefused(f"token_traverse: origin refused {kind} of {req.stream}")
+        finally:
+            if link.session.state in ("publishing", "playing"):
+                try:
+                    link.session.close_stream()
+                    link.flush()
+                except OSError:
+                    pass
+            link.close()

@@ -318,7 +318,8 @@ def test_demo_runs_and_stops_on_sigint():
                                             "http://127.0.0.1:18081/live/livestream.flv"]
         for label, url in urls:
             if "HLS" in label:
-                m3u8 = os.path.join(ROOT, "objs", "demo", "origin", "html", "live", "livestream.m3u8")
+                m3u8 = os.path.join(ROOT, "objs", "demo", "origin", "html", "__defaultVhost__", "live",
+                                    "livestream.m3u8")
                 if not wait_for(lambda: os.path.exists(m3u8), 15, 0.5):
                     warnings.warn(f"demo: no {m3u8} after 15 s (HLS writer not wired?): "
                                   f"HLS URL {url} not checked")

@@ -91,6 +91,12 @@ def test_shared_names_need_every_possible_writer_to_allow():
     assert not ok and "a.test" in reason
 
 
+def test_config_warns_about_vhosts_sharing_hls_files():
+    assert any("vhosts a.test and b.test write HLS to the same files" in w
+               for w in rules_for("").config.warnings)
+    assert not rules_for(PER_VHOST).config.warnings
+
+
 def test_template_regex():
     import re
     rx = re.compile(template_regex("[vhost]/[app]/[stream]-[timestamp]-[seq].ts", "a.b"))

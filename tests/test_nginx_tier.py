@@ -390,11 +390,14 @@ def test_origin_name_not_in_dns_at_start(tier_factory, fake_hls):
                             f"resolver_timeout 2s;\n"
                             f"set $hls_origin origin.test:{free_port()};\n"
                             f"set $hls_backup origin-backup.test:{backup.http_port};\n").start()
-        r = requests.get(f"{tier.base}/live/livestream.m3u8", timeout=10)
-        assert r.status_code == 200 and "seg-2.ts" in r.text
-        seg = requests.get(f"{tier.base}/live/seg-2.ts", timeout=10)
-        assert seg.status_code == 200 and seg.content == segment_bytes(2)
+        for _ in range(2):              # after the start, and after a reload
+            r = requests.get(f"{tier.base}/live/livestream.m3u8", timeout=10)
+            assert r.status_code == 200 and "seg-2.ts" in r.text
+            seg = requests.get(f"{tier.base}/live/seg-2.ts", timeout=10)
+            assert seg.status_code == 200 and seg.content == segment_bytes(2)
+            tier.reload()
         assert "origin.test could not be resolved" in tier.var("error.log")
+        assert "[emerg]" not in tier.var("error.log")
     finally:
         stop_dns()
         backup.stop()

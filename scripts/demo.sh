@@ -7,8 +7,12 @@
 # Rules:
 # - Configs conf/demo-{origin,backup,edge}.conf (their own ports, so the demo runs beside
 #   `make run`); pids, logs and HLS files under objs/demo/. The URLs' ports are read from them.
-# - nginx runs from the prefix objs/demo/nginx/: a copy of nginx/nginx.conf plus port files
-#   pointing at the two origins' http_server (see nginx/README.md).
+# - nginx runs through nginx/run.sh with the port files in objs/demo/nginx/ (pointing at the two
+#   origins' http_server) and its runtime (logs, cache) in a fresh `mktemp -d` directory in /tmp
+#   that nginx's workers can enter wherever the checkout is (see nginx/README.md); it is removed
+#   when the demo stops.
+# - HLS is per vhost ([vhost] in hls_m3u8_file): the default vhost's playlist is
+#   /__defaultVhost__/live/livestream.m3u8.
 # - The servers are started and stopped by scripts/srsedge-ctl (pid files); nginx and ffmpeg
 #   are this script's children, stopped by pid. A start failure, or any process dying later,
 #   stops everything and exits 1; Ctrl-C (SIGINT), SIGTERM or SIGHUP stop everything too.
@@ -25,6 +29,7 @@ STREAM=live/livestream
 DURATION=${DEMO_DURATION:-0}
 SERVERS=(backup origin edge)        # start order: the forward target first, the edge last
 STARTED=()                          # servers started by this run
+NGINX_RUNTIME=                      # nginx's prefix (logs, cache), removed at stop
 declare -A PIDS=()                  # name -> pid of everything running
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -44,6 +49,7 @@ stop_all() {
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
         "$CTL" stop "conf/demo-${STARTED[i]}.conf" || true
     done
+    [[ -z $NGINX_RUNTIME ]] || rm -rf "$NGINX_RUNTIME"
     echo "demo: stopped"
 }
 trap stop_all EXIT
@@ -78,12 +84,13 @@ for name in "${SERVERS[@]}"; do
     PIDS[$name]=$(cat "$DEMO/$name.pid")
 done
 
-rm -rf "$DEMO/nginx" && mkdir -p "$DEMO/nginx/var"
-cp nginx/nginx.conf "$DEMO/nginx/"
+rm -rf "$DEMO/nginx" && mkdir -p "$DEMO/nginx"
 echo "listen 127.0.0.1:$NGINX_PORT;" >"$DEMO/nginx/listen.conf"
-printf 'server 127.0.0.1:%s max_fails=2 fail_timeout=5s;\nserver 127.0.0.1:%s backup;\n' \
+printf 'set $hls_origin 127.0.0.1:%s;\nset $hls_backup 127.0.0.1:%s;\n' \
     "$ORIGIN_HTTP" "$BACKUP_HTTP" >"$DEMO/nginx/upstream.conf"
-nginx -p "$ROOT/$DEMO/nginx/" -c nginx.conf </dev/null >"$DEMO/nginx.log" 2>&1 &
+NGINX_RUNTIME=$(mktemp -d /tmp/srsedge-demo-nginx.XXXXXX)
+chmod 0711 "$NGINX_RUNTIME"
+SRSEDGE_NGINX_RUNTIME=$NGINX_RUNTIME nginx/run.sh "$DEMO/nginx" </dev/null >"$DEMO/nginx.log" 2>&1 &
 PIDS[nginx]=$!
 wait_port nginx "$NGINX_PORT"
 
@@ -104,10 +111,10 @@ which forwards it to the backup origin. Play it with ffplay, VLC or ffprobe:
   RTMP (edge):        rtmp://127.0.0.1:$EDGE_RTMP/$STREAM
   HTTP-FLV (edge):    http://127.0.0.1:$EDGE_HTTP/$STREAM.flv
   HTTP-FLV (origin):  http://127.0.0.1:$ORIGIN_HTTP/$STREAM.flv
-  HLS (nginx cache):  http://127.0.0.1:$NGINX_PORT/$STREAM.m3u8   (after the first fragments)
+  HLS (nginx cache):  http://127.0.0.1:$NGINX_PORT/__defaultVhost__/$STREAM.m3u8   (after the first fragments)
 
 pids: $(for name in "${!PIDS[@]}"; do printf '%s=%s ' "$name" "${PIDS[$name]}"; done)
-logs: $DEMO/*.log, $DEMO/nginx/var/access.log. Ctrl-C stops everything.
+logs: $DEMO/*.log, $NGINX_RUNTIME/var/access.log. Ctrl-C stops everything.
 EOF
 
 while ((DURATION == 0 || SECONDS < DURATION)); do

@@ -1,20 +1,16 @@
 """End to end with real processes: HLS over HTTP from the origin, the shipped nginx tier in
 front of a real origin, and RTMP + HTTP-FLV players of one edge stream sharing one link."""
-import os
-import pathlib
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
-import pytest
 import requests
 
-from tests.conftest import ORIGIN_CONF, ROOT, free_port, need_tool, wait_for, wait_port
+from tests.conftest import ORIGIN_CONF, free_port, need_tool, wait_for, wait_port
 from tests.rtmpclient import RtmpTestClient
 from tests.test_edge import plays_on
+from tests.test_nginx_tier import origins, tier_factory  # noqa: F401 (a fixture)
 
 HLS_ORIGIN = """
 listen {port};
@@ -27,9 +23,11 @@ vhost __defaultVhost__ {
 """
 
 
-def hls_origin(server_factory):
+def hls_origin(server_factory, fragment=2, window=12):
     http_port = free_port()
-    srv = server_factory(HLS_ORIGIN.replace("HTTPPORT", str(http_port)), name="origin")
+    conf = HLS_ORIGIN.replace("HTTPPORT", str(http_port)).replace(
+        "hls_fragment 2; hls_window 12;", f"hls_fragment {fragment}; hls_window {window};")
+    srv = server_factory(conf, name="origin")
     srv.http_port = http_port
     wait_port(http_port)
     return srv
@@ -89,41 +87,12 @@ vhost __defaultVhost__ {{
     assert plays_on(origin) == 1                      # one upstream link for both kinds
 
 
-@pytest.fixture
-def nginx_tier():
-    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
-        pytest.skip("nginx not installed (make test installs it)")
-    # workers of a root master run as nobody: the prefix must be reachable for them
-    prefix = pathlib.Path(tempfile.mkdtemp(prefix="srsedge-tier-", dir="/tmp"))
-    os.chmod(prefix, 0o755)
-    (prefix / "var").mkdir()
-    shutil.copy(os.path.join(ROOT, "nginx", "nginx.conf"), prefix)
-    made = {}
-
-    def start(origin_http_port):
-        port = free_port()
-        (prefix / "listen.conf").write_text(f"listen 127.0.0.1:{port};\n")
-        (prefix / "upstream.conf").write_text(f"server 127.0.0.1:{origin_http_port};\n")
-        proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(prefix),
-                                 "-c", "nginx.conf"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        made["proc"] = proc
-        wait_port(port, proc=proc)
-        return port, prefix / "var" / "access.log"
-
-    yield start
-    if "proc" in made and made["proc"].poll() is None:
-        made["proc"].terminate()
-        made["proc"].wait(10)
-    shutil.rmtree(prefix, ignore_errors=True)
-
-
 def test_shipped_nginx_tier_in_front_of_a_real_origin(server_factory, media_file,
-                                                     publisher_factory, nginx_tier):
+                                                     publisher_factory, tier_factory):
     srv = hls_origin(server_factory)
     publisher_factory(srv.url(), media_file)
-    port, access_log = nginx_tier(srv.http_port)
-    base = f"http://127.0.0.1:{port}/live/"
+    tier = tier_factory(origins(srv.http_port, srv.http_port)).start()
+    base = f"{tier.base}/live/"
     assert wait_for(lambda: requests.get(base + "livestream.m3u8", timeout=2).text.count("#EXTINF") >= 2, 25)
     seen = {}
     errors = []
@@ -152,7 +121,48 @@ def test_shipped_nginx_tier_in_front_of_a_real_origin(server_factory, media_file
     assert not errors, errors[:5]
     segments = {uri for _, uri in seen}
     assert len(segments) >= 4
-    log = access_log.read_text()
+    log = tier.var("access.log")
     for uri in segments:
         misses = len(re.findall(rf'GET /live/{re.escape(uri)} .*MISS', log))
         assert misses <= 1, (uri, misses)
+
+
+def media_sequence(text):
+    m = re.search(r"^#EXT-X-MEDIA-SEQUENCE:(\d+)", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def decoded_frames(url, seconds):
+    """ffmpeg's HLS demuxer (not hls.js) plays `url` for `seconds`: (frames, returncode, stderr)."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-t", str(seconds), "-f", "null", "-",
+                          "-progress", "pipe:1"], capture_output=True, text=True, timeout=90)
+    frames = [int(x) for x in re.findall(r"^frame=(\d+)", out.stdout, re.M)]
+    return (frames[-1] if frames else 0), out.returncode, out.stderr[-1500:]
+
+
+def test_nginx_tier_cold_cache_and_first_player_after_idle(server_factory, media_file,
+                                                           publisher_factory, tier_factory):
+    """ffmpeg plays through a cold cache; then, after an idle period longer than hls_window (the
+    segments the cache saw are deleted at the origin), the first player gets a playlist as fresh
+    as the origin's (media sequence within 1) and every segment in it loads."""
+    need_tool("ffmpeg")
+    srv = hls_origin(server_factory, fragment=2, window=4)
+    publisher_factory(srv.url(), media_file)
+    tier = tier_factory(origins(srv.http_port, srv.http_port)).start()
+    origin_url = f"http://127.0.0.1:{srv.http_port}/live/livestream.m3u8"
+    tier_url = f"{tier.base}/live/livestream.m3u8"
+    assert wait_for(lambda: requests.get(origin_url, timeout=2).text.count("#EXTINF") >= 2, 25)
+
+    frames, rc, err = decoded_frames(tier_url, 4)
+    assert rc == 0 and frames >= 60, (frames, err)          # 25 fps, 4 s
+
+    seen = media_sequence(requests.get(tier_url, timeout=5).text)
+    # idle: no player until the origin's window has moved past everything the cache saw
+    assert wait_for(lambda: media_sequence(requests.get(origin_url, timeout=2).text) >= seen + 4,
+                    40, 0.5)
+    text = requests.get(tier_url, timeout=5).text
+    origin_now = media_sequence(requests.get(origin_url, timeout=2).text)
+    assert abs(origin_now - media_sequence(text)) <= 1, (origin_now, text)
+    for uri in [x for x in text.splitlines() if x.endswith(".ts")]:
+        r = requests.get(f"{tier.base}/live/{uri}", timeout=5)
+        assert r.status_code == 200 and len(r.content) > 1000, (uri, r.status_code)

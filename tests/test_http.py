@@ -16,14 +16,14 @@ import requests
 import lib.server.http.server as http
 from lib.config import parse_text
 from lib.server.core.app import Server
-from lib.server.http.server import match_mount, parse_range, start_http
+from lib.server.http.server import match_mount, parse_range
 from lib.server.process.log import Logger
 
 SECRET = b"TOPSECRET-do-not-serve"
 
 
 class ServerThread:
-    """A Server with start_http() in a thread of its own (its own gevent hub)."""
+    """A Server (RTMP, http_server, http_api) in a thread of its own (its own gevent hub)."""
 
     def __init__(self, conf_text, plugins=(), stats=False):
         self.config = parse_text(conf_text)
@@ -49,8 +49,7 @@ class ServerThread:
             self.server.plugins.extend(self.plugins)
             if self.stats:
                 self.server.http_stats = {}
-            self.rtmp_endpoints = self.server.start()
-            self.http_endpoints = start_http(self.server)
+            self.rtmp_endpoints = self.server.start()      # starts http_server too
         except BaseException as e:  # noqa: BLE001 - reported to the test thread
             self.error = e
             self._ready.set()

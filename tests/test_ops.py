@@ -244,9 +244,10 @@ def test_compose_files_agree():
     assert by_dst[f"{prefix}/nginx.conf"] == os.path.join(ROOT, "nginx", "nginx.conf")
     listen = nginx_directives(by_dst[f"{prefix}/listen.conf"], "listen")
     assert {container_port(p) for p in nginx["ports"]} == {int(listen[0][0].rsplit(":", 1)[-1])}
-    upstream = [words[0] for words in nginx_directives(by_dst[f"{prefix}/upstream.conf"], "server")]
+    upstream = dict(nginx_directives(by_dst[f"{prefix}/upstream.conf"], "set"))
     http = {name: config.http_server.listen[1] for name, config in configs.items()}
-    assert upstream == [f"origin:{http['origin']}", f"origin-backup:{http['origin-backup']}"]
+    assert upstream == {"$hls_origin": f"origin:{http['origin']}",
+                        "$hls_backup": f"origin-backup:{http['origin-backup']}"}
 
 
 @pytest.mark.parametrize("name", ["compose-origin", "compose-backup", "compose-edge",
@@ -318,7 +319,8 @@ def test_demo_runs_and_stops_on_sigint():
                                             "http://127.0.0.1:18081/live/livestream.flv"]
         for label, url in urls:
             if "HLS" in label:
-                m3u8 = os.path.join(ROOT, "objs", "demo", "origin", "html", "live", "livestream.m3u8")
+                m3u8 = os.path.join(ROOT, "objs", "demo", "origin", "html", "__defaultVhost__", "live",
+                                    "livestream.m3u8")
                 if not wait_for(lambda: os.path.exists(m3u8), 15, 0.5):
                     warnings.warn(f"demo: no {m3u8} after 15 s (HLS writer not wired?): "
                                   f"HLS URL {url} not checked")

@@ -255,6 +255,7 @@ class Config:
             vhost = _vhost(node, self.chunk_size)
             self.vhosts[vhost.name] = vhost
             self.warnings.extend(_vhost_warnings(vhost))
+        self.warnings.extend(_shared_hls_warnings(self.vhosts.values()))
 
     def vhost(self, name):
         vhost = self.vhosts.get(name) or self.vhosts.get(DEFAULT_VHOST)
@@ -345,6 +346,22 @@ def _exec(node):
 
 def _enabled(node):
     return node is not None and node.get("enabled") is not None and node.get("enabled").arg0 == "on"
+
+
+def _shared_hls_warnings(vhosts):
+    """Origin vhosts whose HLS file names have no [vhost] and share an hls_path write the same
+    playlist for the same app/stream, and each one's security rules guard the other's files."""
+    writers = [v for v in vhosts if v.enabled and v.hls.enabled and not v.is_edge]
+    warnings = []
+    for i, a in enumerate(writers):
+        for b in writers[i + 1:]:
+            if a.hls.hls_path == b.hls.hls_path and a.hls.hls_m3u8_file == b.hls.hls_m3u8_file \
+                    and "[vhost]" not in a.hls.hls_m3u8_file:
+                node = b.directive
+                warnings.append(f"vhosts {a.name} and {b.name} write HLS to the same files "
+                                f"({a.hls.hls_path}/{a.hls.hls_m3u8_file}): put [vhost] in "
+                                f"hls_m3u8_file and hls_ts_file (in {node.file}:{node.line})")
+    return warnings
 
 
 def _vhost_warnings(vhost):

@@ -7,17 +7,17 @@ Rules (this module owns them):
 - Static files under `http_server.dir`: GET and HEAD (others 405; OPTIONS is the CORS preflight
   when `crossdomain on`), MIME type by extension, Content-Length, Last-Modified/ETag with 304,
   one byte range (206 + Content-Range, 416 when unsatisfiable; several ranges: whole file).
-  Cache-Control: `.m3u8` `max-age=1` (not `no-cache`: nginx honours the origin's Cache-Control
-  over its own proxy_cache_valid, and no-cache would send every viewer's playlist poll to the
-  origin; one second is well under one fragment, so no cache serves a playlist more than a
-  second stale); `.ts` `max-age=31536000, immutable` (the HLS writer never reuses a segment
-  name); anything else `no-cache` (revalidate with the ETag).
+  Cache-Control as lib/server/http/static.py says (`.m3u8` `max-age=1`, `.ts` a year).
 - Path safety: PATH_INFO is percent-decoded once (so `%2e%2e` is `..`, and `%252e` stays a
   literal name). A path with NUL, backslash or a `..` segment is 403; hidden (`.name`)
   segments are 404; the file's realpath must lie under the root's realpath (symlinks out: 403);
   only regular files are opened (O_NOFOLLOW|O_NONBLOCK, so a FIFO cannot block). Nothing
   outside the root is read.
 - Files are sent in CHUNK pieces from an iterator that yields to the hub after each piece.
+- HLS files (.m3u8, .ts, ...) written by a vhost's HLS are served only when that vhost's
+  `security` allows `play` from the client's address, else 403 and one warn line; the vhost is
+  found from the file's path and the vhosts' hls_path/hls_m3u8_file/hls_ts_file
+  (lib/server/hls/access.py). Behind a proxy (the nginx tier) the address is the proxy's.
 - Requests: the request line is capped by pywsgi (MAX_REQUEST_LINE, 414); headers here
   (MAX_HEADER_BYTES / MAX_HEADERS, 431); the request head (and keep-alive idle time) must
   arrive within HEAD_TIMEOUT (408, slowloris guard); a stuck send fails after SEND_TIMEOUT.
@@ -37,7 +37,9 @@ from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
 from lib.server.http.flv import match_mount, serve_flv  # noqa: F401 (match_mount: tests)
-from lib.server.http.static import Response, parse_range, path_parts, serve_file, status_line  # noqa: F401
+from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
+                                    serve_file, status_line)
+from lib.server.hls.access import HlsAccess
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 64
@@ -133,6 +135,7 @@ class HttpServer:
         self._dir = None
         self._root = None
         self.wsgi = None
+        self.hls_access = HlsAccess(server)
 
     def start(self):
         host, port = self.server.config.http_server.listen
@@ -200,7 +203,12 @@ class HttpServer:
             result = serve_flv(self.server, environ, start_response, path, CORS_HEADERS if cors else [])
             if result is not None:
                 return result
-        return serve_file(environ, start_response, self.root(), path, CORS_HEADERS if cors else [])
+        root = self.root()
+        ok, reason = self.hls_access.check_play(resolve_path(root, path), environ["REMOTE_ADDR"])
+        if not ok:
+            self.log.warn(f"http {path}: {reason}")
+            raise Response(403)
+        return serve_file(environ, start_response, root, path, CORS_HEADERS if cors else [])
 
 
 def start_http(server):

@@ -4,8 +4,14 @@ Rules (this module owns them):
 - GET and HEAD of regular files under a root; MIME type by extension, Content-Length,
   Last-Modified/ETag with 304, one byte range (206 + Content-Range, 416 when unsatisfiable;
   several ranges: whole file).
-- Cache-Control: `.m3u8` `max-age=1`, `.ts` `max-age=31536000, immutable` (the HLS writer never
-  reuses a segment name); anything else `no-cache` (revalidate with the ETag).
+- Cache-Control: `.m3u8` `max-age=1`: a player or cache may reuse a playlist for one second
+  (a cache that counts whole seconds, like nginx's, for up to two); not `no-cache`, so a cache
+  that honours it still shares one origin fetch among its viewers. The shipped nginx tier
+  ignores it and keys playlists by the current second (nginx/README.md). `.ts`
+  `max-age=31536000, immutable`: the HLS writer never reuses a segment name while it runs; a
+  restarted origin starts [seq] again, so names that must stay unique across restarts need
+  [timestamp] in hls_ts_file (the shipped configs have it). Anything else `no-cache`
+  (revalidate with the ETag).
 - Path safety: a path with NUL, backslash or a `..` segment is 403; hidden (`.name`) segments are
   404; the file's realpath must lie under the root's realpath (symlinks out: 403); only regular
   files are opened (O_NOFOLLOW|O_NONBLOCK, so a FIFO cannot block). Nothing outside the root is read.

@@ -223,6 +223,9 @@ def test_kick_with_jsonp_as_srs_console(origin):
             "GET", f"/api/v1/clients/{cid}?callback=cb&method=DELETE").text == 'cb({"code": 2049})')
         assert origin.request("GET", "/api/v1/versions?callback=cb&method=DELETE").status_code == 405
         assert origin.request("GET", "/api/v1/versions?method=DELETE").json()["code"] == 0
+        raw = origin.get("/api/v1/raw?rpc=raw")       # SRS's console asks before its config pages
+        assert raw["code"] == 0 and raw["http_api"]["raw_api"]["enabled"] is False
+        assert origin.get("/api/v1/raw?rpc=reload") == {"code": 1061}
     finally:
         player.close()
 

@@ -54,6 +54,7 @@ from lib.server.http.server import _ErrorLog, _Handler
 from lib.server.rtmp.connection import RtmpConnection
 
 ERROR_SUCCESS = 0
+ERROR_SYSTEM_CONFIG_RAW_DISABLED = 1061
 ERROR_RTMP_VHOST_NOT_FOUND = 2014
 ERROR_RTMP_STREAM_NOT_FOUND = 2048
 ERROR_RTMP_CLIENT_NOT_FOUND = 2049
@@ -127,7 +128,7 @@ class ApiServer:
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
                        "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
-                       "debug": self.debug}
+                       "debug": self.debug, "raw": self.raw}
 
     def start(self):
         host, port = self.server.config.http_api.listen
@@ -261,6 +262,23 @@ class ApiServer:
         if rest:
             raise ApiError(status=404)
         return self.ok(data=summary_data(self.server, self.stats))
+
+    # ------------------------------------------------------------ /api/v1/raw
+    def raw(self, method, rest, query):
+        """SRS's RAW API, not implemented: `?rpc=raw` describes http_api with raw_api off (SRS's
+        console asks it before showing its config pages); every other rpc answers 1061."""
+        self._only(method, "GET")
+        if rest:
+            raise ApiError(status=404)
+        if query.get("rpc", [""])[0] != "raw":
+            raise ApiError(ERROR_SYSTEM_CONFIG_RAW_DISABLED)
+        conf = self.server.config.http_api
+        host, port = conf.listen
+        return self.ok(http_api={
+            "enabled": conf.enabled, "listen": f"{host}:{port}" if host else str(port),
+            "crossdomain": conf.crossdomain,
+            "raw_api": {"enabled": False, "allow_reload": False, "allow_query": False,
+                        "allow_update": False}})
 
     # ------------------------------------------------------------ /api/v1/debug/runtime
     def debug(self, method, rest, query):

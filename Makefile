@@ -37,7 +37,8 @@ www/node_modules/.installed: www/package.json www/package-lock.json
 
 setup: devvenv systools www
 
-run: venv www
+run: venv
+	@$(MAKE) --no-print-directory www || echo "warning: npm ci failed in www/: /players/ will say what is missing"
 	@mkdir -p objs
 	$(PY) srsedge.py -c $(CONF)
 

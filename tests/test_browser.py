@@ -26,8 +26,7 @@ from tests.test_nginx_tier import NGINX_DIR, nginx_cmd
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PLAY_SECONDS = 8.0
 MIN_ADVANCE = 4.0
 USER, PASSWORD = "admin", "s3cret"

@@ -7,11 +7,13 @@
 // - Auth: a 401 shows a login form; the credentials go as HTTP basic auth on every request and
 //   are kept in sessionStorage (this tab) only.
 // - Refreshes every REFRESH_MS; per-stream bitrate (from the byte counters' deltas) and player
-//   counts are sampled here and kept for HISTORY_MS for the charts (plain SVG).
+//   counts are sampled here and kept for HISTORY_MS for the charts (plain SVG). A chart spans
+//   what the page has seen, at least MIN_SPAN_MS and at most HISTORY_MS.
 "use strict";
 (function () {
   const REFRESH_MS = 2000;
   const HISTORY_MS = 5 * 60 * 1000;
+  const MIN_SPAN_MS = 60 * 1000;
   const RATE_WINDOW_MS = 10000;          // bitrate = bytes over at least this window
   const conf = window.SRSEDGE || {};
   const $ = (id) => document.getElementById(id);
@@ -272,8 +274,9 @@
     const pl = h.map((p) => [p.t, p.players]);
     const maxK = Math.max(100, ...inR.map((p) => p[1]), ...outR.map((p) => p[1])) * 1.15;
     const maxP = Math.max(2, ...pl.map((p) => p[1]));
-    const t0 = now - HISTORY_MS;
-    const x = (t) => L + ((t - t0) / HISTORY_MS) * (W - L - R);
+    const span = Math.min(HISTORY_MS, Math.max(MIN_SPAN_MS, h.length ? now - h[0].t : 0));
+    const t0 = now - span;
+    const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const yK = (v) => T + (1 - v / maxK) * (H - T - B);
     const yP = (v) => T + (1 - v / (maxP * 1.15)) * (H - T - B);
     let grid = "";
@@ -283,8 +286,11 @@
         `<text x="${L - 4}" y="${yy + 3}" text-anchor="end">${axisKbps(v)}</text>`;
     }
     grid += `<text x="${W - R + 4}" y="${yP(maxP) + 3}">${maxP}</text><text x="${W - R + 4}" y="${yP(0) + 3}">0</text>`;
-    for (let m = 0; m <= 5; m++) {
-      grid += `<text x="${x(now - m * 60000)}" y="${H - 3}" text-anchor="middle">${m ? "-" + m + "m" : "now"}</text>`;
+    const step = span / 4;
+    for (let i = 0; i <= 4; i++) {
+      const ago = Math.round((i * step) / 1000);
+      const label = !i ? "now" : ago >= 60 ? `-${(ago / 60).toFixed(ago % 60 ? 1 : 0)}m` : `-${ago}s`;
+      grid += `<text x="${x(now - i * step)}" y="${H - 3}" text-anchor="middle">${label}</text>`;
     }
     const dot = (pts, cls, y) => pts.length
       ? `<circle class="${cls}" r="2.5" cx="${x(pts[pts.length - 1][0])}" cy="${y(pts[pts.length - 1][1])}"/>` : "";
@@ -302,7 +308,7 @@
       const last = h.length ? h[h.length - 1].players : 0;
       return `<div class="chart" data-stream="${esc(s.app + "/" + s.name)}"><div class="title">` +
         `<b>${esc(vname === "__defaultVhost__" ? "" : vname + " ")}${esc(s.app)}/${esc(s.name)}</b>` +
-        `<span class="muted">${kbps(lastRate(streamKey(s), "recv", null))} in · ${last} players</span></div>` +
+        `<span class="muted">${kbps(lastRate(streamKey(s), "recv", null))} in · ${last} player${last === 1 ? "" : "s"}</span></div>` +
         chartSvg(h, now) + "</div>";
     });
     $("charts").innerHTML = cards.join("");

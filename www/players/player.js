@@ -69,6 +69,7 @@
   // ------------------------------------------------------------ engines
   function retry(why) {
     message(`${why} - retrying in ${RETRY_MS / 1000} s`, true);
+    state.waiting = true;
     stop();
     clearTimeout(state.retryTimer);
     state.retryTimer = setTimeout(start, RETRY_MS);
@@ -118,7 +119,8 @@
       // the loader's speed (KiB/s); for a live stream read as it comes, the stream's rate
       if (typeof s.speed === "number") state.kbps = s.speed * 8 * 1.024;
     });
-    player.on(mpegts.Events.ERROR, (type, detail) => retry(`HTTP-FLV: ${type} ${detail}`));
+    player.on(mpegts.Events.ERROR, (type, detail, info) => retry(info && info.code === 404
+      ? "The stream is not published here yet (HTTP 404)" : `HTTP-FLV: ${type} ${detail}`));
     player.on(mpegts.Events.LOADING_COMPLETE, () => retry("the stream ended"));
     player.attachMediaElement(video);
     player.load();
@@ -144,6 +146,8 @@
         if (!data.fatal) return;
         if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
           hls.recoverMediaError();
+        } else if (data.response && data.response.code === 404) {
+          retry("The stream has no HLS playlist here yet (HTTP 404)");
         } else {
           retry(`HLS: ${data.details}`);
         }
@@ -165,9 +169,12 @@
 
   function start() {
     message("");
+    state.waiting = false;
     const t = target();
     if (!t) {
-      message("Type a stream (app/stream) or a URL above and press Play.", true);
+      message("Type a stream (app/stream, e.g. live/livestream) or an HTTP-FLV/HLS URL above " +
+              "and press Play.", true);
+      $("target").value = "live/livestream";
       return;
     }
     if (t.error) {
@@ -199,6 +206,7 @@
   function showStats() {
     const playing = !video.paused && video.readyState >= 3;
     const label = video.error ? ["bad", "error"] : playing ? ["good", "playing"]
+      : state.waiting ? ["warn", "waiting for the stream"]
       : video.readyState < 3 && state.player ? ["warn", "buffering"] : ["", "stopped"];
     $("s-state").innerHTML = `<span class="dot ${label[0]}"></span>${label[1]}`;
     $("s-engine").textContent = state.engine || "-";

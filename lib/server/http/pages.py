@@ -17,6 +17,7 @@ import html
 import json
 import os
 import string
+from urllib.parse import quote
 
 from lib.names import DEFAULT_VHOST, SERVER_NAME, VERSION
 from lib.server.http.flv import request_host
@@ -170,11 +171,12 @@ def render_landing(server, environ):
     for src in live[:50]:
         vconf = config.vhost(src.vhost)
         name = html.escape(f"{src.app}/{src.stream}")
+        query = html.escape(quote(f"{src.app}/{src.stream}", safe="/"))
         links = []
         if src.vhost == DEFAULT_VHOST and flv_template(vconf):
-            links.append(f"<a href='/players/?stream={name}&amp;type=flv'>HTTP-FLV</a>")
+            links.append(f"<a href='/players/?stream={query}&amp;type=flv'>HTTP-FLV</a>")
         if src.vhost == DEFAULT_VHOST and hls_template(vconf, config.http_server.dir):
-            links.append(f"<a href='/players/?stream={name}&amp;type=hls'>HLS</a>")
+            links.append(f"<a href='/players/?stream={query}&amp;type=hls'>HLS</a>")
         vhost = "" if src.vhost == DEFAULT_VHOST else f" <span class='muted'>({html.escape(src.vhost)})</span>"
         live_rows.append(f"<li><code>{name}</code>{vhost} {' '.join(links)}</li>")
     api_port = page_config(server)["api"]["port"]

@@ -3,7 +3,7 @@
 //   ?type=flv|hls, turned into this server's URL with the default vhost's templates from
 //   config.js (window.SRSEDGE). Plays at once: the video is muted so autoplay is allowed.
 // - HTTP-FLV: mpegts.js (MediaSource). HLS: hls.js where MediaSource exists, else the browser's
-//   own HLS (Safari/iOS). Codecs are not filtered here: HEVC/AV1 play where the browser decodes
+//   own HLS (Safari/iOS). Only the engine a page needs is loaded (js/mpegts.js or js/hls.js). Codecs are not filtered here: HEVC/AV1 play where the browser decodes
 //   them, and an undecodable stream shows the browser's error.
 // - A stream that is not there yet (404, network error) is retried every RETRY_MS.
 // - Stats refresh every second: codec, resolution, bitrate, buffer, latency, frames.
@@ -96,6 +96,16 @@
     if (s > 0) state.kbps = (b * 8) / s / 1000;
   }
 
+  function loadScript(src) {
+    return new Promise((resolve) => {
+      const tag = document.createElement("script");
+      tag.src = src;
+      tag.onload = resolve;
+      tag.onerror = resolve;            // the caller sees the missing global and says so
+      document.head.appendChild(tag);
+    });
+  }
+
   function startFlv(url) {
     if (!window.mpegts) {
       message("mpegts.js is not installed on this server: run `make www` (npm ci in www/).");
@@ -160,11 +170,14 @@
     if (video.canPlayType("application/vnd.apple.mpegurl")) {
       state.engine = "native HLS";
       video.src = url;
-      video.addEventListener("error", () => retry("HLS: the browser could not play it"), { once: true });
+      const why = Hls ? "" : " (hls.js is not installed on this server: make www)";
+      video.addEventListener("error", () => retry(`HLS: the browser could not play it${why}`),
+                             { once: true });
       playVideo();
       return;
     }
-    message("This browser plays no HLS (no MediaSource, no native HLS).");
+    message(Hls ? "This browser plays no HLS (no MediaSource, no native HLS)."
+      : "hls.js is not installed on this server: run `make www` (npm ci in www/).");
   }
 
   function start() {
@@ -189,7 +202,14 @@
     state.url = t.url;
     $("url").textContent = t.url;
     document.title = `${t.kind.toUpperCase()} ${t.url} - srsedge player`;
-    if (t.kind === "hls") startHls(t.url); else startFlv(t.url);
+    if (t.kind === "hls") {
+      if (window.Hls) startHls(t.url);
+      else loadScript("js/hls.js").then(() => startHls(t.url));
+    } else if (window.mpegts) {
+      startFlv(t.url);
+    } else {
+      loadScript("js/mpegts.js").then(() => startFlv(t.url));
+    }
   }
 
   // ------------------------------------------------------------ stats

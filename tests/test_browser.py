@@ -177,6 +177,16 @@ def test_landing_page(cluster, browser):
         assert not page.errors, page.errors
     finally:
         page.close()
+    edge = cluster["edge"]
+    page = open_page(browser, edge.page("/"))
+    try:
+        text = page.inner_text("body")
+        assert f"edge: it pulls each stream once from 127.0.0.1:{origin.port}" in text
+        assert f"http://127.0.0.1:{edge.http}/live/livestream.flv" in text
+        assert "an edge makes no HLS" in text
+        shoot(page, cluster, "landing-edge")
+    finally:
+        page.close()
 
 
 VIDEO_STATE = "() => { const v = document.querySelector('video'); " \

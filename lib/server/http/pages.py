@@ -163,8 +163,20 @@ def render_landing(server, environ):
     if conf.is_edge:
         origins = ", ".join(f"{h}:{p}" for h, p in conf.cluster.origin)
         role = f"an <b>edge</b>: it pulls each stream once from {html.escape(origins)}"
+        publish_note = ("<p class='muted'>This edge forwards what you publish to its origin "
+                        "(the first that accepts).</p>")
+        idle = ("No stream is pulled right now: an edge pulls a stream from its origin when the "
+                "first player comes.")
     else:
         role = "an <b>origin</b>: encoders publish here, players play from here"
+        publish_note = ""
+        idle = "No stream is being published right now."
+    watch = []
+    for kind, label, template in (("flv", "HTTP-FLV", flv_template(conf)),
+                                  ("hls", "HLS", hls_template(conf, config.http_server.dir))):
+        if template:
+            watch.append(f"<a class='btn' href='/players/?stream=live/livestream&amp;type={kind}'>"
+                         f"&#9654; {label} player</a>")
     live = sorted((s for s in server.sources.sources.values() if s.publisher is not None),
                   key=lambda s: s.key)
     live_rows = []
@@ -187,6 +199,8 @@ def render_landing(server, environ):
         template = string.Template(f.read())
     return template.safe_substitute(
         server=html.escape(SERVER_NAME), role=role, host=html.escape(host),
+        watch=" ".join(watch) or "<span class='muted'>No HTTP-FLV or HLS here (http_remux, hls)."
+        "</span>", publish_note=publish_note,
         publish_url=html.escape(f"{rtmp_base}/live/livestream"),
         publish_rows=_url_row("Server (OBS)", f"{rtmp_base}/live") + "\n"
         + _url_row("Stream key", "livestream") + "\n"
@@ -194,7 +208,7 @@ def render_landing(server, environ):
         play_rows=_play_rows(conf, host, http_base, rtmp_base, "live", "livestream",
                              config.http_server.dir),
         live=("<ul class='live'>" + "\n".join(live_rows) + "</ul>") if live_rows
-        else "<p class='muted'>No stream is being published right now.</p>",
+        else f"<p class='muted'>{idle}</p>",
         api=api)
 
 

@@ -6,6 +6,8 @@
 //   (CORS: http_api { crossdomain on; }).
 // - Auth: a 401 shows a login form; the credentials go as HTTP basic auth on every request and
 //   are kept in sessionStorage (this tab) only.
+// - Everything from the API is escaped (esc) or forced to a number (num) before it is shown:
+//   ?api= can point the page at any server.
 // - Refreshes every REFRESH_MS; per-stream bitrate (from the byte counters' deltas) and player
 //   counts are sampled here and kept for HISTORY_MS for the charts (plain SVG). A chart spans
 //   what the page has seen, at least MIN_SPAN_MS and at most HISTORY_MS.
@@ -56,6 +58,7 @@
   // ------------------------------------------------------------ formatting
   const esc = (s) => String(s === undefined || s === null ? "" : s)
     .replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const num = (v) => (Number.isFinite(v) ? v : 0);
   function kbps(v) {
     if (v === null || v === undefined || !Number.isFinite(v)) return "-";
     if (v >= 10000) return `${(v / 1000).toFixed(1)} Mbps`;
@@ -210,23 +213,24 @@
 
   function codecCell(v) {
     if (!v) return "<span class='muted'>-</span>";
-    const size = v.width ? `${v.width}x${v.height}` : "";
+    const size = v.width ? `${num(v.width)}x${num(v.height)}` : "";
     return `${esc(v.codec)} <span class="sub">${esc(v.profile || "")} ${esc(v.level || "")}</span><br><span class="sub">${size}</span>`;
   }
 
   function audioCell(a) {
     if (!a) return "<span class='muted'>-</span>";
-    const ch = a.channel === 1 ? "mono" : a.channel === 2 ? "stereo" : `${a.channel} ch`;
-    return `${esc(a.codec)} <span class="sub">${esc(a.profile || "")}</span><br><span class="sub">${a.sample_rate ? (a.sample_rate / 1000) + " kHz" : ""} ${ch}</span>`;
+    const ch = a.channel === 1 ? "mono" : a.channel === 2 ? "stereo" : `${num(a.channel)} ch`;
+    const rate = num(a.sample_rate) ? `${num(a.sample_rate) / 1000} kHz` : "";
+    return `${esc(a.codec)} <span class="sub">${esc(a.profile || "")}</span><br><span class="sub">${rate} ${ch}</span>`;
   }
 
   function edgeCell(e) {
     if (!e) return "<span class='muted'>origin</span>";
     const cls = e.state === "connected" ? "good" : e.state === "pulling" ? "warn" : e.state === "error" ? "bad" : "";
-    const gap = e.last_gap_ms !== null && e.last_gap_ms !== undefined ? `, last switch gap ${e.last_gap_ms} ms` : "";
+    const gap = e.last_gap_ms !== null && e.last_gap_ms !== undefined ? `, last switch gap ${num(e.last_gap_ms)} ms` : "";
     const err = e.last_error ? `<br><span class="sub bad">${esc(e.last_error)}</span>` : "";
     return `<span class="pill ${cls}">${esc(e.state)}</span> &larr; <code>${esc(e.origin || "-")}</code>` +
-      `<br><span class="sub">${e.failovers || 0} failovers${gap}</span>${err}`;
+      `<br><span class="sub">${num(e.failovers)} failovers${gap}</span>${err}`;
   }
 
   function publisherCell(s, byId) {
@@ -332,10 +336,10 @@
   function showVhosts(vhosts) {
     fill("vhosts", vhosts.map((v) => {
       const k = v.kbps || {};
-      const hls = v.hls && v.hls.enabled ? `on${v.hls.fragment ? ", " + v.hls.fragment + " s" : ""}` : "off";
+      const hls = v.hls && v.hls.enabled ? `on${num(v.hls.fragment) ? ", " + num(v.hls.fragment) + " s" : ""}` : "off";
       return `<tr><td><b>${esc(v.name)}</b><br><span class="sub">${esc(v.id)}</span></td>` +
         `<td>${v.enabled ? "<span class='good'>yes</span>" : "<span class='bad'>no</span>"}</td>` +
-        `<td class="num">${v.streams}</td><td class="num">${v.clients}</td>` +
+        `<td class="num">${num(v.streams)}</td><td class="num">${num(v.clients)}</td>` +
         `<td class="num">${kbps(k.recv_30s)}</td><td class="num">${kbps(k.send_30s)}</td><td>${hls}</td></tr>`;
     }));
   }

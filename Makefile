@@ -1,10 +1,11 @@
 # srsedge: `make run` starts the server on the default config, `make test` runs the suite.
-# Both set up what they need: Python deps in .venv, ffmpeg (and nginx for later tiers) via apt-get.
+# Both set up what they need: Python deps in .venv, the browser players (npm ci in www/, when npm
+# is present), and for tests ffmpeg, nginx and chromium via apt-get.
 PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo setup venv devvenv systools clean
+.PHONY: run test bench demo setup venv devvenv systools www clean
 
 venv: .venv/.deps-ok
 
@@ -23,9 +24,21 @@ devvenv: .venv/.dev-deps-ok
 systools:
 	@bash scripts/install-systools.sh
 
-setup: devvenv systools
+# The JavaScript players (mpegts.js, hls.js: pinned in www/package-lock.json) that the http_server
+# serves at /players/. Without npm the server still runs; the players page says what is missing.
+www: www/node_modules/.installed
+
+www/node_modules/.installed: www/package.json www/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd www && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "npm not found: the browser players (/players/) need it once: apt-get install npm, then make www"; \
+	fi
+
+setup: devvenv systools www
 
 run: venv
+	@$(MAKE) --no-print-directory www || echo "warning: npm ci failed in www/: /players/ will say what is missing"
 	@mkdir -p objs
 	$(PY) srsedge.py -c $(CONF)
 

@@ -207,6 +207,29 @@ def test_kick_a_client_with_delete(origin):
     assert origin.stream()["publish"]["active"]            # the publisher was not touched
 
 
+def test_kick_with_jsonp_as_srs_console(origin):
+    """SRS's console loads the API with <script> tags: `?callback=F&method=DELETE` is a kick;
+    SRS codes come back wrapped in the callback too."""
+    before = {c["id"] for c in origin.clients()}
+    player = play(origin)
+    try:
+        assert wait_for(lambda: {c["id"] for c in origin.clients()} - before)
+        (cid,) = {c["id"] for c in origin.clients()} - before
+        r = origin.request("GET", f"/api/v1/clients/{cid}?callback=angular.callbacks._3&method=DELETE")
+        assert r.headers["Content-Type"] == "text/javascript"
+        assert r.text.startswith('angular.callbacks._3({"code":0,')
+        assert player.pump_until(lambda: player.closed, 5), "kicked player's socket stays open"
+        assert wait_for(lambda: origin.request(
+            "GET", f"/api/v1/clients/{cid}?callback=cb&method=DELETE").text == 'cb({"code": 2049})')
+        assert origin.request("GET", "/api/v1/versions?callback=cb&method=DELETE").status_code == 405
+        assert origin.request("GET", "/api/v1/versions?method=DELETE").json()["code"] == 0
+        raw = origin.get("/api/v1/raw?rpc=raw")       # SRS's console asks before its config pages
+        assert raw["code"] == 0 and raw["http_api"]["raw_api"]["enabled"] is False
+        assert origin.get("/api/v1/raw?rpc=reload") == {"code": 1061}
+    finally:
+        player.close()
+
+
 def test_not_found_codes_methods_and_paging(origin):
     assert origin.get("/api/v1/streams/vid-nothere") == srs_example("stream_not_found.json")
     assert origin.get("/api/v1/clients/nothere") == {"code": 2049}

@@ -11,7 +11,8 @@ Rules (this module owns them):
   ("vid-" + 7 random chars, set here the first time the API sees the source); a vhost's id is
   made here once per vhost name. Lists take SRS's `?start=&count=` (count at least 10).
 - Unknown paths: HTTP 404 `{"code": 404}`; a method a path does not take: HTTP 405. JSONP with
-  `?callback=name` like SRS. No request can break the server: an exception answers 500 and
+  `?callback=name` like SRS: SRS-code answers are wrapped too, and `&method=DELETE` on a JSONP
+  GET is a DELETE (how SRS's console kicks a client). No request can break the server: an exception answers 500 and
   logs one line.
 - Auth (`http_api.auth.enabled`): every request but the CORS preflight needs HTTP basic auth
   with the configured username/password, else 401 with `WWW-Authenticate: Basic realm="SRS"`.
@@ -53,6 +54,7 @@ from lib.server.http.server import _ErrorLog, _Handler
 from lib.server.rtmp.connection import RtmpConnection
 
 ERROR_SUCCESS = 0
+ERROR_SYSTEM_CONFIG_RAW_DISABLED = 1061
 ERROR_RTMP_VHOST_NOT_FOUND = 2014
 ERROR_RTMP_STREAM_NOT_FOUND = 2048
 ERROR_RTMP_CLIENT_NOT_FOUND = 2049
@@ -78,6 +80,12 @@ V1_URLS = {
     "streams": "manage all streams or specified stream",
     "clients": "manage all clients or specified client, default query top 10 clients",
 }
+
+
+def jsonp_callback(query):
+    """The JSONP function name of `?callback=`, or "" when absent or not a plain JS name."""
+    callback = query.get("callback", [""])[0]
+    return callback if callback and _CALLBACK.match(callback) else ""
 
 
 # ------------------------------------------------------------------ clients
@@ -120,7 +128,7 @@ class ApiServer:
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
                        "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
-                       "debug": self.debug}
+                       "debug": self.debug, "raw": self.raw}
 
     def start(self):
         host, port = self.server.config.http_api.listen
@@ -156,8 +164,14 @@ class ApiServer:
             status, headers, body = self._serve(environ, method, cors)
         except ApiError as e:
             status, headers = e.status, e.headers
-            body = json.dumps({"code": e.code or e.status}).encode() if e.status != 401 else b""
-            headers.append(("Content-Type", "application/json"))
+            body = json.dumps({"code": e.code or e.status}) if e.status != 401 else ""
+            callback = jsonp_callback(parse_qs(environ.get("QUERY_STRING", "")))
+            if callback and e.status == 200:
+                headers.append(("Content-Type", "text/javascript"))
+                body = f"{callback}({body})"
+            else:
+                headers.append(("Content-Type", "application/json"))
+            body = body.encode()
         except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
             self.log.error(f"api {method} {environ.get('PATH_INFO')!r}: {e!r}")
             status, headers, body = 500, [("Content-Type", "application/json")], b'{"code":500}'
@@ -180,10 +194,14 @@ class ApiServer:
             self.stats.refresh()
             return 200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        obj = self._route(method if method != "HEAD" else "GET", path, query)
+        callback = jsonp_callback(query)
+        if method == "HEAD":
+            method = "GET"
+        elif callback and method == "GET" and query.get("method", [""])[0].upper() == "DELETE":
+            method = "DELETE"          # SRS's JSONP DELETE: a script tag can only GET
+        obj = self._route(method, path, query)
         body = json.dumps(obj, separators=(",", ":"))
-        callback = query.get("callback", [""])[0]
-        if callback and _CALLBACK.match(callback):
+        if callback:
             return 200, [("Content-Type", "text/javascript")], f"{callback}({body})".encode()
         return 200, [("Content-Type", "application/json")], body.encode()
 
@@ -244,6 +262,23 @@ class ApiServer:
         if rest:
             raise ApiError(status=404)
         return self.ok(data=summary_data(self.server, self.stats))
+
+    # ------------------------------------------------------------ /api/v1/raw
+    def raw(self, method, rest, query):
+        """SRS's RAW API, not implemented: `?rpc=raw` describes http_api with raw_api off (SRS's
+        console asks it before showing its config pages); every other rpc answers 1061."""
+        self._only(method, "GET")
+        if rest:
+            raise ApiError(status=404)
+        if query.get("rpc", [""])[0] != "raw":
+            raise ApiError(ERROR_SYSTEM_CONFIG_RAW_DISABLED)
+        conf = self.server.config.http_api
+        host, port = conf.listen
+        return self.ok(http_api={
+            "enabled": conf.enabled, "listen": f"{host}:{port}" if host else str(port),
+            "crossdomain": conf.crossdomain,
+            "raw_api": {"enabled": False, "allow_reload": False, "allow_query": False,
+                        "allow_update": False}})
 
     # ------------------------------------------------------------ /api/v1/debug/runtime
     def debug(self, method, rest, query):

@@ -25,6 +25,9 @@ Rules (this module owns them):
   play starts and one when it ends).
 - `server.http_stats`: when a test sets it to a dict, every request adds one to its PATH_INFO.
 
+- What `http_server.dir` does not have (404) may be a built-in page: the landing page `/`,
+  `/players/`, `/console/` (lib/server/http/pages.py); files in the dir override them.
+
 Static files: lib/server/http/static.py. HTTP-FLV: lib/server/http/flv.py.
 """
 import io
@@ -37,6 +40,7 @@ from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
 from lib.server.http.flv import match_mount, serve_flv  # noqa: F401 (match_mount: tests)
+from lib.server.http.pages import serve_page
 from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
                                     serve_file, status_line)
 from lib.server.hls.access import HlsAccess
@@ -208,7 +212,12 @@ class HttpServer:
         if not ok:
             self.log.warn(f"http {path}: {reason}")
             raise Response(403)
-        return serve_file(environ, start_response, root, path, CORS_HEADERS if cors else [])
+        try:
+            return serve_file(environ, start_response, root, path, CORS_HEADERS if cors else [])
+        except Response as r:
+            if r.status != 404:
+                raise
+        return serve_page(self.server, environ, start_response, path, CORS_HEADERS if cors else [])
 
 
 def start_http(server):

@@ -60,7 +60,7 @@ DEFAULT_MIME = "application/octet-stream"
 CACHE_CONTROL = {".m3u8": "max-age=1", ".ts": "max-age=31536000, immutable"}
 DEFAULT_CACHE_CONTROL = "no-cache"
 
-_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 304: "Not Modified",
+_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 301: "Moved Permanently", 304: "Not Modified",
             400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             416: "Range Not Satisfiable", 500: "Internal Server Error", 504: "Gateway Timeout"}
 

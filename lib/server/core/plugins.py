@@ -3,9 +3,11 @@ server.plugins in the order their hooks run (see Server._dispatch in lib/server/
 from lib.server.edge.ingest import EdgePlugin
 from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
+from lib.server.dvr.sink import DvrPlugin
 
 
 def install(server):
     server.plugins.append(EdgePlugin(server))
     server.plugins.append(ForwardPlugin(server))
     server.plugins.append(HlsPlugin(server))
+    server.plugins.append(DvrPlugin(server))

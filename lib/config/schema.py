@@ -363,6 +363,50 @@ EXEC = block(
     publish=words(STR, [], repeat=True),
 )
 
+# One ffmpeg command (SRS's engine): transcode engines and ingest engines. vfilter/vparams/
+# aparams/perfile hold `name [value];` pairs passed to ffmpeg as `-name value`.
+ENGINE = block(
+    label="any", repeat=True,
+    enabled=on_off("off"),
+    iformat=text("flv"),
+    vfilter=open_block(),
+    vcodec=text(""),                        # libx264 | copy | vn | any ffmpeg encoder
+    vbitrate=integer("0", lo=0),            # kbps, 0: not set
+    vfps=number("0", lo=0),
+    vwidth=integer("0", lo=0),
+    vheight=integer("0", lo=0),
+    vthreads=integer("1", lo=0),
+    vprofile=text(""),
+    vpreset=text(""),
+    vparams=open_block(),
+    acodec=text(""),                        # aac | libfdk_aac | libmp3lame | libopus | copy | an
+    abitrate=integer("0", lo=0),            # kbps, 0: not set
+    asample_rate=integer("0", lo=0),
+    achannels=integer("0", lo=0, hi=2),
+    aparams=open_block(),
+    oformat=text("flv"),
+    output=text(""),                        # required when enabled
+    perfile=open_block(),
+)
+
+TRANSCODE = block(
+    label="any", repeat=True,               # scope: none (vhost), `app` or `app/stream`
+    enabled=on_off("off"),
+    ffmpeg=text("ffmpeg"),                  # srsedge: ffmpeg from PATH (SRS: empty = disabled)
+    engine=ENGINE,
+)
+
+INGEST = block(
+    label="name", repeat=True,
+    enabled=on_off("off"),
+    input=block(
+        type=choice("file", "file", "stream"),
+        url=text(""),
+    ),
+    ffmpeg=text("ffmpeg"),                  # srsedge: ffmpeg from PATH (SRS: empty)
+    engine=ENGINE,
+)
+
 VHOST = block(
     label="name", repeat=True,
     enabled=on_off("on"),
@@ -383,8 +427,8 @@ VHOST = block(
     refer=REFER,
     dvr=DVR,
     exec=EXEC,
-    transcode=open_block(label="any", repeat=True),
-    ingest=open_block(label="name", repeat=True),
+    transcode=TRANSCODE,
+    ingest=INGEST,
     bandcheck=open_block(),
     rtc=open_block(),
     srt=open_block(),

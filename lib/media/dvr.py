@@ -17,26 +17,17 @@ Rules (this module owns them):
 - Until the first video keyframe of a publish (or of a segment, with dvr_wait_keyframe) video
   frames are not written, so every file starts decodable. Audio before it is kept.
 """
-import time as _time
-
 from lib.media import flv
 from lib.media.jitter import Jitter
 from lib.media.mp4 import Mp4Muxer
+from lib.media.variables import expand, time_values
 
 
 def build_path(template, vhost, app, stream, now, utc=False):
     if not template.endswith((".flv", ".mp4")):
         template = template.rstrip("/") + "/[stream].[timestamp].flv"
-    t = _time.gmtime(now) if utc else _time.localtime(now)
-    values = {
-        "[vhost]": vhost, "[app]": app, "[stream]": stream,
-        "[2006]": f"{t.tm_year:04d}", "[01]": f"{t.tm_mon:02d}", "[02]": f"{t.tm_mday:02d}",
-        "[15]": f"{t.tm_hour:02d}", "[04]": f"{t.tm_min:02d}", "[05]": f"{t.tm_sec:02d}",
-        "[999]": f"{int(now * 1000) % 1000:03d}", "[timestamp]": str(int(now * 1000)),
-    }
-    for name, value in values.items():
-        template = template.replace(name, value)
-    return template
+    names = {"vhost": vhost, "app": app, "stream": stream, **time_values(now, utc)}
+    return expand(template, names)
 
 
 class FlvFile:

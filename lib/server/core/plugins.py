@@ -4,6 +4,7 @@ from lib.server.edge.ingest import EdgePlugin
 from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
 from lib.server.dvr.sink import DvrPlugin
+from lib.server.ffmpeg.plugin import ProcessPlugin
 
 
 def install(server):
@@ -11,3 +12,4 @@ def install(server):
     server.plugins.append(ForwardPlugin(server))
     server.plugins.append(HlsPlugin(server))
     server.plugins.append(DvrPlugin(server))
+    server.plugins.append(ProcessPlugin(server))

@@ -16,11 +16,14 @@ Rules:
   exists (an earlier run, a crash) the file becomes `<name>-1.<ext>`, `-2`...
 - After each close the vhost's on_dvr hooks are called (a notification, in its own greenlet)
   with SRS's body: the publisher's client_id/ip/tcUrl/param, cwd and file.
+- At server stop (SIGTERM, SIGQUIT) recordings are closed and renamed before the process exits;
+  only a crash leaves a `.tmp`.
 - IO errors are logged once per distinct text per publish; the plan goes on, the broken file is
   abandoned (its .tmp stays, never renamed).
 """
 import os
 import time
+import weakref
 
 import gevent
 from gevent.event import Event
@@ -257,10 +260,24 @@ class DvrSink:
 
 
 class DvrPlugin:
-    """Attaches DVR sinks to the sources of DVR-enabled origin vhosts."""
+    """Attaches DVR sinks to the sources of DVR-enabled origin vhosts; at server stop it closes
+    the files being recorded (waiting up to STOP_WAIT seconds) so a quit leaves complete files."""
+
+    STOP_WAIT = 5.0
 
     def __init__(self, server):
         self.server = server
+        self.sinks = weakref.WeakSet()
+
+    def on_server_stop(self):
+        workers = []
+        for sink in list(self.sinks):
+            if sink.recording:
+                sink.on_unpublish(sink.source)
+            if sink._worker is not None:
+                workers.append(sink._worker)
+        if workers:
+            gevent.joinall(workers, timeout=self.STOP_WAIT)
 
     def on_source_created(self, source):
         conf = self.server.config.vhost(source.vhost)
@@ -269,3 +286,4 @@ class DvrPlugin:
         sink = DvrSink(self.server, source)
         source.dvr = sink
         source.sinks.append(sink)
+        self.sinks.add(sink)

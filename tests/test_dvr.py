@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, free_port, need_tool, wait_for
+from tests.conftest import ROOT, free_port, need_tool, wait_for, wait_port
 from tests.test_hooks import HookServer
 
 CONF = """
@@ -137,6 +137,7 @@ def test_no_overwrite_and_crash_leaves_only_tmp(server_factory, hook_server, med
     (rec / "s-1.flv.tmp").write_bytes(b"left by a crash")
     api = free_port()
     srv = start(server_factory, hook_server, "session", f"{rec}/[stream].flv", api=api)
+    wait_port(api)
     publish_burst(srv.url("live/s"), media_file)
     files = recorded(rec, 2, hook_server, calls=1)
     assert [p.name for p in files] == ["s-2.flv", "s.flv"]

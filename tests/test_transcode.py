@@ -3,11 +3,12 @@ HTTP API check what they produce."""
 import json
 import os
 import signal
+import subprocess
 import urllib.request
 
 import pytest
 
-from tests.conftest import ffprobe_streams, free_port, need_tool, wait_for
+from tests.conftest import free_port, need_tool, wait_for, wait_port
 
 TRANSCODE_CONF = """
 listen {port};
@@ -46,7 +47,7 @@ def procs(port, kind=None):
 
 
 def video_size(url):
-    out = __import__("subprocess").run(
+    out = subprocess.run(
         ["ffprobe", "-v", "error", "-rw_timeout", "10000000", "-select_streams", "v",
          "-show_entries", "stream=width,height", "-of", "csv=p=0", url],
         capture_output=True, text=True, timeout=30)
@@ -67,6 +68,7 @@ def transcoding(server_factory, publisher_factory, media_file):
     need_tool("ffprobe")
     api = free_port()
     srv = server_factory(TRANSCODE_CONF.replace("API", str(api)))
+    wait_port(api)
     pub = publisher_factory(srv.url("live/cam"), media_file)
     running = wait_for(lambda: [p for p in procs(api, "transcode") if p["pid"]], timeout=20)
     assert running, procs(api)
@@ -81,8 +83,6 @@ def test_transcode_engine_publishes_a_smaller_stream(transcoding, player_factory
     assert wait_for(lambda: video_size(out_url) == "160,120", timeout=30)
     player = player_factory(out_url, 2).wait(timeout=60)
     assert player.frames > 10 and player.has_video and player.has_audio
-    assert ffprobe_streams(srv.url("live/cam")) == ["aac,audio", "h264,video"] or \
-        ffprobe_streams(srv.url("live/cam")) == ["audio,aac", "video,h264"] or True
     # cam_sd is a normal stream, and the output of an engine is not transcoded again
     streams = {s["name"]: s for s in api_get(api, "/api/v1/streams")["streams"]}
     assert streams["cam_sd"]["publish"]["active"] and streams["cam_sd"]["video"]["width"] == 160
@@ -128,6 +128,7 @@ def test_exec_runs_per_publish_and_stops_at_unpublish(server_factory, publisher_
     srv = server_factory(EXEC_CONF.replace("API", str(api)), start=False)
     (srv.dir / "exec.sh").write_text(f'echo "$@" > {srv.dir}/args.txt\nexec sleep 300\n')
     srv.start()
+    wait_port(api)
     pub = publisher_factory(srv.url("live/ex"), media_file)
     args = srv.dir / "args.txt"
     assert wait_for(lambda: args.exists() and args.read_text().strip(), timeout=20)
@@ -159,6 +160,7 @@ def test_ingest_publishes_a_local_file_and_restarts(server_factory, media_file):
     need_tool("ffprobe")
     api = free_port()
     srv = server_factory(INGEST_CONF.replace("API", str(api)).replace("MEDIA", str(media_file)))
+    wait_port(api)
     (proc,) = wait_for(lambda: [p for p in procs(api, "ingest") if p["pid"]], timeout=20)
     assert proc["name"] == "__defaultVhost__/cam"
     assert proc["argv"][-1] == f"rtmp://127.0.0.1:{srv.port}/live/ingested"   # default vhost dropped

@@ -187,7 +187,8 @@ def _parse_word(parse, arg, shown):
 @dataclass(frozen=True)
 class Block:
     children: dict = None       # name -> Value | Block; None: open, any children unchecked
-    label: str = "none"         # "none": no args; "name": one arg, unique among siblings; "any"
+    label: str = "none"         # "none": no args; "name": one arg, unique among siblings;
+    #                             "name?": like name, or no arg at all; "any"
     repeat: bool = False
 
 
@@ -397,7 +398,7 @@ TRANSCODE = block(
 )
 
 INGEST = block(
-    label="name", repeat=True,
+    label="name?", repeat=True,             # a name (SRS's ingest id), may be left out
     enabled=on_off("off"),
     input=block(
         type=choice("file", "file", "stream"),
@@ -607,7 +608,8 @@ def _check_block(node, spec, path):
             hint = difflib.get_close_matches(child.name, spec.children, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else ""
             raise error(child, cpath, f"unknown directive {cpath}{more}")
-        key = (child.name, child.arg0 if getattr(cspec, "label", "") == "name" else None)
+        named = getattr(cspec, "label", "") in ("name", "name?") and child.args
+        key = (child.name, child.arg0 if named else None)
         if key in seen and (not cspec.repeat or key[1] is not None):
             what = f"{cpath} {key[1]}" if key[1] is not None else cpath
             raise error(child, cpath, f"duplicate {what} (first at line {seen[key].line} of {seen[key].file})")
@@ -625,6 +627,8 @@ def _check_sub_block(node, spec, path):
         raise error(node, path, f"{path}: want no arguments before '{{', got {len(node.args)}")
     if spec.label == "name" and len(node.args) != 1:
         raise error(node, path, f"{path}: want one name before '{{', got {len(node.args)}")
+    if spec.label == "name?" and len(node.args) > 1:
+        raise error(node, path, f"{path}: want at most one name before '{{', got {len(node.args)}")
     if spec.children is not None:
         _check_block(node, spec, path)
 

@@ -432,19 +432,16 @@ def _transcode(node):
 def _ingest(node):
     values = schema.section_values(node, schema.INGEST)
     inp = schema.section_values(node.get("input"), schema.INGEST.children["input"])
-    ingest = Ingest(name=node.arg0, input_type=inp["type"], input_url=inp["url"],
+    ingest = Ingest(name=node.arg0 or "", input_type=inp["type"], input_url=inp["url"],
                     engines=[_engine(e, "vhost.ingest") for e in node.get_all("engine")], **values)
+    what = f"ingest {ingest.name}" if ingest.name else "ingest"
     if ingest.enabled and not ingest.input_url:
-        raise ConfigError(f"ingest {ingest.name}: enabled but no input.url", node.file,
-                          node.line, "vhost.ingest.input.url")
+        raise ConfigError(f"{what}: enabled but no input.url", node.file, node.line,
+                          "vhost.ingest.input.url")
     if ingest.enabled and not ingest.engines:
-        raise ConfigError(f"ingest {ingest.name}: enabled but no engine (the output)",
-                          node.file, node.line, "vhost.ingest.engine")
+        raise ConfigError(f"{what}: enabled but no engine (the output)", node.file, node.line,
+                          "vhost.ingest.engine")
     return ingest
-
-
-def _enabled(node):
-    return node is not None and node.get("enabled") is not None and node.get("enabled").arg0 == "on"
 
 
 def _vhost_warnings(vhost):
@@ -452,7 +449,7 @@ def _vhost_warnings(vhost):
         return []
     node = vhost.directive
     busy = [name for name, on in (("hls", vhost.hls.enabled), ("dvr", vhost.dvr.enabled),
-                                  ("transcode", any(_enabled(t) for t in node.get_all("transcode"))))
+                                  ("transcode", any(t.enabled for t in vhost.transcode)))
             if on]
     if not busy:
         return []

@@ -176,7 +176,8 @@ class Mp4Muxer:
         stts = full_box(b"stts", 0, 0, *_runs(t.durations()))
         boxes = [stsd, stts]
         if is_video and any(t.cts):
-            boxes.append(full_box(b"ctts", 1 if min(t.cts) < 0 else 0, 0, *_runs(t.cts, signed=True)))
+            version = 1 if min(t.cts) < 0 else 0      # signed offsets need version 1
+            boxes.append(full_box(b"ctts", version, 0, *_runs(t.cts, signed=True)))
         if is_video:
             boxes.append(full_box(b"stss", 0, 0, struct.pack(f">I{len(t.keys)}I",
                                                              len(t.keys), *t.keys)))
@@ -193,7 +194,8 @@ class Mp4Muxer:
 
     def _mp4a(self, t):
         return box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8),
-                   struct.pack(">HHHHI", self.channels, 16, 0, 0, (self.sample_rate & 0xFFFF) << 16),
+                   struct.pack(">HHHHI", self.channels, 16, 0, 0,
+                               (self.sample_rate & 0xFFFF) << 16),
                    _esds(t.config))
 
 

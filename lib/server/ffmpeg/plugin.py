@@ -161,9 +161,9 @@ class ProcessPlugin:
         for name, vhost in self.server.config.vhosts.items():
             if self._origin_vhost(name) is None or not vhost.enabled:
                 continue
-            for ingest in vhost.ingest:
+            for i, ingest in enumerate(vhost.ingest):
                 if ingest.enabled:
-                    wanted[(name, ingest.name)] = ingest
+                    wanted[(name, ingest.name or f"#{i}")] = ingest
         for key, (ingest, procs) in list(self.ingests.items()):
             if wanted.get(key) != ingest:
                 for proc in procs:
@@ -171,9 +171,9 @@ class ProcessPlugin:
                 del self.ingests[key]
         for key, ingest in wanted.items():
             if key not in self.ingests:
-                self.ingests[key] = (ingest, self._start_ingest(key[0], ingest))
+                self.ingests[key] = (ingest, self._start_ingest(key[0], key[1], ingest))
 
-    def _start_ingest(self, vhost, ingest):
+    def _start_ingest(self, vhost, name, ingest):
         port = self._port()
         log = self.server.logger.context()
         values = {"vhost": vhost, "port": port}
@@ -185,9 +185,9 @@ class ProcessPlugin:
             build = engine_argv if engine.enabled and engine.vcodec and engine.acodec \
                 else copy_argv
             argv = build(ingest.ffmpeg, engine, ingest.input_url, output, ["-re"])
-            procs.append(self._spawn("ingest", f"{vhost}/{ingest.name}", argv, log,
-                                     vhost=vhost, ingest=ingest.name, output=output,
+            procs.append(self._spawn("ingest", f"{vhost}/{name}", argv, log,
+                                     vhost=vhost, ingest=name, output=output,
                                      output_key=self._stream_key(output)))
-        log.trace(f"ingest {vhost}/{ingest.name}: {ingest.input_type} {ingest.input_url}, "
+        log.trace(f"ingest {vhost}/{name}: {ingest.input_type} {ingest.input_url}, "
                   f"{len(procs)} ffmpeg")
         return procs

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import ConfigError, parse_text
+from lib.config import ConfigError, load_config, parse_text
 from lib.server.ffmpeg.command import copy_argv, engine_argv, expand_all, local_url
 from lib.server.ffmpeg.restart import KILL, SPAWN, RestartError, RestartState
 
@@ -196,3 +196,10 @@ def test_disabled_engine_needs_nothing_and_full_conf_parses():
     parse_text(ENGINE_CONF)
     with pytest.raises(ConfigError):
         parse_text(BAD_CONFIGS["missing output"][0])
+    conf = load_config(str(ROOT / "conf" / "full.conf"))
+    assert conf.vhost("dvr.srs.com").dvr.enabled
+    (t,) = conf.vhost("transcode.srs.com").transcode
+    assert t.scope == "live" and [e.name for e in t.engines] == ["sd", "copy"]
+    assert conf.vhost("exec.srs.com").exec.publish[0][0] == "ffmpeg"
+    (ingest,) = conf.vhost("ingest.srs.com").ingest
+    assert ingest.input_type == "file" and ingest.engines[0].output.endswith("/livestream")

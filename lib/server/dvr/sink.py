@@ -119,6 +119,7 @@ class DvrSink:
         self.queue = []
         self.queued_bytes = 0
         self.plan = None
+        self._conf = None           # the vhost's dvr section, read at each publish
         self.file = DvrFile()
         self.ctx = None             # HookContext of the current publish
         self.hooks = []
@@ -137,8 +138,8 @@ class DvrSink:
             return
         self.ctx = self._context(source, conf)
         self.hooks = conf.http_hooks.on_dvr if conf.http_hooks.enabled else []
-        self._push(_Marker("publish"))
         self._conf = conf.dvr
+        self._push(_Marker("publish"))
 
     def on_message(self, msg):
         if self.recording:

@@ -73,7 +73,7 @@ class ProcessPlugin:
     # ------------------------------------------------------------ publish / unpublish
     def on_publish_started(self, conn, source):
         conf = self._origin_vhost(source.vhost)
-        if conf is None or getattr(conn, "trusted", False):
+        if conf is None:
             return
         log = self.server.logger.context(getattr(conn, "cid", None))
         req = getattr(conn, "req", None)

@@ -196,3 +196,17 @@ def test_plan_waits_for_keyframe_and_mp4_by_extension():
     assert actions[0] == ("open", "/r/s.mp4")
     tail, patches = actions[-1][1], actions[-1][2]
     assert tail[4:8] == b"moov" and patches
+
+
+# ------------------------------------------------------------------------------------ server helpers
+def test_dvr_apply_filter_and_unique_names(tmp_path):
+    from lib.server.dvr.sink import applies, unique_path
+    assert applies(dvr_conf(), "live", "s")
+    only = dvr_conf(dvr_apply="live/a other/b")
+    assert applies(only, "live", "a") and applies(only, "other", "b")
+    assert not applies(only, "live", "b")
+    path = tmp_path / "s.flv"
+    assert unique_path(str(path)) == str(path)
+    path.write_bytes(b"x")
+    (tmp_path / "s-1.flv.tmp").write_bytes(b"x")
+    assert unique_path(str(path)) == str(tmp_path / "s-2.flv")

@@ -3,7 +3,8 @@
 Rules:
 - DvrPlugin(server).on_source_created attaches a DvrSink to sources of vhosts with dvr.enabled
   that are not edges (an edge never records, as SRS). At each publish the sink re-reads the
-  vhost's dvr section (reload applies to the next publish) and records only when dvr_apply is
+  vhost's dvr section (a reload applies to the next publish; on_reload gives existing sources a
+  sink when DVR was just enabled) and records only when dvr_apply is
   `all` or lists `app/stream` (SRS's srs_config_apply_filter).
 - on_publish / on_message / on_unpublish only append to a queue (on_message is the fan-out hot
   path). One worker greenlet per recording sink drains it every WORKER_TICK, feeds the plan and
@@ -269,6 +270,13 @@ class DvrPlugin:
     def __init__(self, server):
         self.server = server
         self.sinks = weakref.WeakSet()
+
+    def on_reload(self, old, new):
+        """DVR enabled by a reload: sources that live on (players kept them) get a sink too;
+        it records from their next publish."""
+        for source in list(self.server.sources.sources.values()):
+            if getattr(source, "dvr", None) is None:
+                self.on_source_created(source)
 
     def on_server_stop(self):
         workers = []

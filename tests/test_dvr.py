@@ -160,3 +160,21 @@ def test_no_overwrite_and_crash_leaves_only_tmp(server_factory, hook_server, med
     pub.stop()
     assert not (rec / "s-3.flv").exists()
     assert (rec / "s-3.flv.tmp").exists()
+
+
+def test_server_stop_completes_the_recording(server_factory, hook_server, media_file, tmp_path,
+                                             publisher_factory):
+    """SIGTERM while recording: the file is closed, renamed and announced before the exit."""
+    need_tool("ffprobe")
+    rec = tmp_path / "rec"
+    srv = start(server_factory, hook_server, "session", f"{rec}/[stream].mp4")
+    pub = publisher_factory(srv.url("live/s"), media_file)
+    assert wait_for(lambda: (rec / "s.mp4.tmp").exists() and
+                    os.path.getsize(rec / "s.mp4.tmp") > 50000, timeout=20)
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.wait(20)
+    pub.stop()
+    assert not (rec / "s.mp4.tmp").exists()
+    streams, duration = probe(rec / "s.mp4")
+    assert streams == [("audio", "aac"), ("video", "h264")] and duration > 0.5
+    assert [body["file"] for _, _, body in hook_server.calls] == [str(rec / "s.mp4")]

@@ -79,6 +79,11 @@ def test_transcode_engine_publishes_a_smaller_stream(transcoding, player_factory
     srv, api, pub, proc = transcoding
     assert proc["name"] == "__defaultVhost__/live/cam/sd" and proc["engine"] == "sd"
     assert proc["output_key"] == "__defaultVhost__/live/cam_sd"
+    # ffmpeg's stderr is logged with the publisher's context id (and kept for the API)
+    publisher = {s["name"]: s for s in api_get(api, "/api/v1/streams")["streams"]}["cam"]
+    assert proc["cid"] == publisher["publish"]["cid"]
+    assert wait_for(lambda: procs(api, "transcode")[0]["last_output"], timeout=20)
+    assert f"[{proc['cid']}] transcode __defaultVhost__/live/cam/sd: " in srv.log_text()
     out_url = srv.url("live/cam_sd")
     assert wait_for(lambda: video_size(out_url) == "160,120", timeout=30)
     player = player_factory(out_url, 2).wait(timeout=60)
@@ -177,3 +182,20 @@ def test_ingest_publishes_a_local_file_and_restarts(server_factory, media_file):
                      timeout=30)
     assert again, procs(api)
     assert wait_for(publishing, timeout=20)
+
+
+def test_reload_adds_and_removes_an_ingest(server_factory, media_file):
+    api = free_port()
+    with_ingest = INGEST_CONF.replace("API", str(api)).replace("MEDIA", str(media_file))
+    on, off = "ingest cam {\n        enabled on;", "ingest cam {\n        enabled off;"
+    assert on in with_ingest
+    srv = server_factory(with_ingest.replace(on, off))
+    wait_port(api)
+    assert procs(api) == []
+    srv.conf.write_text(srv.conf.read_text().replace(off, on))
+    srv.send_signal(signal.SIGHUP)
+    (proc,) = wait_for(lambda: [p for p in procs(api, "ingest") if p["pid"]], timeout=20)
+    srv.conf.write_text(srv.conf.read_text().replace(on, off))
+    srv.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: not procs(api), timeout=20)
+    assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)

@@ -8,6 +8,7 @@ from lib.config import parse_text
 from lib.media import flv
 from lib.media.dvr import DvrPlan, build_path
 from lib.media.mp4 import Mp4Muxer, iter_boxes
+from lib.rtmp import amf0
 
 # Sequence headers taken from an ffmpeg-made 320x180 H.264 / 44.1 kHz mono AAC FLV.
 VIDEO_SH = bytes.fromhex("17000000000142c00dffe100176742c00dda05067e7c0440000003004000000c83c5"
@@ -157,10 +158,15 @@ def test_session_plan_one_file_per_publish():
     kinds = [a[0] for a in actions]
     assert kinds.count("open") == 1 and kinds.count("close") == 1
     assert actions[0] == ("open", "/r/s.flv")
-    data = b"".join(a[1] for a in actions if a[0] == "write")
-    tags = list(flv.iter_tags(data))
+    data = bytearray(b"".join(a[1] for a in actions if a[0] == "write"))
+    for offset, patch in actions[-1][2]:
+        data[offset:offset + len(patch)] = patch
+    tags = list(flv.iter_tags(bytes(data)))
     assert tags[0][0] == flv.TAG_SCRIPT and tags[1][2] == VIDEO_SH
     assert abs(actions[-1][3] - 5000) <= 60
+    name, meta = amf0.decode_all(tags[0][2])      # SRS patches onMetaData at close
+    assert name == "onMetaData" and abs(meta["duration"] - 5.0) <= 0.06
+    assert meta["filesize"] == len(data)
 
 
 @pytest.mark.parametrize("wait_keyframe", ["on", "off"])

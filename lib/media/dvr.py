@@ -17,10 +17,13 @@ Rules (this module owns them):
 - Until the first video keyframe of a publish (or of a segment, with dvr_wait_keyframe) video
   frames are not written, so every file starts decodable. Audio before it is kept.
 """
+import struct
+
 from lib.media import flv
 from lib.media.jitter import Jitter
 from lib.media.mp4 import Mp4Muxer
 from lib.media.variables import expand, time_values
+from lib.rtmp import amf0
 
 
 def build_path(template, vhost, app, stream, now, utc=False):
@@ -30,17 +33,59 @@ def build_path(template, vhost, app, stream, now, utc=False):
     return expand(template, names)
 
 
+ON_METADATA = amf0.encode("onMetaData")
+
+
 class FlvFile:
-    """FLV container with the same interface as Mp4Muxer."""
+    """FLV container with the same interface as Mp4Muxer. As SRS, the file's first onMetaData
+    gets `duration` and `filesize` numbers that finish() patches with the real values."""
+
+    def __init__(self):
+        self.offset = 0
+        self.patch_at = {}          # "duration"/"filesize" -> file offset of its 8-byte double
+        self.first_ts = self.last_ts = None
 
     def header(self):
-        return flv.file_header()
+        data = flv.file_header()
+        self.offset += len(data)
+        return data
 
     def write(self, type_id, timestamp, payload):
-        return flv.tag(type_id, timestamp, payload)
+        if type_id == flv.TAG_SCRIPT and not self.patch_at and \
+                bytes(payload[:len(ON_METADATA)]) == ON_METADATA:
+            payload = self._metadata(payload)
+        elif type_id in (flv.TAG_AUDIO, flv.TAG_VIDEO):
+            if self.first_ts is None:
+                self.first_ts = timestamp
+            self.last_ts = timestamp
+        data = flv.tag(type_id, timestamp, payload)
+        self.offset += len(data)
+        return data
+
+    def _metadata(self, payload):
+        try:
+            values = amf0.decode_all(bytes(payload))
+        except amf0.AmfError:
+            return payload
+        if len(values) < 2 or not isinstance(values[1], dict):
+            return payload
+        meta = values[1]
+        meta = type(meta)({k: v for k, v in meta.items() if k not in ("duration", "filesize")})
+        meta["duration"] = 0.0
+        meta["filesize"] = 0.0
+        payload = amf0.encode("onMetaData", meta, *values[2:])
+        for name in ("duration", "filesize"):
+            key = len(name).to_bytes(2, "big") + name.encode() + b"\x00"   # key, number marker
+            pos = payload.rfind(key)
+            self.patch_at[name] = self.offset + 11 + pos + len(key)       # 11: tag header
+        return payload
 
     def finish(self):
-        return b"", []
+        if not self.patch_at:
+            return b"", []
+        span = 0 if self.first_ts is None else self.last_ts - self.first_ts
+        values = {"duration": span / 1000.0, "filesize": float(self.offset)}
+        return b"", [(at, struct.pack(">d", values[name])) for name, at in self.patch_at.items()]
 
 
 class DvrPlan:
@@ -75,8 +120,8 @@ class DvrPlan:
             self.video_sh = (type_id, payload)
         elif type_id == flv.TAG_AUDIO and flv.is_audio_sequence_header(payload):
             self.audio_sh = (type_id, payload)
-        elif type_id not in (flv.TAG_AUDIO, flv.TAG_VIDEO):
-            self.metadata = (type_id, payload)
+        elif type_id == flv.TAG_SCRIPT and bytes(payload[:len(ON_METADATA)]) == ON_METADATA:
+            self.metadata = (type_id, payload)      # not onCuePoint & co: they are not headers
         actions = []
         if self.segmented and self._segment_full(type_id, ts, is_keyframe):
             actions += self._close()

@@ -15,6 +15,8 @@ Rules:
 - Each sample is its own chunk (stsc has one entry); chunk offsets are co64.
 """
 import struct
+import sys
+from array import array
 
 from lib.media import flv
 from lib.media.codec_info import parse_audio_specific_config, parse_sps
@@ -37,15 +39,16 @@ class _Track:
     def __init__(self, track_id):
         self.track_id = track_id
         self.config = None        # avcC record or AudioSpecificConfig bytes
-        self.dts = []             # ms
-        self.cts = []             # composition offsets (video)
-        self.sizes = []
-        self.offsets = []
-        self.keys = []            # 1-based sample numbers of sync samples (video)
+        # compact arrays: a long recording keeps a few bytes per sample, not Python ints
+        self.dts = array("q")     # ms
+        self.cts = array("i")     # composition offsets (video)
+        self.sizes = array("I")
+        self.offsets = array("Q")
+        self.keys = array("I")    # 1-based sample numbers of sync samples (video)
 
     def durations(self):
         dts = self.dts
-        deltas = [max(0, b - a) for a, b in zip(dts, dts[1:])]
+        deltas = array("I", (max(0, b - a) for a, b in zip(dts, dts[1:])))
         deltas.append(deltas[-1] if deltas else 0)
         return deltas
 
@@ -179,12 +182,12 @@ class Mp4Muxer:
             version = 1 if min(t.cts) < 0 else 0      # signed offsets need version 1
             boxes.append(full_box(b"ctts", version, 0, *_runs(t.cts, signed=True)))
         if is_video:
-            boxes.append(full_box(b"stss", 0, 0, struct.pack(f">I{len(t.keys)}I",
-                                                             len(t.keys), *t.keys)))
+            boxes.append(full_box(b"stss", 0, 0, struct.pack(">I", len(t.keys)),
+                                  _be("I", t.keys)))
         n = len(t.sizes)
         boxes.append(full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, 1, 1)))
-        boxes.append(full_box(b"stsz", 0, 0, struct.pack(f">II{n}I", 0, n, *t.sizes)))
-        boxes.append(full_box(b"co64", 0, 0, struct.pack(f">I{n}Q", n, *t.offsets)))
+        boxes.append(full_box(b"stsz", 0, 0, struct.pack(">II", 0, n), _be("I", t.sizes)))
+        boxes.append(full_box(b"co64", 0, 0, struct.pack(">I", n), _be("Q", t.offsets)))
         return box(b"stbl", *boxes)
 
     def _avc1(self, t):
@@ -215,6 +218,14 @@ def _esds(asc):
     es = _descriptor(0x03, struct.pack(">HB", VIDEO_TRACK + 1, 0) + dcd +
                      _descriptor(0x06, b"\x02"))
     return full_box(b"esds", 0, 0, es)
+
+
+def _be(code, values):
+    """Big-endian bytes of unsigned 32-bit ("I") or 64-bit ("Q") integers."""
+    out = array(code, values)
+    if sys.byteorder == "little":
+        out.byteswap()
+    return out.tobytes()
 
 
 def _runs(values, signed=False):

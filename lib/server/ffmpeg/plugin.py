@@ -9,7 +9,8 @@ Rules:
   (rtmp://127.0.0.1:PORT/app?vhost=VHOST/stream) and publishing the engine's `output` with
   [vhost] [port] [app] [stream] [param] [engine] and the time variables expanded. They stop at
   unpublish. A published stream that is the output of a running engine is not transcoded again
-  (SRS's loop check, here by stream key rather than URL text): no infinite transcode chains.
+  (SRS's loop check, here by stream key rather than URL text; an output counts as ours when its
+  host is loopback/localhost/0.0.0.0 and its port one of our RTMP ports): no infinite chains.
 - exec: at each publish, one process per `exec.publish` line, words expanded with [vhost]
   [port] [app] [stream] [tcUrl] [swfUrl] [pageUrl] [param] [url] and the time variables;
   stopped at unpublish.
@@ -28,6 +29,9 @@ from lib.rtmp.url import discover, parse_rtmp_url
 from lib.server.ffmpeg.command import (copy_argv, engine_argv, expand_all, local_url,
                                        stream_values)
 from lib.server.ffmpeg.process import ProcessRegistry, Supervised
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
 def scopes(app, stream):
@@ -57,11 +61,15 @@ class ProcessPlugin:
         return None if conf is None or conf.is_edge else conf
 
     def _stream_key(self, url):
-        """The local stream key an RTMP output URL publishes to, or None if not ours/bad."""
+        """The stream key an RTMP output URL publishes to on this server (a loopback or
+        wildcard host and one of our RTMP ports), or None (another server, or not RTMP)."""
         try:
             tc_url, stream = parse_rtmp_url(url)
             req = discover(tc_url, stream)
         except ProtocolError:
+            return None
+        ports = set(self.server.rtmp_ports) | {port for _, port in self.server.config.listen}
+        if req.schema != "rtmp" or req.host not in LOCAL_HOSTS or req.port not in ports:
             return None
         conf = self.server.config.vhost(req.vhost)
         return f"{conf.name if conf else req.vhost}/{req.app}/{req.stream}"

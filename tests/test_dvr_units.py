@@ -204,7 +204,7 @@ def test_plan_waits_for_keyframe_and_mp4_by_extension():
     assert tail[4:8] == b"moov" and patches
 
 
-# ------------------------------------------------------------------------------------ server helpers
+# ----------------------------------------------------------------------------- server helpers
 def test_dvr_apply_filter_and_unique_names(tmp_path):
     from lib.server.dvr.sink import applies, unique_path
     assert applies(dvr_conf(), "live", "s")

@@ -203,3 +203,55 @@ def test_disabled_engine_needs_nothing_and_full_conf_parses():
     assert conf.vhost("exec.srs.com").exec.publish[0][0] == "ffmpeg"
     (ingest,) = conf.vhost("ingest.srs.com").ingest
     assert ingest.input_type == "file" and ingest.engines[0].output.endswith("/livestream")
+
+
+# ------------------------------------------------------------------------ edges never do it
+class _FakeServer:
+    """What the plugins read from a Server, without sockets."""
+
+    def __init__(self, conf):
+        from lib.server.process.log import Logger
+        self.config = conf
+        self.logger = Logger("console", "error", None)
+        self.rtmp_ports = [1935]
+        self.config_transform = None
+        self.server_id, self.service_id = "vid-x", "svc"
+
+
+class _FakeSource:
+    def __init__(self, vhost):
+        self.vhost, self.app, self.stream = vhost, "live", "s"
+        self.key = f"{vhost}/live/s"
+        self.sinks = []
+        self.dvr = None
+        self.publisher = None
+
+
+EDGE_CONF = """
+listen 1935;
+vhost edge.test {
+    cluster { mode remote; origin 127.0.0.1:19350; }
+    dvr { enabled on; }
+    exec { enabled on; publish /bin/true; }
+    transcode {
+        enabled on;
+        engine e { enabled on; vcodec copy; acodec copy; output rtmp://127.0.0.1/x/y; }
+    }
+    ingest cam { enabled on; input { url /x.flv; } engine { output rtmp://127.0.0.1/live/cam; } }
+}
+"""
+
+
+def test_edge_vhost_never_records_transcodes_execs_or_ingests():
+    from lib.server.dvr.sink import DvrPlugin
+    from lib.server.ffmpeg.plugin import ProcessPlugin
+    conf = parse_text(EDGE_CONF)
+    assert any("edge does not do dvr/transcode" in w for w in conf.warnings)
+    server = _FakeServer(conf)
+    source = _FakeSource("edge.test")
+    DvrPlugin(server).on_source_created(source)
+    assert source.sinks == [] and source.dvr is None
+    procs = ProcessPlugin(server)
+    procs.on_publish_started(object(), source)
+    procs.on_server_start()
+    assert server.processes.procs == {} and procs.by_stream == {} and procs.ingests == {}

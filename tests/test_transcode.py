@@ -131,7 +131,8 @@ def test_exec_runs_per_publish_and_stops_at_unpublish(server_factory, publisher_
                                                       media_file, tmp_path):
     api = free_port()
     srv = server_factory(EXEC_CONF.replace("API", str(api)), start=False)
-    (srv.dir / "exec.sh").write_text(f'echo "$@" > {srv.dir}/args.txt\nexec sleep 300\n')
+    (srv.dir / "exec.sh").write_text(f'sleep 300 &\necho $! > {srv.dir}/child.pid\n'
+                                     f'echo "$@" > {srv.dir}/args.txt\nwait\n')
     srv.start()
     wait_port(api)
     pub = publisher_factory(srv.url("live/ex"), media_file)
@@ -141,9 +142,12 @@ def test_exec_runs_per_publish_and_stops_at_unpublish(server_factory, publisher_
                                         f"rtmp://127.0.0.1:{srv.port}/live/ex"]
     (proc,) = wait_for(lambda: [p for p in procs(api, "exec") if p["pid"]], timeout=10)
     assert proc["state"] == "running" and pid_alive(proc["pid"])
+    child = int((srv.dir / "child.pid").read_text())
+    assert pid_alive(child)
     pub.stop()
     assert wait_for(lambda: not procs(api), timeout=20)
     assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)
+    assert wait_for(lambda: not pid_alive(child), timeout=10)     # what it started stops too
 
 
 INGEST_CONF = """

@@ -45,7 +45,6 @@ class ProcessPlugin:
         self.by_stream = {}         # source key -> [Supervised] (transcode + exec)
         self.outputs = {}           # stream key produced by a transcoder -> its Supervised
         self.ingests = {}           # (vhost, ingest name) -> (Ingest, [Supervised])
-        self.log = server.logger.context("ffmpeg")
 
     # ------------------------------------------------------------ helpers
     def _port(self):
@@ -186,14 +185,15 @@ class ProcessPlugin:
         log = self.server.logger.context()
         values = {"vhost": vhost, "port": port}
         procs = []
-        for engine in ingest.engines:
+        for i, engine in enumerate(ingest.engines):
+            label = f"{vhost}/{name}" + (f"/{engine.name or i}" if len(ingest.engines) > 1 else "")
             output = expand_all(engine.output, values, time.time(), self.server.config.utc_time)
             output = output.replace(f"vhost={DEFAULT_VHOST}", "").replace("?&", "?") \
                 .replace("?/", "/").rstrip("?")
             build = engine_argv if engine.enabled and engine.vcodec and engine.acodec \
                 else copy_argv
             argv = build(ingest.ffmpeg, engine, ingest.input_url, output, ["-re"])
-            procs.append(self._spawn("ingest", f"{vhost}/{name}", argv, log,
+            procs.append(self._spawn("ingest", label, argv, log,
                                      vhost=vhost, ingest=name, output=output,
                                      output_key=self._stream_key(output)))
         log.trace(f"ingest {vhost}/{name}: {ingest.input_type} {ingest.input_url}, "

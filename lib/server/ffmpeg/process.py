@@ -3,8 +3,8 @@
 Rules:
 - `Supervised(registry, kind, name, argv, log, **info)`: `start()` spawns it; when it exits it
   is restarted after the delay lib.server.ffmpeg.restart.RestartState decides (capped backoff,
-  never a tight loop); `stop()` terminates it (SIGTERM, SIGKILL after KILL_AFTER seconds) and
-  it is not restarted. One greenlet per process waits for it; one reads its stderr.
+  never a tight loop); `stop()` terminates it and what it started (its own session and process
+  group: SIGTERM, SIGKILL after KILL_AFTER seconds) and it is not restarted. One greenlet per process waits for it; one reads its stderr.
 - The child gets stdin/stdout from /dev/null, its stderr is read line by line (ffmpeg ends
   progress lines with \\r) and written to the log with the owner's context id: at most
   LOG_LINES lines per LOG_WINDOW seconds, then one line saying how many were left out. The last
@@ -13,6 +13,8 @@ Rules:
 - ProcessRegistry holds every Supervised by id; the API and metrics read it.
 """
 import collections
+import os
+import signal
 import subprocess as std_subprocess
 import time
 
@@ -28,6 +30,18 @@ LOG_WINDOW = 10.0
 LOG_LINES = 20
 TAIL_LINES = 5
 MAX_LINE = 500
+
+
+def _signal_group(proc, sig):
+    """Signal the child's process group (it leads its own session), so what a command started
+    (a shell's children) stops with it."""
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:
+        try:
+            proc.send_signal(sig)
+        except OSError:
+            pass
 
 
 class ProcessRegistry:
@@ -88,20 +102,15 @@ class Supervised:
         proc = self.proc
         if action == KILL and proc is not None and proc.poll() is None:
             self.log.trace(f"{self.kind} {self.name}: stop pid {proc.pid}")
-            try:
-                proc.terminate()
-            except OSError:
-                pass
+            _signal_group(proc, signal.SIGTERM)
             gevent.spawn_later(KILL_AFTER, self._kill, proc)
         elif self._greenlet is not None and action is None:
             self._greenlet.kill(block=False)
 
-    def _kill(self, proc):
+    @staticmethod
+    def _kill(proc):
         if proc.poll() is None:
-            try:
-                proc.kill()
-            except OSError:
-                pass
+            _signal_group(proc, signal.SIGKILL)
 
     # ------------------------------------------------------------ driver
     def _run(self):
@@ -124,7 +133,8 @@ class Supervised:
         try:
             self.proc = subprocess.Popen(self.argv, stdin=std_subprocess.DEVNULL,
                                          stdout=std_subprocess.DEVNULL,
-                                         stderr=std_subprocess.PIPE, preexec_fn=die_with_parent)
+                                         stderr=std_subprocess.PIPE, preexec_fn=die_with_parent,
+                                         start_new_session=True)
         except OSError as e:
             self.proc = None
             self.log.error(f"{self.kind} {self.name}: cannot start {self.argv[0]}: {e}")

@@ -216,3 +216,15 @@ def test_dvr_apply_filter_and_unique_names(tmp_path):
     path.write_bytes(b"x")
     (tmp_path / "s-1.flv.tmp").write_bytes(b"x")
     assert unique_path(str(path)) == str(tmp_path / "s-2.flv")
+
+
+def test_on_dvr_body_has_srs_fields_in_order():
+    from lib.server.core.hooks import HookContext, build_body
+    ctx = HookContext(client_id="c1", ip="1.2.3.4", vhost="__defaultVhost__", app="live",
+                      stream="s", param="?k=v", tc_url="rtmp://h/live", server_id="vid-1",
+                      service_id="svc", stream_id="sid", cwd="/srv", file="./rec/s.flv")
+    body = build_body("on_dvr", ctx)
+    assert list(body) == ["server_id", "service_id", "action", "client_id", "ip", "vhost", "app",
+                          "tcUrl", "stream", "param", "cwd", "file", "stream_url", "stream_id"]
+    assert body["action"] == "on_dvr" and body["file"] == "./rec/s.flv"
+    assert body["cwd"] == "/srv" and body["stream_url"] == "/live/s"

@@ -68,8 +68,10 @@ class WorkerPool:
         self.watcher = None
 
     def command(self, index):
-        script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "srsedge.py")
+        root = os.path.abspath(__file__)
+        for _ in range(4):                      # lib/server/process/workers.py -> the repo
+            root = os.path.dirname(root)
+        script = os.path.join(root, "srsedge.py")
         return [sys.executable, script, "-c", self.conf_path, "--worker", str(index),
                 "--upstream-port", str(self.upstream_port)]
 

@@ -228,3 +228,15 @@ def test_on_dvr_body_has_srs_fields_in_order():
                           "tcUrl", "stream", "param", "cwd", "file", "stream_url", "stream_id"]
     assert body["action"] == "on_dvr" and body["file"] == "./rec/s.flv"
     assert body["cwd"] == "/srv" and body["stream_url"] == "/live/s"
+
+
+@pytest.mark.parametrize("app,stream", [("live", ".."), ("../../etc", "s"), ("live/../..", "s"),
+                                        ("/abs", "s"), ("live", ".")])
+def test_names_that_would_leave_dvr_path_are_refused(app, stream):
+    from lib.media.dvr import DvrPathError
+    with pytest.raises(DvrPathError):
+        build_path("/rec/[app]/[stream].flv", "v", app, stream, 1.0)
+    plan = DvrPlan(dvr_conf(dvr_path="/rec/[app]/[stream].flv"), "v", app, stream)
+    with pytest.raises(DvrPathError):
+        plan.on_publish(1.0)
+    assert build_path("/rec/[app]/[stream].flv", "v", "a/b", "s..x", 1.0) == "/rec/a/b/s..x.flv"

@@ -6,7 +6,8 @@ Rules (this module owns them):
   epoch). A template not ending in .flv or .mp4 is a directory: `/[stream].[timestamp].flv`
   is appended (SRS). The extension picks the container: .mp4 -> MP4, else FLV.
 - `DvrPlan(conf, vhost, app, stream)`: `on_publish(now)`, `feed(type_id, ts, payload,
-  is_keyframe, now)`, `on_unpublish()` return actions:
+  is_keyframe, now)`, `on_unpublish()` return actions (on_publish raises DvrPathError when the
+  app or stream name would leave dvr_path's directory: `..` segments, absolute):
   ("open", path) a new file begins (the caller writes it under a temporary name);
   ("write", bytes); ("close", tail, patches, duration_ms) the file is complete.
 - session plan: one file per publish, closed at unpublish. segment plan: when the file holds
@@ -22,11 +23,19 @@ import struct
 from lib.media import flv
 from lib.media.jitter import Jitter
 from lib.media.mp4 import Mp4Muxer
-from lib.media.variables import expand, time_values
+from lib.media.variables import expand, time_values, unsafe
 from lib.rtmp import amf0
 
 
+class DvrPathError(ValueError):
+    pass
+
+
 def build_path(template, vhost, app, stream, now, utc=False):
+    """The file path for a recording; DvrPathError if a name would move it (`..`, absolute)."""
+    for what, value in (("vhost", vhost), ("app", app), ("stream", stream)):
+        if unsafe(value):
+            raise DvrPathError(f"{what} {value!r} cannot be part of a file path")
     if not template.endswith((".flv", ".mp4")):
         template = template.rstrip("/") + "/[stream].[timestamp].flv"
     names = {"vhost": vhost, "app": app, "stream": stream, **time_values(now, utc)}

@@ -1,11 +1,18 @@
 """SRS's `[name]` variables in paths, URLs and commands (sans-IO: `now` is passed in).
 
-Rules: `expand(text, values)` replaces each `[name]` of `values` (a dict without brackets);
+Rules: `unsafe(name)` says whether a client-chosen name must not go into a path (DVR refuses
+to record it, exec refuses to run for it). `expand(text, values)` replaces each `[name]` of `values` (a dict without brackets);
 unknown names stay as written. `time_values(now, utc)` gives SRS's srs_path_build_timestamp
 names: [2006] year, [01] month, [02] day, [15] hour, [04] minute, [05] second, [999] ms,
 [timestamp] ms since the epoch; local time unless `utc` (the `utc_time` directive).
 """
 import time
+
+
+def unsafe(value):
+    """True if a client-chosen name (app, stream, vhost) could move a path it is put into:
+    an absolute name, or an empty, `.` or `..` segment."""
+    return value.startswith("/") or any(seg in ("", ".", "..") for seg in value.split("/"))
 
 
 def time_values(now, utc=False):

@@ -30,7 +30,7 @@ import gevent
 from gevent.event import Event
 
 from lib.media import flv
-from lib.media.dvr import DvrPlan
+from lib.media.dvr import DvrPathError, DvrPlan
 from lib.server.core.hooks import HookContext
 
 WORKER_TICK = 0.2           # seconds between queue drains while recording
@@ -206,7 +206,12 @@ class DvrSink:
             self._logged.clear()
             self.plan = DvrPlan(self._conf, self.source.vhost, self.source.app,
                                 self.source.stream, utc=self.server.config.utc_time)
-            return self.plan.on_publish(now)
+            try:
+                return self.plan.on_publish(now)
+            except DvrPathError as e:
+                self.log.warn(f"dvr {self.key}: not recorded: {e}")
+                self.plan = None
+                return []
         if self.plan is None:
             return []
         if marker.kind == "unpublish":

@@ -13,7 +13,7 @@ Rules:
   host is loopback/localhost/0.0.0.0 and its port one of our RTMP ports): no infinite chains.
 - exec: at each publish, one process per `exec.publish` line, words expanded with [vhost]
   [port] [app] [stream] [tcUrl] [swfUrl] [pageUrl] [param] [url] and the time variables;
-  stopped at unpublish.
+  stopped at unpublish. Not run for an app or stream name that could move a path (`..`).
 - ingest: at server start (and for ingests added by a reload), one ffmpeg per engine of each
   enabled `ingest` (-re -i input.url; a disabled engine or one without vcodec/acodec copies, as
   SRS); output variables [vhost] [port] and time. A reload stops ingests that were removed or
@@ -23,6 +23,7 @@ Rules:
 """
 import time
 
+from lib.media.variables import unsafe
 from lib.names import DEFAULT_VHOST
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover, parse_rtmp_url
@@ -130,6 +131,9 @@ class ProcessPlugin:
 
     def _exec(self, conf, source, req, log):
         if not conf.exec.enabled or not conf.exec.publish:
+            return []
+        if unsafe(source.app) or unsafe(source.stream):
+            log.warn(f"exec: not run for {source.key}: app or stream name with '..' or '/'")
             return []
         port = self._port()
         param = (req.param or "") if req is not None else ""

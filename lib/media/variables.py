@@ -1,8 +1,8 @@
 """SRS's `[name]` variables in paths, URLs and commands (sans-IO: `now` is passed in).
 
 Rules: `unsafe(name)` says whether a client-chosen name must not go into a path (DVR refuses
-to record it, exec refuses to run for it). `expand(text, values)` replaces each `[name]` of `values` (a dict without brackets);
-unknown names stay as written. `time_values(now, utc)` gives SRS's srs_path_build_timestamp
+to record it, exec refuses to run for it). `expand(text, values)` replaces each `[name]` of
+`values` (a dict without brackets); unknown names stay as written. `time_values(now, utc)` gives SRS's srs_path_build_timestamp
 names: [2006] year, [01] month, [02] day, [15] hour, [04] minute, [05] second, [999] ms,
 [timestamp] ms since the epoch; local time unless `utc` (the `utc_time` directive).
 """

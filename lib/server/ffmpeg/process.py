@@ -4,7 +4,8 @@ Rules:
 - `Supervised(registry, kind, name, argv, log, **info)`: `start()` spawns it; when it exits it
   is restarted after the delay lib.server.ffmpeg.restart.RestartState decides (capped backoff,
   never a tight loop); `stop()` terminates it and what it started (its own session and process
-  group: SIGTERM, SIGKILL after KILL_AFTER seconds) and it is not restarted. One greenlet per process waits for it; one reads its stderr.
+  group: SIGTERM, SIGKILL after KILL_AFTER seconds) and it is not restarted. One greenlet per
+  process waits for it; one reads its stderr.
 - The child gets stdin/stdout from /dev/null, its stderr is read line by line (ffmpeg ends
   progress lines with \\r) and written to the log with the owner's context id: at most
   LOG_LINES lines per LOG_WINDOW seconds, then one line saying how many were left out. The last

@@ -187,7 +187,8 @@ def _parse_word(parse, arg, shown):
 @dataclass(frozen=True)
 class Block:
     children: dict = None       # name -> Value | Block; None: open, any children unchecked
-    label: str = "none"         # "none": no args; "name": one arg, unique among siblings; "any"
+    label: str = "none"         # "none": no args; "name": one arg, unique among siblings;
+    #                             "name?": like name, or no arg at all; "any"
     repeat: bool = False
 
 
@@ -363,6 +364,50 @@ EXEC = block(
     publish=words(STR, [], repeat=True),
 )
 
+# One ffmpeg command (SRS's engine): transcode engines and ingest engines. vfilter/vparams/
+# aparams/perfile hold `name [value];` pairs passed to ffmpeg as `-name value`.
+ENGINE = block(
+    label="any", repeat=True,
+    enabled=on_off("off"),
+    iformat=text("flv"),
+    vfilter=open_block(),
+    vcodec=text(""),                        # libx264 | copy | vn | any ffmpeg encoder
+    vbitrate=integer("0", lo=0),            # kbps, 0: not set
+    vfps=number("0", lo=0),
+    vwidth=integer("0", lo=0),
+    vheight=integer("0", lo=0),
+    vthreads=integer("1", lo=0),
+    vprofile=text(""),
+    vpreset=text(""),
+    vparams=open_block(),
+    acodec=text(""),                        # aac | libfdk_aac | libmp3lame | libopus | copy | an
+    abitrate=integer("0", lo=0),            # kbps, 0: not set
+    asample_rate=integer("0", lo=0),
+    achannels=integer("0", lo=0, hi=2),
+    aparams=open_block(),
+    oformat=text("flv"),
+    output=text(""),                        # required when enabled
+    perfile=open_block(),
+)
+
+TRANSCODE = block(
+    label="any", repeat=True,               # scope: none (vhost), `app` or `app/stream`
+    enabled=on_off("off"),
+    ffmpeg=text("ffmpeg"),                  # srsedge: ffmpeg from PATH (SRS: empty = disabled)
+    engine=ENGINE,
+)
+
+INGEST = block(
+    label="name?", repeat=True,             # a name (SRS's ingest id), may be left out
+    enabled=on_off("off"),
+    input=block(
+        type=choice("file", "file", "stream"),
+        url=text(""),
+    ),
+    ffmpeg=text("ffmpeg"),                  # srsedge: ffmpeg from PATH (SRS: empty)
+    engine=ENGINE,
+)
+
 VHOST = block(
     label="name", repeat=True,
     enabled=on_off("on"),
@@ -383,8 +428,8 @@ VHOST = block(
     refer=REFER,
     dvr=DVR,
     exec=EXEC,
-    transcode=open_block(label="any", repeat=True),
-    ingest=open_block(label="name", repeat=True),
+    transcode=TRANSCODE,
+    ingest=INGEST,
     bandcheck=open_block(),
     rtc=open_block(),
     srt=open_block(),
@@ -563,7 +608,8 @@ def _check_block(node, spec, path):
             hint = difflib.get_close_matches(child.name, spec.children, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else ""
             raise error(child, cpath, f"unknown directive {cpath}{more}")
-        key = (child.name, child.arg0 if getattr(cspec, "label", "") == "name" else None)
+        named = getattr(cspec, "label", "") in ("name", "name?") and child.args
+        key = (child.name, child.arg0 if named else None)
         if key in seen and (not cspec.repeat or key[1] is not None):
             what = f"{cpath} {key[1]}" if key[1] is not None else cpath
             raise error(child, cpath, f"duplicate {what} (first at line {seen[key].line} of {seen[key].file})")
@@ -581,6 +627,8 @@ def _check_sub_block(node, spec, path):
         raise error(node, path, f"{path}: want no arguments before '{{', got {len(node.args)}")
     if spec.label == "name" and len(node.args) != 1:
         raise error(node, path, f"{path}: want one name before '{{', got {len(node.args)}")
+    if spec.label == "name?" and len(node.args) > 1:
+        raise error(node, path, f"{path}: want at most one name before '{{', got {len(node.args)}")
     if spec.children is not None:
         _check_block(node, spec, path)
 

@@ -167,6 +167,51 @@ class Exec:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """One ffmpeg command. The `*params`/vfilter/perfile lists are ffmpeg words in order."""
+    name: str                       # the engine's label ("" when anonymous)
+    enabled: bool
+    iformat: str
+    vfilter: list
+    vcodec: str
+    vbitrate: int                   # kbps
+    vfps: float
+    vwidth: int
+    vheight: int
+    vthreads: int
+    vprofile: str
+    vpreset: str
+    vparams: list
+    acodec: str
+    abitrate: int                   # kbps
+    asample_rate: int
+    achannels: int
+    aparams: list
+    oformat: str
+    output: str
+    perfile: list
+    where: str = field(default="", compare=False)   # FILE:LINE of the engine block
+
+
+@dataclass(frozen=True)
+class Transcode:
+    scope: str                      # "" (whole vhost), "app" or "app/stream"
+    enabled: bool
+    ffmpeg: str
+    engines: list                   # [Engine]
+
+
+@dataclass(frozen=True)
+class Ingest:
+    name: str
+    enabled: bool
+    input_type: str                 # file | stream
+    input_url: str
+    ffmpeg: str
+    engines: list                   # [Engine]; empty: one copy of the input to... nowhere (error)
+
+
+@dataclass(frozen=True)
 class Vhost:
     name: str
     enabled: bool
@@ -187,6 +232,8 @@ class Vhost:
     refer: Refer
     dvr: Dvr
     exec: Exec
+    transcode: list                 # [Transcode] in config order
+    ingest: list                    # [Ingest]
     directive: object = field(repr=False, compare=False)
 
     @property
@@ -304,7 +351,9 @@ def _vhost(node, global_chunk_size):
                                   ("refer", Refer), ("dvr", Dvr))}
     vhost = Vhost(name=node.arg0, directive=node, **values, **sections,
                   play=_play(node, values["min_latency"]), hls=_hls(node.get("hls")),
-                  security=_security(node.get("security")), exec=_exec(node.get("exec")))
+                  security=_security(node.get("security")), exec=_exec(node.get("exec")),
+                  transcode=[_transcode(t) for t in node.get_all("transcode")],
+                  ingest=[_ingest(i) for i in node.get_all("ingest")])
     if vhost.is_edge and not vhost.cluster.origin:
         where = node.get("cluster").get("mode")
         raise ConfigError(f"vhost {vhost.name}: cluster.mode remote needs cluster.origin",
@@ -344,8 +393,56 @@ def _exec(node):
                 **values)
 
 
-def _enabled(node):
-    return node is not None and node.get("enabled") is not None and node.get("enabled").arg0 == "on"
+def _ffmpeg_words(node):
+    """`name value;` pairs of an open block as ffmpeg words: -name value (SRS prefixes '-')."""
+    out = []
+    for child in node.children if node else ():
+        out.append(child.name if child.name.startswith("-") else "-" + child.name)
+        out.extend(child.args[:1])
+    return out
+
+
+def _engine(node, path):
+    """An engine of a transcode (path vhost.transcode: enabled needs output, vcodec, acodec) or
+    of an ingest (vhost.ingest: always needs output; disabled or codec-less means copy, SRS)."""
+    values = schema.section_values(node, schema.ENGINE)
+    lists = {name: _ffmpeg_words(node.get(name)) for name in ("vfilter", "vparams", "aparams",
+                                                             "perfile")}
+    engine = Engine(name=node.arg0 or "", where=f"{node.file}:{node.line}", **values, **lists)
+    is_ingest = path == "vhost.ingest"
+    if engine.enabled or is_ingest:
+        missing = ["output"] if not engine.output else []
+        if not is_ingest:
+            missing += [name for name in ("vcodec", "acodec") if not getattr(engine, name)]
+        if missing:
+            what = f"engine {engine.name}" if engine.name else "engine"
+            raise ConfigError(f"{path}.{what}: no {' and no '.join(missing)}", node.file,
+                              node.line, f"{path}.engine.{missing[0]}")
+        if engine.vcodec == "vn" and engine.acodec == "an":
+            raise ConfigError(f"{path}.engine: vcodec vn and acodec an leave nothing to encode",
+                              node.file, node.line, f"{path}.engine.vcodec")
+    return engine
+
+
+def _transcode(node):
+    values = schema.section_values(node, schema.TRANSCODE)
+    return Transcode(scope=node.arg0 or "", engines=[_engine(e, "vhost.transcode") for e in
+                                                     node.get_all("engine")], **values)
+
+
+def _ingest(node):
+    values = schema.section_values(node, schema.INGEST)
+    inp = schema.section_values(node.get("input"), schema.INGEST.children["input"])
+    ingest = Ingest(name=node.arg0 or "", input_type=inp["type"], input_url=inp["url"],
+                    engines=[_engine(e, "vhost.ingest") for e in node.get_all("engine")], **values)
+    what = f"ingest {ingest.name}" if ingest.name else "ingest"
+    if ingest.enabled and not ingest.input_url:
+        raise ConfigError(f"{what}: enabled but no input.url", node.file, node.line,
+                          "vhost.ingest.input.url")
+    if ingest.enabled and not ingest.engines:
+        raise ConfigError(f"{what}: enabled but no engine (the output)", node.file, node.line,
+                          "vhost.ingest.engine")
+    return ingest
 
 
 def _shared_hls_warnings(vhosts):
@@ -369,7 +466,7 @@ def _vhost_warnings(vhost):
         return []
     node = vhost.directive
     busy = [name for name, on in (("hls", vhost.hls.enabled), ("dvr", vhost.dvr.enabled),
-                                  ("transcode", any(_enabled(t) for t in node.get_all("transcode"))))
+                                  ("transcode", any(t.enabled for t in vhost.transcode)))
             if on]
     if not busy:
         return []

@@ -52,9 +52,28 @@ class MetricsCollector:
         for cls, name, doc, value in per_stream:
             yield _family(cls, name, doc, labels, [(key, value(s, t)) for key, s, t in rows])
         yield from self._upstreams(rows, labels)
+        yield from self._processes(server)
         yield _family(CounterMetricFamily, "srsedge_hook_calls",
                       "HTTP hook calls by action and verdict", ("action", "result"),
                       sorted(stats.hook_calls.items()))
+
+    @staticmethod
+    def _processes(server):
+        registry = getattr(server, "processes", None)
+        procs = registry.describe() if registry is not None else []
+        counts = {}
+        for p in procs:
+            counts[(p["kind"], p["state"])] = counts.get((p["kind"], p["state"]), 0) + 1
+        yield _family(GaugeMetricFamily, "srsedge_processes",
+                      "Transcode, exec and ingest processes by kind and state",
+                      ("kind", "state"), sorted(counts.items()))
+        for name, doc, counts in (
+                ("srsedge_process_spawns", "Transcode, exec and ingest processes started, "
+                 "restarts included", registry.spawns if registry else {}),
+                ("srsedge_process_restarts", "Transcode, exec and ingest processes restarted "
+                 "after they exited", registry.restarts if registry else {})):
+            yield _family(CounterMetricFamily, name, doc, ("kind",),
+                          [((kind,), n) for kind, n in sorted(counts.items())])
 
     @staticmethod
     def _upstreams(rows, labels):

@@ -25,6 +25,9 @@ Rules (this module owns them):
   KBPS_WINDOW seconds of samples. Totals over members that come and go (a stream's consumers,
   a vhost's sources) are kept monotonic by `ByteTotal`; what a member sent after the last
   sample before it left is not counted.
+- Process extension (not in SRS): `/api/v1/processes[/ID]` lists transcode, exec and ingest
+  processes (lib.server.ffmpeg.process.Supervised.describe); a stream object has `"dvr"`
+  (recording, dropped, file) when its vhost records, null otherwise.
 - Debug extension (not in SRS): `/api/v1/debug/runtime` counts greenlets, fds, sockets,
   sources, clients and RSS on demand (after a full gc pass) for leak checks.
 - Hook calls are counted by wrapping `server.hooks.call` once at start (per action, ok/failed).
@@ -79,6 +82,7 @@ V1_URLS = {
     "vhosts": "manage all vhosts or specified vhost",
     "streams": "manage all streams or specified stream",
     "clients": "manage all clients or specified client, default query top 10 clients",
+    "processes": "srsedge: transcode, exec and ingest processes (state, pid, restarts)",
 }
 
 
@@ -128,7 +132,7 @@ class ApiServer:
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
                        "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
-                       "debug": self.debug, "raw": self.raw}
+                       "debug": self.debug, "raw": self.raw, "processes": self.processes}
 
     def start(self):
         host, port = self.server.config.http_api.listen
@@ -376,7 +380,20 @@ class ApiServer:
             "audio": {"codec": audio.codec, "sample_rate": audio.sample_rate,
                       "channel": audio.channels, "profile": audio.profile} if audio else None,
             "edge": src.edge.describe() if src.edge is not None else None,
+            "dvr": src.dvr.describe() if getattr(src, "dvr", None) is not None else None,
         }
+
+    # ------------------------------------------------------------ /api/v1/processes (srsedge)
+    def processes(self, method, pid, query):
+        self._only(method, "GET")
+        registry = getattr(self.server, "processes", None)
+        procs = registry.describe() if registry is not None else []
+        if not pid:
+            return self.ok(total=len(procs), processes=self._page(procs, query))
+        for proc in procs:
+            if str(proc["id"]) == pid:
+                return self.ok(process=proc)
+        raise ApiError(status=404)
 
     # ------------------------------------------------------------ /api/v1/clients
     def clients(self, method, cid, query):

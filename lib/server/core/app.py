@@ -85,6 +85,7 @@ class Server:
         endpoints += start_http(self)
         endpoints += start_api(self)
         self.log.trace(f"srsedge/{VERSION} pid={os.getpid()} listening: {', '.join(endpoints)}")
+        self._dispatch("on_server_start")
         return endpoints
 
     def _listen(self, host, port):
@@ -140,6 +141,7 @@ class Server:
                 getattr(self, name).close()
 
     def stop(self, grace=0.0):
+        self._dispatch("on_server_stop")
         self.stop_accepting()
         deadline = time.time() + grace
         while grace and self.clients and time.time() < deadline:

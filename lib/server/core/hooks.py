@@ -47,6 +47,8 @@ FIELDS = {
     "on_play": ("server_id", "service_id", "action", "client_id", "ip", "vhost", "app",
                 "stream", "tcUrl", "param", "pageUrl", "stream_url", "stream_id"),
     "on_stop": _STREAM_FIELDS,
+    "on_dvr": ("server_id", "service_id", "action", "client_id", "ip", "vhost", "app", "tcUrl",
+               "stream", "param", "cwd", "file", "stream_url", "stream_id"),
 }
 
 # Extensions SRS strips from the stream name in stream_url (livestream.flv -> livestream).
@@ -74,6 +76,8 @@ class HookContext:
     stream_id: str = ""    # empty: not sent
     send_bytes: int = 0
     recv_bytes: int = 0
+    cwd: str = ""          # on_dvr: the server's working directory
+    file: str = ""         # on_dvr: the file written, as dvr_path made it
 
 
 def stream_url(vhost, app, stream):
@@ -93,7 +97,8 @@ def build_body(action, ctx):
         "client_id": ctx.client_id, "ip": ctx.ip, "vhost": ctx.vhost, "app": ctx.app,
         "stream": ctx.stream, "param": ctx.param, "tcUrl": ctx.tc_url, "pageUrl": ctx.page_url,
         "stream_url": stream_url(ctx.vhost, ctx.app, ctx.stream), "stream_id": ctx.stream_id,
-        "send_bytes": ctx.send_bytes, "recv_bytes": ctx.recv_bytes,
+        "send_bytes": ctx.send_bytes, "recv_bytes": ctx.recv_bytes, "cwd": ctx.cwd,
+        "file": ctx.file,
     }
     body = {name: values[name] for name in FIELDS[action]}
     if not ctx.stream_id:

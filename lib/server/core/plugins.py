@@ -3,9 +3,13 @@ server.plugins in the order their hooks run (see Server._dispatch in lib/server/
 from lib.server.edge.plugin import EdgePlugin
 from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
+from lib.server.dvr.sink import DvrPlugin
+from lib.server.ffmpeg.plugin import ProcessPlugin
 
 
 def install(server):
     server.plugins.append(EdgePlugin(server))
     server.plugins.append(ForwardPlugin(server))
     server.plugins.append(HlsPlugin(server))
+    server.plugins.append(DvrPlugin(server))
+    server.plugins.append(ProcessPlugin(server))

@@ -1,0 +1,257 @@
+"""Sans-IO parts of transcode/exec/ingest: the restart state machine (fake clock), ffmpeg
+command lines as SRS builds them, and the config checks `-t` runs."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib.config import ConfigError, load_config, parse_text
+from lib.server.ffmpeg.command import copy_argv, engine_argv, expand_all, local_url
+from lib.server.ffmpeg.restart import KILL, SPAWN, RestartError, RestartState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------ restart machine
+def test_restart_backoff_doubles_and_is_capped():
+    r = RestartState(base=1, cap=8, stable=10)
+    now = 0.0
+    assert r.start(now) == SPAWN
+    delays = []
+    for _ in range(6):                         # dies at once, every time
+        now += 0.5
+        delays.append(r.exited(now))
+        assert r.handle_timer(now + delays[-1] - 0.01) is None     # never early
+        now = r.get_timer()
+        assert r.handle_timer(now) == SPAWN
+    assert delays == [1, 2, 4, 8, 8, 8]
+    assert r.restarts == 6 and r.state == "running"
+
+
+def test_restart_long_run_resets_backoff():
+    r = RestartState(base=1, cap=30, stable=10)
+    r.start(0)
+    assert r.exited(1) == 1
+    r.handle_timer(2)
+    assert r.exited(3) == 2                    # quick again
+    r.handle_timer(5)
+    assert r.exited(100) == 1                  # ran 95 s: back to the base delay
+
+
+def test_restart_stop_paths():
+    r = RestartState()
+    r.start(0)
+    assert r.stop() == KILL and r.state == "stopping"
+    assert r.exited(1) is None and r.state == "stopped"
+    assert r.get_timer() is None
+    r2 = RestartState()
+    r2.start(0)
+    r2.exited(1)
+    assert r2.stop() is None and r2.state == "stopped"     # in backoff: nothing to kill
+    assert r2.handle_timer(100) is None                    # and no respawn after stop
+
+
+def test_restart_transition_not_in_table_is_an_error_state():
+    r = RestartState()
+    with pytest.raises(RestartError, match="'exited' not allowed in state 'idle'"):
+        r.exited(0)
+    assert r.state == "error"
+
+
+# ------------------------------------------------------------------------ ffmpeg commands
+ENGINE_CONF = """
+listen 1935;
+vhost __defaultVhost__ {
+    transcode live {
+        enabled on;
+        ffmpeg /usr/bin/ffmpeg;
+        engine sd {
+            enabled on;
+            vfilter { vf scale=iw/2:-2; }
+            vcodec libx264; vbitrate 300; vfps 15; vwidth 161; vheight 91; vthreads 2;
+            vprofile baseline; vpreset superfast;
+            vparams { t 100; coder 1; }
+            acodec aac; abitrate 48; asample_rate 44100; achannels 2;
+            aparams { profile:a aac_low; }
+            output rtmp://127.0.0.1:[port]/[app]?vhost=[vhost]/[stream]_[engine];
+        }
+        engine copy {
+            enabled on; vcodec copy; acodec copy;
+            aparams { bsf:a aac_adtstoasc; other x; }
+            output rtmp://127.0.0.1:[port]/[app]/[stream]_[engine];
+        }
+        engine off { enabled off; }
+    }
+}
+"""
+
+
+def test_engine_argv_like_srs():
+    t = parse_text(ENGINE_CONF).vhost("x").transcode[0]
+    sd, copy, off = t.engines
+    assert not off.enabled
+    argv = engine_argv(t.ffmpeg, sd, "rtmp://127.0.0.1:1935/live/s", "OUT")
+    assert argv == [
+        "/usr/bin/ffmpeg", "-hide_banner", "-nostats", "-f", "flv",
+        "-i", "rtmp://127.0.0.1:1935/live/s", "-vf", "scale=iw/2:-2",
+        "-vcodec", "libx264", "-b:v", "300000", "-r", "15", "-s", "160x90", "-aspect", "160:90",
+        "-threads", "2", "-profile:v", "baseline", "-preset", "superfast", "-t", "100",
+        "-coder", "1", "-acodec", "aac", "-b:a", "48000", "-ar", "44100", "-ac", "2",
+        "-profile:a", "aac_low", "-f", "flv", "-y", "OUT"]
+    argv = engine_argv(t.ffmpeg, copy, "/file.mp4", "OUT")
+    assert argv == ["/usr/bin/ffmpeg", "-hide_banner", "-nostats", "-i", "/file.mp4",
+                    "-vcodec", "copy", "-acodec", "copy", "-bsf:a", "aac_adtstoasc",
+                    "-f", "flv", "-y", "OUT"]        # no -f flv before a non-rtmp input
+    argv = copy_argv("ffmpeg", sd, "/f.flv", "OUT", ["-re"])
+    assert argv[:6] == ["ffmpeg", "-hide_banner", "-nostats", "-re", "-i", "/f.flv"]
+    assert "-vcodec" in argv and argv[argv.index("-vcodec") + 1] == "copy"
+
+
+def test_output_variables():
+    values = {"vhost": "v", "port": 1935, "app": "live", "stream": "s", "param": "?k=1",
+              "engine": "sd"}
+    out = expand_all("rtmp://h:[port]/[app]?vhost=[vhost]/[stream]_[engine][param]-[2006]",
+                     values, 0.0, utc=True)
+    assert out == "rtmp://h:1935/live?vhost=v/s_sd?k=1-1970"
+    assert local_url(1935, "__defaultVhost__", "live", "s") == "rtmp://127.0.0.1:1935/live/s"
+    assert local_url(1935, "v", "live", "s") == "rtmp://127.0.0.1:1935/live?vhost=v/s"
+
+
+# ------------------------------------------------------------------------ config checks
+BAD_CONFIGS = {
+    "unknown engine field": ("""listen 1935;
+vhost __defaultVhost__ {
+    transcode {
+        enabled on;
+        engine sd {
+            enabled on;
+            vcodec libx264;
+            vbitrat 300;
+        }
+    }
+}
+""", 8, "unknown directive vhost.transcode.engine.vbitrat"),
+    "missing output": ("""listen 1935;
+vhost __defaultVhost__ {
+    transcode live {
+        enabled on;
+        engine sd {
+            enabled on;
+            vcodec libx264;
+            acodec copy;
+        }
+    }
+}
+""", 5, "engine sd: no output"),
+    "missing codecs": ("""listen 1935;
+vhost __defaultVhost__ {
+    transcode live {
+        enabled on;
+        engine { enabled on; output rtmp://127.0.0.1/[app]/[stream]_x; }
+    }
+}
+""", 5, "no vcodec and no acodec"),
+    "ingest without url": ("""listen 1935;
+vhost __defaultVhost__ {
+    ingest cam {
+        enabled on;
+        input { type file; }
+        engine { output rtmp://127.0.0.1/live/cam; }
+    }
+}
+""", 3, "ingest cam: enabled but no input.url"),
+    "ingest bad input type": ("""listen 1935;
+vhost __defaultVhost__ {
+    ingest cam {
+        enabled on;
+        input { type device; url /dev/video0; }
+    }
+}
+""", 5, "want file|stream"),
+    "ingest engine without output": ("""listen 1935;
+vhost __defaultVhost__ {
+    ingest cam {
+        enabled on;
+        input { type file; url /x.flv; }
+        engine { enabled off; }
+    }
+}
+""", 6, "vhost.ingest.engine: no output"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_bad_config_fails_dash_t_with_file_line(tmp_path, name):
+    text, line, message = BAD_CONFIGS[name]
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    out = subprocess.run([sys.executable, "srsedge.py", "-t", "-c", str(conf)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"{conf}:{line}:" in out.stderr and message in out.stderr, out.stderr
+
+
+def test_disabled_engine_needs_nothing_and_full_conf_parses():
+    parse_text(ENGINE_CONF)
+    with pytest.raises(ConfigError):
+        parse_text(BAD_CONFIGS["missing output"][0])
+    conf = load_config(str(ROOT / "conf" / "full.conf"))
+    assert conf.vhost("dvr.srs.com").dvr.enabled
+    (t,) = conf.vhost("transcode.srs.com").transcode
+    assert t.scope == "live" and [e.name for e in t.engines] == ["sd", "copy"]
+    assert conf.vhost("exec.srs.com").exec.publish[0][0] == "ffmpeg"
+    (ingest,) = conf.vhost("ingest.srs.com").ingest
+    assert ingest.input_type == "file" and ingest.engines[0].output.endswith("/livestream")
+
+
+# ------------------------------------------------------------------------ edges never do it
+class _FakeServer:
+    """What the plugins read from a Server, without sockets."""
+
+    def __init__(self, conf):
+        from lib.server.process.log import Logger
+        self.config = conf
+        self.logger = Logger("console", "error", None)
+        self.rtmp_ports = [1935]
+        self.config_transform = None
+        self.server_id, self.service_id = "vid-x", "svc"
+
+
+class _FakeSource:
+    def __init__(self, vhost):
+        self.vhost, self.app, self.stream = vhost, "live", "s"
+        self.key = f"{vhost}/live/s"
+        self.sinks = []
+        self.dvr = None
+        self.publisher = None
+
+
+EDGE_CONF = """
+listen 1935;
+vhost edge.test {
+    cluster { mode remote; origin 127.0.0.1:19350; }
+    dvr { enabled on; }
+    exec { enabled on; publish /bin/true; }
+    transcode {
+        enabled on;
+        engine e { enabled on; vcodec copy; acodec copy; output rtmp://127.0.0.1/x/y; }
+    }
+    ingest cam { enabled on; input { url /x.flv; } engine { output rtmp://127.0.0.1/live/cam; } }
+}
+"""
+
+
+def test_edge_vhost_never_records_transcodes_execs_or_ingests():
+    from lib.server.dvr.sink import DvrPlugin
+    from lib.server.ffmpeg.plugin import ProcessPlugin
+    conf = parse_text(EDGE_CONF)
+    assert any("edge does not do dvr/transcode" in w for w in conf.warnings)
+    server = _FakeServer(conf)
+    source = _FakeSource("edge.test")
+    DvrPlugin(server).on_source_created(source)
+    assert source.sinks == [] and source.dvr is None
+    procs = ProcessPlugin(server)
+    procs.on_publish_started(object(), source)
+    procs.on_server_start()
+    assert server.processes.procs == {} and procs.by_stream == {} and procs.ingests == {}

@@ -1,0 +1,205 @@
+"""Transcode, exec and ingest black-box: a real server runs real ffmpeg/commands; players and the
+HTTP API check what they produce."""
+import json
+import os
+import signal
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.conftest import free_port, need_tool, wait_for, wait_port
+
+TRANSCODE_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    transcode live {
+        enabled on;
+        ffmpeg ffmpeg;
+        engine sd {
+            enabled on;
+            vcodec libx264;
+            vbitrate 100;
+            vwidth 160;
+            vheight 120;
+            vthreads 1;
+            vprofile baseline;
+            vpreset ultrafast;
+            vparams { g 25; }
+            acodec copy;
+            output rtmp://127.0.0.1:[port]/[app]?vhost=[vhost]/[stream]_[engine];
+        }
+    }
+}
+"""
+
+
+def api_get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.read().decode() if path == "/metrics" else json.load(r)
+
+
+def procs(port, kind=None):
+    return [p for p in api_get(port, "/api/v1/processes")["processes"]
+            if kind is None or p["kind"] == kind]
+
+
+def video_size(url):
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-rw_timeout", "10000000", "-select_streams", "v",
+         "-show_entries", "stream=width,height", "-of", "csv=p=0", url],
+        capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:            # a zombie is dead
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.fixture
+def transcoding(server_factory, publisher_factory, media_file):
+    need_tool("ffprobe")
+    api = free_port()
+    srv = server_factory(TRANSCODE_CONF.replace("API", str(api)))
+    wait_port(api)
+    pub = publisher_factory(srv.url("live/cam"), media_file)
+    running = wait_for(lambda: [p for p in procs(api, "transcode") if p["pid"]], timeout=20)
+    assert running, procs(api)
+    return srv, api, pub, running[0]
+
+
+def test_transcode_engine_publishes_a_smaller_stream(transcoding, player_factory):
+    srv, api, pub, proc = transcoding
+    assert proc["name"] == "__defaultVhost__/live/cam/sd" and proc["engine"] == "sd"
+    assert proc["output_key"] == "__defaultVhost__/live/cam_sd"
+    # ffmpeg's stderr is logged with the publisher's context id (and kept for the API)
+    publisher = {s["name"]: s for s in api_get(api, "/api/v1/streams")["streams"]}["cam"]
+    assert proc["cid"] == publisher["publish"]["cid"]
+    assert wait_for(lambda: procs(api, "transcode")[0]["last_output"], timeout=20)
+    assert f"[{proc['cid']}] transcode __defaultVhost__/live/cam/sd: " in srv.log_text()
+    out_url = srv.url("live/cam_sd")
+    assert wait_for(lambda: video_size(out_url) == "160,120", timeout=30)
+    player = player_factory(out_url, 2).wait(timeout=60)
+    assert player.frames > 10 and player.has_video and player.has_audio
+    # cam_sd is a normal stream, and the output of an engine is not transcoded again
+    streams = {s["name"]: s for s in api_get(api, "/api/v1/streams")["streams"]}
+    assert streams["cam_sd"]["publish"]["active"] and streams["cam_sd"]["video"]["width"] == 160
+    assert len(procs(api, "transcode")) == 1
+    pub.stop()
+    assert wait_for(lambda: not procs(api), timeout=20), procs(api)
+    assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)
+
+
+def test_killed_ffmpeg_comes_back(transcoding):
+    srv, api, pub, proc = transcoding
+    os.kill(proc["pid"], signal.SIGKILL)
+
+    def restarted():
+        now = procs(api, "transcode")
+        return now[0] if now and now[0]["restarts"] >= 1 and now[0]["pid"] and \
+            now[0]["pid"] != proc["pid"] else None
+    again = wait_for(restarted, timeout=30)
+    assert again, procs(api)
+    assert again["exit_code"] == -signal.SIGKILL and again["state"] == "running"
+    assert wait_for(lambda: video_size(srv.url("live/cam_sd")) == "160,120", timeout=30)
+    metrics = api_get(api, "/metrics")
+    assert 'srsedge_process_restarts_total{kind="transcode"} 1.0' in metrics
+    assert 'srsedge_processes{kind="transcode",state="running"} 1.0' in metrics
+
+
+EXEC_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/sh {dir}/exec.sh [vhost] [app] [stream] [port] [url];
+    }
+}
+"""
+
+
+def test_exec_runs_per_publish_and_stops_at_unpublish(server_factory, publisher_factory,
+                                                      media_file, tmp_path):
+    api = free_port()
+    srv = server_factory(EXEC_CONF.replace("API", str(api)), start=False)
+    (srv.dir / "exec.sh").write_text(f'sleep 300 &\necho $! > {srv.dir}/child.pid\n'
+                                     f'echo "$@" > {srv.dir}/args.txt\nwait\n')
+    srv.start()
+    wait_port(api)
+    pub = publisher_factory(srv.url("live/ex"), media_file)
+    args = srv.dir / "args.txt"
+    assert wait_for(lambda: args.exists() and args.read_text().strip(), timeout=20)
+    assert args.read_text().split() == ["__defaultVhost__", "live", "ex", str(srv.port),
+                                        f"rtmp://127.0.0.1:{srv.port}/live/ex"]
+    (proc,) = wait_for(lambda: [p for p in procs(api, "exec") if p["pid"]], timeout=10)
+    assert proc["state"] == "running" and pid_alive(proc["pid"])
+    child = int((srv.dir / "child.pid").read_text())
+    assert pid_alive(child)
+    pub.stop()
+    assert wait_for(lambda: not procs(api), timeout=20)
+    assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)
+    assert wait_for(lambda: not pid_alive(child), timeout=10)     # what it started stops too
+
+
+INGEST_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    ingest cam {
+        enabled on;
+        input { type file; url MEDIA; }
+        ffmpeg ffmpeg;
+        engine { enabled off; output rtmp://127.0.0.1:[port]/live?vhost=[vhost]/ingested; }
+    }
+}
+"""
+
+
+def test_ingest_publishes_a_local_file_and_restarts(server_factory, media_file):
+    need_tool("ffprobe")
+    api = free_port()
+    srv = server_factory(INGEST_CONF.replace("API", str(api)).replace("MEDIA", str(media_file)))
+    wait_port(api)
+    (proc,) = wait_for(lambda: [p for p in procs(api, "ingest") if p["pid"]], timeout=20)
+    assert proc["name"] == "__defaultVhost__/cam"
+    # ?vhost=__defaultVhost__ is dropped from the output, as SRS
+    assert proc["argv"][-1] == f"rtmp://127.0.0.1:{srv.port}/live/ingested"
+
+    def publishing():
+        streams = api_get(api, "/api/v1/streams")["streams"]
+        return any(s["name"] == "ingested" and s["publish"]["active"] for s in streams)
+    assert wait_for(publishing, timeout=20)
+    assert video_size(srv.url("live/ingested")) == "320,240"
+    os.kill(proc["pid"], signal.SIGKILL)
+    again = wait_for(lambda: [p for p in procs(api, "ingest")
+                              if p["restarts"] >= 1 and p["pid"] and p["pid"] != proc["pid"]],
+                     timeout=30)
+    assert again, procs(api)
+    assert wait_for(publishing, timeout=20)
+
+
+def test_reload_adds_and_removes_an_ingest(server_factory, media_file):
+    api = free_port()
+    with_ingest = INGEST_CONF.replace("API", str(api)).replace("MEDIA", str(media_file))
+    on, off = "ingest cam {\n        enabled on;", "ingest cam {\n        enabled off;"
+    assert on in with_ingest
+    srv = server_factory(with_ingest.replace(on, off))
+    wait_port(api)
+    assert procs(api) == []
+    srv.conf.write_text(srv.conf.read_text().replace(off, on))
+    srv.send_signal(signal.SIGHUP)
+    (proc,) = wait_for(lambda: [p for p in procs(api, "ingest") if p["pid"]], timeout=20)
+    srv.conf.write_text(srv.conf.read_text().replace(on, off))
+    srv.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: not procs(api), timeout=20)
+    assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)

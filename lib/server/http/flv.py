@@ -30,6 +30,7 @@ from gevent.event import Event
 
 from lib.media import flv
 from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
+from lib.rtmp.limits import MAX_NAME, MAX_PARAM, check_request, check_text
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
 from lib.server.core.consumer import Consumer
@@ -218,6 +219,15 @@ def _has_audio_video(source, vhost_conf):
     return remux.has_audio, remux.has_video
 
 
+def _refuse(server, environ, error):
+    """A bad name (too long, control characters, unparsable): 400 and one warn line."""
+    handler = environ["srsedge.handler"]
+    addr = handler.client_address
+    ip, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
+    server.logger.context().warn(f"close {ip}:{port}: http-flv bad request: {error}")
+    raise Response(400) from None
+
+
 def serve_flv(server, environ, start_response, path, cors_headers):
     """Serve `path` as an HTTP-FLV stream if it is one (returns the WSGI result), else
     None (the caller then looks for a file)."""
@@ -234,6 +244,12 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     if found is None:
         return None
     app, stream = found
+    try:
+        check_text("app", app, MAX_NAME)
+        check_text("stream", stream, MAX_NAME)
+        check_text("query", query, MAX_PARAM)
+    except UrlError as e:
+        _refuse(server, environ, e)
     key = f"{vhost_conf.name}/{app}/{stream}"
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
@@ -251,8 +267,9 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     else:
         try:
             req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
-        except UrlError:
-            raise Response(400) from None
+            check_request(req)
+        except UrlError as e:
+            _refuse(server, environ, e)
         player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
                            vhost_conf, environ.get("HTTP_REFERER", ""))
         error = player.play(key, head)

@@ -18,6 +18,7 @@ import gevent
 
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
+from lib.rtmp.limits import MAX_URL, check_request, check_text
 from lib.rtmp.url import discover
 from lib.server.core.errors import Reject
 from lib.server.core import security
@@ -133,7 +134,9 @@ class RtmpConnection:
 
     # ------------------------------------------------------------ events
     def _on_connect(self, ev):
+        check_text("tcUrl", ev.tc_url, MAX_URL)
         req = discover(ev.tc_url, "", guess_stream=False)
+        check_request(req)
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             self.session.reject_connect("vhost not found")
@@ -182,7 +185,9 @@ class RtmpConnection:
             raise Reject(reason)
 
     def _resolve_stream(self, stream):
+        check_text("stream name", stream, MAX_URL)
         req = discover(self.req.tc_url, stream)
+        check_request(req)
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             raise Reject(f"stream {stream}: no vhost {req.vhost!r}")

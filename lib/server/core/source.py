@@ -82,6 +82,7 @@ class Source:
         self._last_flush = 0.0
         self._burst = False
         self._wake = Event()
+        self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
         self.sinks = []                # per-source consumers of every message (HLS, forward):
@@ -126,6 +127,7 @@ class Source:
         self.publisher = None
         self.gop.clear()
         self.metadata = self.video_sh = self.audio_sh = None
+        self.media_ready.clear()
         for sink in self.sinks:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
@@ -133,6 +135,8 @@ class Source:
     def on_media(self, type_id, timestamp, payload):
         """A message from the publisher (or the edge ingester)."""
         self.bytes_in += len(payload)
+        if not self.media_ready.is_set():
+            self.media_ready.set()
         # metadata always goes out at timestamp 0: ffmpeg's FLV reader takes an onMetaData with
         # any other timestamp for a subtitle stream
         ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else 0

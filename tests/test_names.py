@@ -138,3 +138,26 @@ def http_status(url):
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+def test_errors_quoting_huge_peer_values_are_clipped(server_factory):
+    """A 1 MB command name before connect: one warn line, cut short."""
+    from lib.rtmp import amf0
+    from lib.rtmp.chunk import encode_message
+    from lib.rtmp.handshake import ClientHandshake
+    srv = start(server_factory)
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    port = sock.getsockname()[1]
+    hs = ClientHandshake()
+    sock.sendall(hs.start())
+    c2 = b""
+    while not hs.done:
+        c2 = hs.feed(sock.recv(65536))
+    payload = amf0.encode("n\n" * (1 << 19)) + amf0.encode(1.0)
+    sock.sendall(c2 + encode_message(3, 20, 0, 0, payload, 128))
+    assert wait_for(lambda: lines_of(srv, port), 10), log(srv)[-500:]
+    sock.close()
+    lines = lines_of(srv, port)
+    assert len(lines) == 1 and "protocol error: command 'n" in lines[0], lines
+    assert len(lines[0]) < 500 and lines[0].endswith(" characters)"), lines
+    assert os.path.getsize(srv.logfile) < 2000

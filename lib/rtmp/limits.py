@@ -11,7 +11,8 @@ Rules (this module owns them):
   a ProtocolError: the connection closes with one log line). SRS has no such caps; these are
   generous for real names and keep one log line short.
 - The error text never holds the name itself (it may be huge, hold a token or a control
-  character): only what was wrong, its length and where.
+  character): only what was wrong, its length and where. Other errors that quote a peer's
+  values (a command name, say) are cut to LOG_CHARS by `clip` before they are logged.
 """
 import re
 
@@ -20,6 +21,7 @@ from lib.rtmp.url import UrlError
 MAX_URL = 4096
 MAX_NAME = 1024
 MAX_PARAM = 4096
+LOG_CHARS = 300      # of one error text quoting a peer's values, in one log line
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -39,6 +41,14 @@ def check_text(what, text, cap):
     if bad is not None:
         raise LimitError(f"{what} holds control character {ord(bad.group()):#04x} "
                          f"at offset {bad.start()}")
+
+
+def clip(text):
+    """`text` cut to LOG_CHARS characters (with the length it had), control characters escaped."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if len(text) <= LOG_CHARS:
+        return text
+    return f"{text[:LOG_CHARS]}... ({len(text)} characters)"
 
 
 def check_request(req):

@@ -83,3 +83,26 @@ def _state(pid):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+
+
+def test_ctl_status_follows_the_lock(tmp_path):
+    """scripts/srsedge-ctl asks the lock too: a pid file naming an unrelated live process is
+    "stopped" (and start goes ahead), a live instance is "running"."""
+    from tests.test_ops import ctl, write_conf
+    port = free_port()
+    conf = tmp_path / "ctl.conf"
+    write_conf(conf, port)
+    pid_path = tmp_path / "ctl.pid"
+    pid_path.write_text(f"{os.getpid()}\n")
+    r = ctl("status", conf)
+    assert r.returncode == 1 and r.stdout.strip() == "srsedge is stopped", r.out
+    r = ctl("start", conf)
+    assert r.returncode == 0, r.out
+    pid = int(pid_path.read_text())
+    try:
+        wait_port(port)
+        r = ctl("status", conf)
+        assert r.returncode == 0 and r.stdout.strip() == f"srsedge is running, pid {pid}", r.out
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: ctl("status", conf).returncode == 1, 5)

@@ -195,7 +195,8 @@ class FlvPlayer:
                     break
                 self.bytes_in += len(data)
         except OSError as e:
-            self.close_reason = f"socket: {e}"
+            if not self.kicked:        # a kick's shutdown: its reason stands
+                self.close_reason = f"socket: {e}"
         self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.consumer.bytes_out} bytes")
         return None

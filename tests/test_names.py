@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from lib.rtmp import session as rs
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, wait_for, wait_port
 from tests.rtmpclient import RtmpTestClient
 
 CONF = """
@@ -27,6 +27,7 @@ def start(server_factory):
     srv = server_factory(CONF % http_port)
     srv.http_port = http_port
     srv.logfile = srv.dir / "srs.log"
+    wait_port(http_port)
     assert wait_for(lambda: srv.logfile.exists(), 5)
     return srv
 

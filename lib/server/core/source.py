@@ -134,9 +134,9 @@ class Source:
 
     def on_media(self, type_id, timestamp, payload):
         """A message from the publisher (or the edge ingester)."""
-        self.bytes_in += len(payload)
         if not self.media_ready.is_set():
             self.media_ready.set()
+        self.bytes_in += len(payload)
         # metadata always goes out at timestamp 0: ffmpeg's FLV reader takes an onMetaData with
         # any other timestamp for a subtitle stream
         ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else 0

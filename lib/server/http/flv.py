@@ -38,8 +38,8 @@ from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
 from lib.server.core.consumer import Consumer
 from lib.server.core.hooks import HookContext
-from lib.server.http import pywsgi_bridge
 from lib.server.http.static import Response, status_line
+from lib.server.http import pywsgi_bridge
 
 FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
 
@@ -104,8 +104,8 @@ class FlvPlayer:
         self.created = time.time()
         self.bytes_in = 0
         self.close_reason = "client closed"
-        self.streaming = False         # the response started: a kick shuts the socket down
         self._kicked = Event()
+        self.streaming = False         # the response started: a kick shuts the socket down
 
     def hook(self, action, urls):
         req = self.req
@@ -179,7 +179,7 @@ class FlvPlayer:
 
     def _stream(self, key, source, head):
         """Response head, FLV header, then the shared FLV tags until the player goes.
-        Returns 404 when kicked before the response started."""
+        Returns 404 when kicked before the response started, else None."""
         if self._kicked.is_set():      # no yield since the wait, none until `streaming`
             return 404
         self.streaming = True
@@ -199,11 +199,6 @@ class FlvPlayer:
                 self.close_reason = f"socket: {e}"
         self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.consumer.bytes_out} bytes")
-        return None
-
-    @property
-    def kicked(self):
-        return self._kicked.is_set()
 
     def kick(self, reason, status=None):
         """Close this player from another greenlet (edge: stream not found; API kick).
@@ -223,6 +218,10 @@ class FlvPlayer:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    @property
+    def kicked(self):
+        return self._kicked.is_set()
 
 
 def _has_audio_video(source, vhost_conf):

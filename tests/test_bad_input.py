@@ -175,6 +175,24 @@ def largest_message(port, tc_url):
     return c, "protocol error: unsupported AMF0 marker 0xff"
 
 
+def partial_messages_flood(port, tc_url):
+    """Before connect, 300 chunk streams each get 64 KiB of a 1 MiB message: the reader holds
+    every byte as a partial message until the total passes the cap (the largest message,
+    16 MiB), on the 257th chunk stream."""
+    c = BadClient(port)
+    c.handshake()
+    c.send(set_chunk_size(struct.pack(">I", 65536)))
+    try:
+        for csid in range(320, 620):
+            header = (b"\x01" + (csid - 64).to_bytes(2, "little") + bytes(3)
+                      + (1 << 20).to_bytes(3, "big") + bytes([MSG_VIDEO]) + (1).to_bytes(4, "little"))
+            c.send(header + bytes(65536))
+    except OSError:
+        pass                        # closed by the server before all of it went out
+    return c, (f"protocol error: {257 * 65536} bytes of partial messages on 257 chunk streams "
+               f"exceed {16 << 20}")
+
+
 def no_transaction_id(port, tc_url):
     c = BadClient(port)
     cs = c.connect(tc_url)
@@ -229,7 +247,7 @@ def junk_while_publishing(port, tc_url):
 
 
 BAD_CLIENTS = dict(SIMPLE_BAD_CLIENTS, **{f.__name__: f for f in (
-    largest_message, no_transaction_id, random_after_connect, random_command_after_connect,
+    largest_message, partial_messages_flood, no_transaction_id, random_after_connect, random_command_after_connect,
     junk_while_playing, junk_while_publishing)})
 
 

@@ -384,3 +384,50 @@ def test_corrupted_stream_raises_only_chunk_error(items, where, noise):
         read_split(data[:where] + noise + data[where:], 7)
     except ChunkError:
         pass
+
+
+# --- total held across chunk streams (issue 14, defect 7) ------------------------------------
+
+def partial_on_many_streams(streams, chunk=128, announced=100_000):
+    """`streams` chunk streams, each opened with a message of `announced` bytes and given one
+    chunk of it: every byte stays held as a partial message."""
+    out = bytearray()
+    for csid in range(64, 64 + streams):
+        out += fmt0(bytes([0, csid - 64]) if csid < 320 else b"\x01" + (csid - 64).to_bytes(2, "little"),
+                    0, announced, 9, 1) + bytes(chunk)
+    return bytes(out)
+
+
+def test_total_partial_bytes_capped_across_chunk_streams():
+    reader = ChunkReader(max_partial_bytes=10_000)
+    assert reader.feed(partial_on_many_streams(78)) == []         # 9984 bytes held
+    assert reader.partial_bytes == 78 * 128
+    with pytest.raises(ChunkError, match="partial messages .* exceed 10000"):
+        reader.feed(fmt0(b"\x06", 0, 2000, 9, 1) + bytes(128))
+
+
+def test_default_cap_holds_at_most_one_largest_message():
+    """65k chunk streams with a partial message each, before any connect: refused once the total
+    passes the default cap (the largest message), not after 65k x 16 MiB."""
+    reader = ChunkReader()
+    reader.feed(set_chunk_size(2, 65536))
+    data = partial_on_many_streams(300, chunk=65536, announced=1 << 20)
+    with pytest.raises(ChunkError, match="partial messages"):
+        for i in range(0, len(data), 65536):
+            reader.feed(data[i:i + 65536])
+    assert i < 300 * 65536 - 65536                  # refused before all of it was fed
+    assert reader.max_partial_bytes == reader.max_message_size == 16 * 1024 * 1024
+
+
+def test_completed_and_aborted_messages_release_their_bytes():
+    reader = ChunkReader(max_partial_bytes=300)
+    for _ in range(5):                              # 5 x 250 bytes, one at a time: fine
+        msgs = reader.feed(fmt0(b"\x06", 0, 250, 9, 1) + bytes(128) + b"\xc6" + bytes(122))
+        assert [len(m.payload) for m in msgs] == [250]
+        assert reader.partial_bytes == 0
+    reader.feed(fmt0(b"\x07", 0, 250, 9, 1) + bytes(128))
+    assert reader.partial_bytes == 128
+    reader.feed(encode_message(2, 2, 0, 0, struct.pack(">I", 7), 128))     # abort stream 7
+    assert reader.partial_bytes == 0
+    reader.feed(fmt0(b"\x08", 0, 250, 9, 1) + bytes(128))
+    assert reader.partial_bytes == 128

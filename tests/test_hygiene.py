@@ -86,9 +86,9 @@ def start(server_factory, name, vhost="", top="", http=False):
 
 
 def runtime(srv):
-    """The server's /api/v1/debug/runtime (None while the API does not answer)."""
+    """The server's /api/v1/debug/runtime?gc=1 (None while the API does not answer)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.api}/api/v1/debug/runtime",
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.api}/api/v1/debug/runtime?gc=1",
                                     timeout=10) as r:
             data = json.load(r)
     except OSError:

@@ -15,6 +15,10 @@ Rules (this module owns the chunk layer):
 - A chunk stream must start with fmt 0, except that fmt 1 is accepted (stream id 0, timestamp
   from 0), because librtmp sends its first ping that way (SRS accepts it too).
 - fmt 0 on a chunk stream with a partial message, or fmt 1 changing its length, is an error (SRS).
+- Memory a peer can make us hold is bounded: one message at most `max_message_size` bytes, and
+  the partial messages of all chunk streams together (up to 65599 of them, open before any
+  connect) at most `max_partial_bytes` (default: the largest message, so no message a peer may
+  send is refused). Past it: ChunkError. Unparsed bytes are at most one chunk.
 - Set Chunk Size (type 1) and Abort (type 2) are applied by the reader as soon as they are
   parsed; they are still returned.
 - Writer: fmt 0 header on the first chunk, fmt 3 on the rest, and the extended timestamp after
@@ -89,9 +93,11 @@ class _ChunkStream:
 class ChunkReader:
     """Incremental chunk stream parser: `feed(data) -> list[Message]`."""
 
-    def __init__(self, chunk_size=128, max_message_size=16 * 1024 * 1024):
+    def __init__(self, chunk_size=128, max_message_size=16 * 1024 * 1024, max_partial_bytes=None):
         self.chunk_size = chunk_size
         self.max_message_size = max_message_size
+        self.max_partial_bytes = max_message_size if max_partial_bytes is None else max_partial_bytes
+        self.partial_bytes = 0  # payload bytes held in partial messages, all chunk streams
         self.bytes_received = 0
         self._buf = bytearray()
         self._need = 1  # buffered bytes needed before the next chunk can be parsed
@@ -233,7 +239,13 @@ class ChunkReader:
             received += size
             if received < length:
                 cs.received = received
+                self.partial_bytes += size
+                if self.partial_bytes > self.max_partial_bytes:
+                    raise ChunkError(f"{self.partial_bytes} bytes of partial messages on "
+                                     f"{sum(s.parts is not None for s in self._streams.values())} "
+                                     f"chunk streams exceed {self.max_partial_bytes}")
                 return end
+            self.partial_bytes -= received - size
             payload = b"".join(cs.parts)
             cs.parts = None
             cs.received = 0
@@ -255,7 +267,8 @@ class ChunkReader:
             if len(payload) < 4:
                 raise ChunkError(f"abort message of {len(payload)} bytes")
             cs = self._streams.get(_U32BE.unpack_from(payload)[0])
-            if cs is not None:
+            if cs is not None and cs.parts is not None:
+                self.partial_bytes -= cs.received
                 cs.parts = None
                 cs.received = 0
 

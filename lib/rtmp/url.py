@@ -8,6 +8,8 @@ srs_parse_rtmp_url. SRS's own unit-test cases for them are in tests/test_url.py.
 Public API
     DEFAULT_VHOST = "__defaultVhost__"; DEFAULT_APP = "__defaultApp__"; DEFAULT_PORT = 1935
     UrlError(ProtocolError)          raised for malformed input, never another exception type.
+                                     Its message never holds the url's query (tokens) or
+                                     user:password, and at most SHOWN_CHARS of it.
     Request(schema, host, vhost, port, app, stream, param, tc_url)   (dataclass)
         .stream_url                  source key "vhost/app/stream"; "/app/stream" when vhost is
                                      the default vhost, and the stream's ".ext" is dropped (as SRS).
@@ -43,6 +45,7 @@ port) leaves SRS's request half-empty and connect fails later; here it raises Ur
 omitted (or 0) is 1935 for every schema except http (80) and https (443).
 """
 
+import re
 from dataclasses import dataclass
 
 from lib.rtmp.errors import ProtocolError
@@ -54,6 +57,7 @@ DEFAULT_PORT = 1935
 _SCHEMA_PORTS = {"http": 80, "https": 443}
 _QUERY_SEPARATORS = ("=", ",", "&&", "&", ";")  # order matters: "&&" before "&"
 _WHITESPACE = " \n\r\t"
+SHOWN_CHARS = 128     # of a client's url in an error message
 
 
 class UrlError(ProtocolError):
@@ -193,7 +197,7 @@ def _split_url(url: str, tc_url: str) -> tuple:
     sep = url.find("://")
     schema, rest = url[:sep], url[sep + 3:]
     if sep <= 0 or "://" not in tc_url or not all(c.isalnum() or c in "+-." for c in schema):
-        raise UrlError(f"tcUrl {tc_url!r} has no schema (expected rtmp://host/app)")
+        raise UrlError(f"tcUrl {_shown(tc_url)} has no schema (expected rtmp://host/app)")
 
     fragment = ""
     if "#" in rest:
@@ -208,17 +212,25 @@ def _split_url(url: str, tc_url: str) -> tuple:
     if authority.startswith("["):  # IPv6 literal: [::1]:1935
         end = authority.find("]")
         if end < 0:
-            raise UrlError(f"tcUrl {tc_url!r} has an unclosed IPv6 host")
+            raise UrlError(f"tcUrl {_shown(tc_url)} has an unclosed IPv6 host")
         host, port_text = authority[1:end], authority[end + 1:]
         if port_text and not port_text.startswith(":"):
-            raise UrlError(f"tcUrl {tc_url!r} has junk after the IPv6 host")
+            raise UrlError(f"tcUrl {_shown(tc_url)} has junk after the IPv6 host")
         port_text = port_text[1:] if port_text else None
     else:
         host, colon, port_text = authority.partition(":")
         port_text = port_text if colon else None
     if not host.strip(_WHITESPACE):
-        raise UrlError(f"tcUrl {tc_url!r} has no host")
+        raise UrlError(f"tcUrl {_shown(tc_url)} has no host")
     return schema, host, _parse_port(port_text, schema, tc_url), path, query, fragment
+
+
+def _shown(text: str) -> str:
+    """A client's url as error messages (which get logged) show it: without its query and
+    fragment (tokens), without user:password@, at most SHOWN_CHARS characters."""
+    text = re.split(r"[?#]", text, maxsplit=1)[0]
+    text = re.sub(r"//[^/]*@", "//", text)
+    return repr(text[:SHOWN_CHARS]) + ("..." if len(text) > SHOWN_CHARS else "")
 
 
 def _parse_port(text, schema: str, tc_url: str) -> int:
@@ -226,7 +238,7 @@ def _parse_port(text, schema: str, tc_url: str) -> int:
         return _SCHEMA_PORTS.get(schema, DEFAULT_PORT)
     text = text.strip(_WHITESPACE)
     if not text.isascii() or not text.isdigit() or int(text) > 65535:
-        raise UrlError(f"tcUrl {tc_url!r} has a bad port {text!r}")
+        raise UrlError(f"tcUrl {_shown(tc_url)} has a bad port {_shown(text)}")
     return int(text) or _SCHEMA_PORTS.get(schema, DEFAULT_PORT)  # SRS: port 0 means default
 
 

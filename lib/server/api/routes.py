@@ -28,8 +28,9 @@ Rules (this module owns them):
 - Process extension (not in SRS): `/api/v1/processes[/ID]` lists transcode, exec and ingest
   processes (lib.server.ffmpeg.process.Supervised.describe); a stream object has `"dvr"`
   (recording, dropped, file) when its vhost records, null otherwise.
-- Debug extension (not in SRS): `/api/v1/debug/runtime` counts greenlets, fds, sockets,
-  sources, clients and RSS on demand (after a full gc pass) for leak checks.
+- Debug extension (not in SRS): `/api/v1/debug/runtime` counts fds, sockets, loop watchers,
+  sources, clients, plugin registries and RSS from what the server already holds (cheap);
+  the greenlet count needs a full gc walk that stalls every stream, so only `?gc=1` does it.
 - Hook calls are counted by wrapping `server.hooks.call` once at start (per action, ok/failed).
 """
 import base64
@@ -90,6 +91,17 @@ def jsonp_callback(query):
     """The JSONP function name of `?callback=`, or "" when absent or not a plain JS name."""
     callback = query.get("callback", [""])[0]
     return callback if callback and _CALLBACK.match(callback) else ""
+# ------------------------------------------------------------------ debug
+def open_fds():
+    """(open file descriptors, of which sockets) of this process, from /proc/self/fd."""
+    fds = sockets = 0
+    for name in os.listdir("/proc/self/fd"):
+        fds += 1
+        try:
+            sockets += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+        except OSError:
+            pass               # the fd of the listdir itself, gone by now
+    return fds, sockets
 
 
 # ------------------------------------------------------------------ clients
@@ -286,23 +298,26 @@ class ApiServer:
 
     # ------------------------------------------------------------ /api/v1/debug/runtime
     def debug(self, method, rest, query):
-        """srsedge extension for leak checks: counts read when asked (a full gc pass first)."""
+        """srsedge extension for leak checks. By default only cheap counts: the server's own
+        registries, the event loop's active watchers, /proc/self/fd. The greenlet walk
+        (gc.collect + gc.get_objects: it stalls every stream while it runs, for as long as the
+        heap is big) only when asked with ?gc=1."""
         self._only(method, "GET")
         if rest != "runtime":
             raise ApiError(status=404)
-        gc.collect()
-        greenlets = [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet)]
-        fds = sockets = 0
-        for name in os.listdir("/proc/self/fd"):
-            fds += 1
-            try:
-                sockets += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
-            except OSError:
-                pass               # the fd of the listdir itself, gone by now
-        return self.ok(greenlets=sum(1 for g in greenlets if not g.dead),
-                       greenlet_objects=len(greenlets), fds=fds, sockets=sockets,
-                       sources=len(self.server.sources.sources), clients=len(self.server.clients),
-                       connections=self.server.connections, rss_kb=rss_kbyte())
+        counts = {}
+        if query.get("gc", [""])[-1] == "1":
+            gc.collect()
+            greenlets = [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet)]
+            counts.update(greenlets=sum(1 for g in greenlets if not g.dead),
+                          greenlet_objects=len(greenlets))
+        fds, sockets = open_fds()
+        counts.update(watchers=gevent.get_hub().loop.activecnt, fds=fds, sockets=sockets,
+                      sources=len(self.server.sources.sources), clients=len(self.server.clients),
+                      connections=self.server.connections, rss_kb=rss_kbyte())
+        for plugin in self.server.plugins:        # e.g. HLS: sinks and remembered sequences
+            counts.update(getattr(plugin, "runtime_counts", dict)())
+        return self.ok(**counts)
 
     # ------------------------------------------------------------ /api/v1/vhosts
     def vhosts(self, method, vid, query):

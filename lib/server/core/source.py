@@ -95,6 +95,7 @@ class Source:
         self._last_flush = 0.0
         self._burst = False
         self._wake = Event()
+        self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
         self.pins = 0                  # clients being set up on this source (registry.pinned)
@@ -140,12 +141,15 @@ class Source:
         self.publisher = None
         self.gop.clear()
         self.metadata = self.video_sh = self.audio_sh = None
+        self.media_ready.clear()
         for sink in self.sinks:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
 
     def on_media(self, type_id, timestamp, payload):
         """A message from the publisher (or the edge ingester)."""
+        if not self.media_ready.is_set():
+            self.media_ready.set()
         self.bytes_in += len(payload)
         if type_id == MSG_AMF0_DATA:
             # Data sits on the timeline at the newest media time, so it never makes a caught-up

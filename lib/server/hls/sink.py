@@ -4,8 +4,17 @@ Rules:
 - HlsPlugin(server).on_source_created attaches the stream's HlsSink to sources of vhosts with
   hls.enabled that are not edges. A sink (with its segmenter: window, sequence numbers) lives
   in the plugin by stream key and outlives its Source, so a republish continues the playlist
-  with a discontinuity. It is forgotten once disposed and detached; the next sequence number of
-  a forgotten stream is kept, so segment names are never reused (the nginx tier caches .ts long).
+  with a discontinuity.
+- Memory is bounded whatever names clients publish (publishing is open by default): a sink
+  that is idle (no source, not publishing, its queue written, no dispose pending) is parked;
+  at most MAX_IDLE_SINKS are parked, the oldest parked one is forgotten first. A disposed idle
+  sink is forgotten at once. A forgotten stream's next sequence number is remembered in an LRU
+  of MAX_REMEMBERED names; a name pushed out of it raises `seq_floor` to its number, and a
+  stream with no remembered number starts at `seq_floor`. So a segment name is never reused
+  for a stream while the process lives (the nginx tier caches .ts for a year), with no
+  assumption on clocks or files: a stream starts at 0, as in SRS, until > MAX_REMEMBERED names
+  were forgotten. (Reading numbers back from the files on disk would not do: hls_dispose
+  deletes them while caches still hold them.)
 - on_publish / on_message / on_unpublish only append to a queue (on_message is the fan-out hot
   path). One worker greenlet per publishing sink drains the queue every WORKER_TICK (at once for
   publish/unpublish), feeds the segmenter, and runs its actions in gevent's threadpool: writes
@@ -22,6 +31,7 @@ Rules:
 """
 import os
 import time
+from collections import OrderedDict
 
 import gevent
 from gevent.event import Event
@@ -33,6 +43,8 @@ from lib.rtmp.errors import ProtocolError
 WORKER_TICK = 0.1           # seconds between queue drains while publishing
 MAX_QUEUE_BYTES = 32 << 20  # media payload bytes queued before dropping
 YIELD_EVERY = 200           # messages processed between cooperative yields
+MAX_IDLE_SINKS = 64         # idle sinks kept for a republish that continues the playlist
+MAX_REMEMBERED = 4096       # forgotten streams whose next segment number is remembered
 
 
 class _Marker:
@@ -117,8 +129,14 @@ class HlsSink:
 
     def on_source_removed(self, source):
         self.sources.discard(source)
-        if self.disposed and not self.sources and not self.publishing:
-            self.plugin.forget(self)
+        self._maybe_idle()
+
+    def _maybe_idle(self):
+        """Tell the plugin once nothing holds this sink any more (parked, or forgotten)."""
+        timer = self._dispose_timer
+        if (not self.sources and not self.publishing and self._worker is None and not self.queue
+                and (timer is None or timer.dead)):
+            self.plugin.idle(self)
 
     # ------------------------------------------------------------ queue
     def _push(self, marker):
@@ -153,6 +171,7 @@ class HlsSink:
                     break
         finally:
             self._worker = None
+        self._maybe_idle()
 
     def _process(self, batch):
         for i, item in enumerate(batch):
@@ -207,7 +226,7 @@ class HlsSink:
         seg = self.segmenter
         if seg is None or hls.hls_path != self.hls_path or \
                 hls.hls_m3u8_file != seg.conf.hls_m3u8_file:
-            start = seg.next_seq if seg is not None else self.plugin.next_seq.get(self.key, 0)
+            start = seg.next_seq if seg is not None else self.plugin.start_seq(self.key)
             try:
                 seg = Segmenter(hls, self.vhost, self.app, self.stream, start_seq=start,
                                 utc=self.server.config.utc_time)
@@ -249,12 +268,15 @@ class HlsSink:
 
 
 class HlsPlugin:
-    """Attaches HLS sinks to the sources of HLS-enabled origin vhosts."""
+    """Attaches HLS sinks to the sources of HLS-enabled origin vhosts; keeps the sinks and the
+    next sequence numbers of forgotten streams, both bounded (see the module rules)."""
 
     def __init__(self, server):
         self.server = server
-        self.sinks = {}             # stream key -> HlsSink
-        self.next_seq = {}          # stream key -> next segment number of a forgotten sink
+        self.sinks = {}             # stream key -> HlsSink (live or parked)
+        self.parked = OrderedDict()  # stream key -> idle HlsSink, the oldest first
+        self.next_seq = OrderedDict()  # stream key -> next segment number of a forgotten sink
+        self.seq_floor = 0          # above every number pushed out of next_seq
 
     def on_source_created(self, source):
         conf = self.server.config.vhost(source.vhost)
@@ -264,11 +286,38 @@ class HlsPlugin:
         if sink is None:
             sink = HlsSink(self, source.key, source.vhost, source.app, source.stream)
             self.sinks[source.key] = sink
+        self.parked.pop(source.key, None)
         sink.sources.add(source)
         source.sinks.append(sink)
 
+    def start_seq(self, key):
+        """The first segment number of a stream that has no sink."""
+        return self.next_seq.get(key, self.seq_floor)
+
+    def idle(self, sink):
+        """`sink` is idle: forget it if disposed, else park it (the oldest parked goes first)."""
+        if self.sinks.get(sink.key) is not sink:
+            return
+        if sink.disposed:
+            self.forget(sink)
+            return
+        self.parked[sink.key] = sink
+        self.parked.move_to_end(sink.key)
+        while len(self.parked) > MAX_IDLE_SINKS:
+            self.forget(next(iter(self.parked.values())))
+
     def forget(self, sink):
-        if self.sinks.get(sink.key) is sink:
-            del self.sinks[sink.key]
-            if sink.segmenter is not None:
-                self.next_seq[sink.key] = sink.segmenter.next_seq
+        if self.sinks.get(sink.key) is not sink:
+            return
+        del self.sinks[sink.key]
+        self.parked.pop(sink.key, None)
+        if sink.segmenter is not None:
+            self.next_seq[sink.key] = sink.segmenter.next_seq
+            self.next_seq.move_to_end(sink.key)
+            while len(self.next_seq) > MAX_REMEMBERED:
+                _, seq = self.next_seq.popitem(last=False)
+                self.seq_floor = max(self.seq_floor, seq)
+
+    def runtime_counts(self):
+        """For /api/v1/debug/runtime."""
+        return {"hls_sinks": len(self.sinks), "hls_remembered": len(self.next_seq)}

@@ -8,16 +8,18 @@ Rules (this module owns them):
   every Host that maps to its vhost.
 - Not an edge and no publisher: the static file of that name if any, else 404 at once.
   An edge vhost: the plugins decide. `before_play` raising means 404; otherwise the answer
-  waits until the source has media (the edge's pull started), and the edge calling
-  `player.kick()` first (not found on any origin) means 404; no media in FLV_WAIT_TIMEOUT 504.
+  waits (on the source's `media_ready` event, no polling) until the source has media (the
+  edge's pull started), and the edge calling `player.kick()` first (not found on any origin)
+  means 404; no media in FLV_WAIT_TIMEOUT 504.
+- A kick is never lost, whatever state the player is in: before the response starts the
+  player answers 404 and the connection closes (the kicked flag is checked after the last point that can yield, in the
+  same step that marks the player `streaming`); once streaming, kick() shuts the socket down.
 - on_play hook rejects with 403; on_stop follows an accepted on_play whatever happens next.
-- The socket trick: pywsgi never gives the app its socket, so the server's handler puts it (and
-  itself) in the environ (`srsedge.socket`, `srsedge.handler`). `serve_flv` writes the response
-  head and FLV header itself, attaches `Consumer(sock, "flv")` (the source's shared FLV tag
-  bytes, the same fan-out as RTMP players), then blocks reading the socket until the player goes
-  (EOF, write error -> socket shutdown, or server.stop() shutting down `server.clients`). Then
-  it calls start_response only to record the status, and sets `headers_sent` and
-  `close_connection` on the handler, returning []: pywsgi writes nothing more and closes.
+- The socket: `serve_flv` writes the response head and FLV header itself on the connection's
+  socket, attaches `Consumer(sock, "flv")` (the source's shared FLV tag bytes, the same fan-out
+  as RTMP players), then blocks reading the socket until the player goes (EOF, write error ->
+  socket shutdown, or server.stop() shutting down `server.clients`). What that needs from
+  pywsgi's internals is in lib/server/http/pywsgi_bridge.py, nowhere else.
   While it plays, the FlvPlayer is in `server.clients` (cid -> player, like RTMP connections).
 """
 import email.utils
@@ -26,15 +28,18 @@ import re
 import socket
 import time
 
+import gevent
 from gevent.event import Event
 
 from lib.media import flv
 from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
+from lib.rtmp.limits import MAX_NAME, MAX_PARAM, check_request, check_text
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
 from lib.server.core.consumer import Consumer
 from lib.server.core.client import ClientBase
 from lib.server.http.static import Response, status_line
+from lib.server.http import pywsgi_bridge
 
 FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
 
@@ -90,6 +95,7 @@ class FlvPlayer(ClientBase):
         self.vhost_conf = vhost_conf
         self.page_url = page_url
         self._kicked = Event()
+        self.streaming = False         # the response started: a kick shuts the socket down
 
     def play(self, key, head):
         """Hooks, plugins, then serve until the player goes. Returns an error status, or None
@@ -119,14 +125,11 @@ class FlvPlayer(ClientBase):
             self.source = source
             server.clients[self.cid] = self
             try:
-                error = self._wait_for_media(source)
+                error = self._wait_for_media(source) or self._stream(key, source, head)
                 if error is not None:
                     self.log.warn(f"http-flv play {key} from {self.ip}: {error} "
                                   f"({self.close_reason})")
                     return error
-                self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
-                                         on_shed=self._on_shed)
-                self._stream(key, source, head)
             finally:
                 consumer = self.drop_consumer()
                 if consumer is not None:
@@ -139,18 +142,24 @@ class FlvPlayer(ClientBase):
     def _wait_for_media(self, source):
         """Hold the answer until the source has media (an edge is still pulling): None then;
         404 if this player is kicked first (edge: not found), 504 after FLV_WAIT_TIMEOUT."""
-        deadline = time.monotonic() + FLV_WAIT_TIMEOUT
-        while not (source.video_sh or source.audio_sh or source.metadata or source.gop.items):
-            if self._kicked.is_set():
-                return 404
-            if time.monotonic() > deadline:
-                self.close_reason = f"no media in {FLV_WAIT_TIMEOUT:g}s"
-                return 504
-            self._kicked.wait(0.05)
-        return 404 if self._kicked.is_set() else None
+        ready = source.media_ready
+        if not ready.is_set() and not self._kicked.is_set():
+            gevent.wait([ready, self._kicked], timeout=FLV_WAIT_TIMEOUT, count=1)
+        if self._kicked.is_set():
+            return 404
+        if not ready.is_set():
+            self.close_reason = f"no media in {FLV_WAIT_TIMEOUT:g}s"
+            return 504
+        return None
 
     def _stream(self, key, source, head):
-        """Response head, FLV header, then the shared FLV tags until the player goes."""
+        """Response head, FLV header, then the shared FLV tags until the player goes.
+        Returns 404 when kicked before the response started, else None."""
+        if self._kicked.is_set():      # no yield since the wait, none until `streaming`
+            return 404
+        self.streaming = True
+        self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
+                                 on_shed=self._on_shed)
         try:
             self.sock.sendall(head + flv.file_header(*_has_audio_video(source, self.vhost_conf)))
             self.sock.settimeout(None)
@@ -162,7 +171,8 @@ class FlvPlayer(ClientBase):
                     break
                 self.bytes_in += len(data)
         except OSError as e:
-            self.close_reason = f"socket: {e}"
+            if not self.kicked:        # a kick's shutdown: its reason stands
+                self.close_reason = f"socket: {e}"
         self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.send_bytes} bytes")
 
@@ -172,7 +182,7 @@ class FlvPlayer(ClientBase):
         self.close_reason = reason
         self.log.warn(f"close {self.ip}:{self.port}: {reason}")
         self._kicked.set()
-        if self.consumer is not None:
+        if self.streaming:
             self._shutdown()
 
     def _on_shed(self, count):
@@ -189,12 +199,24 @@ class FlvPlayer(ClientBase):
         except OSError:
             pass
 
+    @property
+    def kicked(self):
+        return self._kicked.is_set()
+
 
 def _has_audio_video(source, vhost_conf):
     remux = vhost_conf.http_remux
     if remux.guess_has_av and (source.video_sh or source.audio_sh):
         return source.audio_sh is not None, source.video_sh is not None
     return remux.has_audio, remux.has_video
+
+
+def _refuse(server, environ, error):
+    """A bad name (too long, control characters, unparsable): 400 and one warn line."""
+    addr = pywsgi_bridge.client_address(environ)
+    ip, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
+    server.logger.context().warn(f"close {ip}:{port}: http-flv bad request: {error}")
+    raise Response(400) from None
 
 
 def serve_flv(server, environ, start_response, path, cors_headers):
@@ -213,6 +235,12 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     if found is None:
         return None
     app, stream = found
+    try:
+        check_text("app", app, MAX_NAME)
+        check_text("stream", stream, MAX_NAME)
+        check_text("query", query, MAX_PARAM)
+    except UrlError as e:
+        _refuse(server, environ, e)
     key = f"{vhost_conf.name}/{app}/{stream}"
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
@@ -222,23 +250,22 @@ def serve_flv(server, environ, start_response, path, cors_headers):
                ("Date", email.utils.formatdate(usegmt=True)),
                ("Cache-Control", "no-store"), ("Connection", "close")]
     headers += cors_headers
-    handler = environ["srsedge.handler"]
     head = "".join(f"{k}: {v}\r\n" for k, v in headers)
     head = f"HTTP/1.1 {status_line(200)}\r\n{head}\r\n".encode("latin-1")
     if environ["REQUEST_METHOD"] == "HEAD":
-        environ["srsedge.socket"].sendall(head)
+        pywsgi_bridge.raw_socket(environ).sendall(head)
     else:
         try:
             req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
-        except UrlError:
-            raise Response(400) from None
-        player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
-                           vhost_conf, environ.get("HTTP_REFERER", ""))
+            check_request(req)
+        except UrlError as e:
+            _refuse(server, environ, e)
+        player = FlvPlayer(server, pywsgi_bridge.raw_socket(environ),
+                           pywsgi_bridge.client_address(environ), req, vhost_conf,
+                           environ.get("HTTP_REFERER", ""))
         error = player.play(key, head)
         if error is not None:
+            if player.kicked:
+                pywsgi_bridge.close_after(environ)    # kicked: no keep-alive after the 404
             raise Response(error)
-    # The response went out on the socket: record it for pywsgi, which must send nothing.
-    start_response(status_line(200), headers)
-    handler.headers_sent = True
-    handler.close_connection = True
-    return []
+    return pywsgi_bridge.written_by_app(environ, start_response, status_line(200), headers)

@@ -39,6 +39,7 @@ import gevent
 from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
+from lib.server.http import pywsgi_bridge
 from lib.server.http.flv import match_mount, serve_flv  # noqa: F401 (match_mount: tests)
 from lib.server.http.pages import serve_page
 from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
@@ -73,7 +74,8 @@ def _raw_response(status):
 
 
 class _Handler(pywsgi.WSGIHandler):
-    """pywsgi's handler with header limits, a head timeout and the socket in the environ."""
+    """pywsgi's handler with header limits, a head timeout and the socket in the environ
+    (lib/server/http/pywsgi_bridge.py)."""
 
     def handle(self):
         self.socket.settimeout(SEND_TIMEOUT)
@@ -109,8 +111,7 @@ class _Handler(pywsgi.WSGIHandler):
     def get_environ(self):
         self._head_timer.close()       # the head is in: the application runs untimed
         env = super().get_environ()
-        env["srsedge.socket"] = self.socket
-        env["srsedge.handler"] = self
+        pywsgi_bridge.expose(self, env)
         return env
 
 
@@ -182,7 +183,7 @@ class HttpServer:
             return [r.body] if environ["REQUEST_METHOD"] != "HEAD" else []
         except Exception as e:  # noqa: BLE001 - one bad request must not kill the server
             self.log.error(f"http {environ['REQUEST_METHOD']} {environ['PATH_INFO']!r}: {e!r}")
-            environ["srsedge.handler"].close_connection = True
+            pywsgi_bridge.close_after(environ)
             start_response(status_line(500), [("Content-Length", "0"), ("Server", SERVER)])
             return []
 

@@ -24,6 +24,7 @@ import stat
 import gevent
 
 from lib.names import SERVER_NAME as SERVER
+from lib.server.http import pywsgi_bridge
 
 CHUNK = 64 * 1024
 
@@ -80,8 +81,8 @@ def status_line(code):
 class _FileBody:
     """The bytes [offset, offset+length) of an open file, CHUNK at a time, yielding to the hub."""
 
-    def __init__(self, f, offset, length, handler):
-        self.f, self.offset, self.length, self.handler = f, offset, length, handler
+    def __init__(self, f, offset, length, environ):
+        self.f, self.offset, self.length, self.environ = f, offset, length, environ
 
     def __iter__(self):
         f, left = self.f, self.length
@@ -89,8 +90,7 @@ class _FileBody:
         while left > 0:
             data = f.read(min(CHUNK, left))
             if not data:               # truncated under us: the body is short, so close
-                if self.handler is not None:
-                    self.handler.close_connection = True
+                pywsgi_bridge.close_after(self.environ)
                 return
             left -= len(data)
             yield data
@@ -171,7 +171,7 @@ def serve_file(environ, start_response, root, path, cors_headers):
     if environ["REQUEST_METHOD"] == "HEAD" or length == 0:
         f.close()
         return []
-    return _FileBody(f, offset, length, environ.get("srsedge.handler"))
+    return _FileBody(f, offset, length, environ)
 
 def file_headers(environ, real, st):
     """(status, headers, offset, length) for a GET/HEAD of a regular file."""

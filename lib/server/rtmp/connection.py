@@ -18,6 +18,7 @@ import gevent
 
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
+from lib.rtmp.limits import MAX_URL, check_request, check_text, clip
 from lib.rtmp.url import discover
 from lib.server.core.errors import Reject
 from lib.server.core import security
@@ -47,11 +48,11 @@ class RtmpConnection(ClientBase):
         try:
             self._serve()
         except Reject as e:
-            self.close_reason = str(e)
-            self.log.warn(f"close: {e}")
+            self.close_reason = clip(str(e))
+            self.log.warn(f"close: {self.close_reason}")
         except ProtocolError as e:
             self.close_reason = f"protocol error: {e}"
-            self.log.warn(f"close {self.ip}:{self.port}: protocol error: {e}")
+            self.log.warn(f"close {self.ip}:{self.port}: protocol error: {clip(str(e))}")
         except gevent.Timeout as t:
             self.close_reason = "timeout"
             self.log.warn(f"close {self.ip}:{self.port}: {t.exception or 'setup timeout'}")
@@ -119,12 +120,14 @@ class RtmpConnection(ClientBase):
 
     # ------------------------------------------------------------ events
     def _on_connect(self, ev):
+        check_text("tcUrl", ev.tc_url, MAX_URL)
         req = discover(ev.tc_url, "", guess_stream=False)
+        check_request(req)
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             self.session.reject_connect("vhost not found")
             self._flush_session()
-            raise Reject(f"connect {ev.tc_url}: no vhost {req.vhost!r}")
+            raise Reject(f"connect {redact(ev.tc_url)}: no vhost {req.vhost!r}")
         req.vhost = vhost_conf.name    # as SRS: the matched config vhost from here on
         if vhost_conf.tcp_nodelay:     # SRS default off: merged writes fill whole segments
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -165,7 +168,9 @@ class RtmpConnection(ClientBase):
             raise Reject(reason)
 
     def _resolve_stream(self, stream):
+        check_text("stream name", stream, MAX_URL)
         req = discover(self.req.tc_url, stream)
+        check_request(req)
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             raise Reject(f"stream {stream}: no vhost {req.vhost!r}")

@@ -26,7 +26,6 @@ import email.utils
 import functools
 import re
 import socket
-import time
 
 import gevent
 from gevent.event import Event

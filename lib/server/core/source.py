@@ -22,6 +22,7 @@ import gevent
 from gevent.event import Event
 
 from lib.media import flv
+from lib.media import frame as media_frame
 from lib.media.gop import GopCache
 from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
@@ -37,13 +38,16 @@ MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most t
 
 class SharedMessage:
     """One media message, encoded once for every consumer."""
-    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "rtmp", "flv")
+    __slots__ = ("type_id", "timestamp", "payload", "frame", "is_keyframe", "is_sequence_header",
+                 "rtmp", "flv")
 
     def __init__(self, type_id, timestamp, payload, chunk_size):
         self.type_id = type_id
         self.timestamp = timestamp
         self.payload = payload
-        self.is_keyframe = type_id == MSG_VIDEO and flv.is_video_keyframe(payload)
+        self.frame = media_frame.parse(type_id, payload)   # media facts, once (None: data)
+        self.is_keyframe = type_id == MSG_VIDEO and self.frame.is_keyframe
+        self.is_sequence_header = self.frame is not None and self.frame.is_sequence_header
         self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
                                    timestamp, payload, chunk_size)
         self.flv = flv.tag(type_id, timestamp, payload)
@@ -138,14 +142,14 @@ class Source:
         ts = self.jitter.correct(timestamp) if type_id != MSG_AMF0_DATA else 0
         msg = SharedMessage(type_id, ts, payload, self.chunk_size)
         if type_id == MSG_VIDEO:
-            if flv.is_video_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.video_sh = msg
             else:
                 if msg.is_keyframe:
                     self.last_key_seq = self.end
                 self.gop.add(msg, True, msg.is_keyframe)
         elif type_id == MSG_AUDIO:
-            if flv.is_audio_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.audio_sh = msg
             else:
                 self.gop.add(msg, False, False)

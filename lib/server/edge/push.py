@@ -20,7 +20,6 @@ import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from lib.media import flv
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
 from lib.server.core.hooks import redact
@@ -141,7 +140,7 @@ class Pusher:
                 self.link.session.send_media(m.type_id, m.timestamp, m.payload)
         # restart at a keyframe so the far side can decode at once
         while self.queue and self.queue[0].type_id == MSG_VIDEO and not self.queue[0].is_keyframe \
-                and not flv.is_video_sequence_header(self.queue[0].payload):
+                and not self.queue[0].is_sequence_header:
             self.queue.popleft()
         with self.lock:
             self.link.flush()

@@ -269,6 +269,10 @@ class TsMuxer:
     def has_audio(self):
         return self.aac is not None
 
+    def carry_over(self, old):
+        """A new publish on the same playlist: continuity counters go on."""
+        self.cc = old.cc
+
     @staticmethod
     def supports(kind, codec):
         return codec in (VIDEO_CODECS if kind == "video" else AUDIO_CODECS)

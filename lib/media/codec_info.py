@@ -401,7 +401,25 @@ def display_name(codec):
     return DISPLAY_NAMES.get(codec, codec)
 
 
-__all__ = ["VideoInfo", "AudioInfo", "video_info", "audio_info", "avc_info", "parse_sps",
+def video_json(payload):
+    """The HTTP API's `video` object for a video sequence header payload (None if unknown):
+    SRS's keys, plus `name`, the codec's display name."""
+    info = video_info(payload) if payload is not None else None
+    if info is None:
+        return None
+    return dict(info._asdict(), name=display_name(info.codec))
+
+
+def audio_json(payload):
+    """The HTTP API's `audio` object for an audio sequence header payload (None if unknown)."""
+    info = audio_info(payload) if payload is not None else None
+    if info is None:
+        return None
+    return {"codec": info.codec, "sample_rate": info.sample_rate, "channel": info.channels,
+            "profile": info.profile, "name": display_name(info.codec)}
+
+
+__all__ = ["video_json", "audio_json", "VideoInfo", "AudioInfo", "video_info", "audio_info", "avc_info", "parse_sps",
            "video_record_info", "audio_record_info", "hevc_info", "parse_hevc_sps", "av1_info",
            "parse_av1_sequence_header", "vp9_info", "display_name",
            "parse_audio_specific_config", "unescape_rbsp", "avc_profile_name", "avc_level_name"]

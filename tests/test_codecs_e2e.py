@@ -16,6 +16,7 @@ import m3u8
 import pytest
 import requests
 
+from lib.media import flv
 from tests.conftest import PYTHON, ROOT, ServerProc, free_port, wait_for, wait_port
 
 WIDTH, HEIGHT, FPS = 160, 90, 15
@@ -261,3 +262,35 @@ def test_av1_opus_over_rtmp_http_flv_and_hls_fmp4(ffmpeg_new, av1_flv, cluster, 
     check_player(ffmpeg_new, str(path), ["av1", "opus"], )
     assert "skipped" not in origin.log_text()
     assert pub.poll() is None, pub.stderr.read().decode()
+
+
+@pytest.fixture(scope="session")
+def vp9_flv(ffmpeg_new, tmp_path_factory):
+    """4 s of VP9 (1 s GOP) + Opus in Enhanced RTMP FLV (vp09, Opus)."""
+    return encode(ffmpeg_new, tmp_path_factory.mktemp("codecs") / "vp9.flv",
+                  ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                   "-g", str(FPS)], ["-c:a", "libopus", "-b:a", "32k"])
+
+
+@pytest.mark.parametrize("clip,codecs", [("vp9_flv", ["opus", "vp9"]),
+                                         ("hevc_flv", ["aac", "hevc"])])
+def test_fmp4_segments_of_enhanced_codecs_decode(ffmpeg_new, clip, codecs, request, tmp_path):
+    """The segmenter alone (no server): every init + segment decodes, all frames are there."""
+    from lib.media.hls import Segmenter
+    from lib.server.hls.sink import apply_actions
+    from tests.test_hls import conf
+    seg = Segmenter(conf(hls_use_fmp4=True, hls_fragment=1.0, hls_window=60.0), "v", "live", "s")
+    actions = seg.on_publish()
+    for tag_type, ts, payload in flv.iter_tags(request.getfixturevalue(clip).read_bytes()):
+        actions += seg.feed(tag_type, ts, payload, tag_type == 9 and flv.is_video_keyframe(payload))
+    actions += seg.on_unpublish()
+    assert [a for a in actions if a[0] == "warn"] == []
+    assert apply_actions(str(tmp_path), actions) == []
+    pl = m3u8.load(str(tmp_path / "live" / "s.m3u8"))
+    init = (tmp_path / "live" / pl.segment_map[0].uri).read_bytes()
+    joined = tmp_path / "all.mp4"
+    joined.write_bytes(init + b"".join((tmp_path / "live" / s.uri).read_bytes()
+                                       for s in pl.segments))
+    d = decode(ffmpeg_new, str(joined), seconds=10)
+    assert d.errors == [] and d.codecs == codecs, d.log[-3000:]
+    assert d.frames == 4 * FPS

@@ -28,9 +28,14 @@ def current_ffmpeg():
         exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as e:          # not installed, or no binary for this platform
         pytest.skip(f"imageio-ffmpeg (requirements-dev.txt) not usable: {e}")
+    version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    found = re.search(r"version n?(\d+)\.(\d+)", version)
+    if not found or (int(found[1]), int(found[2])) < (6, 1):
+        pytest.skip(f"{exe} is older than ffmpeg 6.1 (no Enhanced RTMP): {version[:60]}")
     encoders = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True,
                               text=True, timeout=30).stdout
-    missing = [e for e in ("libx265", "libsvtav1", "libopus") if e not in encoders]
+    missing = [e for e in ("libx265", "libsvtav1", "libvpx-vp9", "libopus") if e not in encoders]
     if missing:
         pytest.skip(f"{exe} lacks {missing}")
     return exe

@@ -443,3 +443,17 @@ def test_fmp4_skips_codecs_it_cannot_carry_with_one_warning(tmp_path):
         disk.apply(seg.feed(flv.TAG_AUDIO, t, b"\x91fLaC\xff\xf8", False, NOW))
     assert disk.warnings == ["hls live/livestream.m3u8: audio codec FLAC cannot be carried in "
                              "HLS fMP4, audio skipped"]
+
+
+def test_switching_to_fmp4_at_a_publish_starts_a_clean_playlist(tmp_path):
+    seg, disk = new_synth(tmp_path)
+    synth(seg, disk, 0, 4040, key_every=2000)
+    disk.apply(seg.on_unpublish())
+    seg.conf = conf(hls_use_fmp4=True)                      # a reload, then a new publish
+    disk.apply(seg.on_publish())
+    assert not os.path.exists(disk.path("live/livestream-0.ts"))
+    disk.apply(seg.feed(flv.TAG_VIDEO, 0, avc_sh(), True, NOW))
+    disk.apply(seg.feed(flv.TAG_AUDIO, 0, AAC_SH, False, NOW))
+    synth(seg, disk, 0, 2040, key_every=2000)
+    text = seg.playlist().decode()
+    assert "#EXT-X-VERSION:7" in text and ".ts" not in text and "livestream-3.m4s" in text

@@ -41,6 +41,8 @@ Rules:
   theirs. The playlist is version 7 and says #EXT-X-MAP:URI=... before the first segment and
   wherever the init segment changes. Init segments no segment in the window uses are deleted
   with hls_cleanup; dispose deletes them all.
+- hls_use_fmp4 is read at each publish; when it changed, the old window and playlist are deleted
+  (TS and fMP4 segments never share a playlist) and the new one starts with the next number.
 - on_unpublish closes the current segment (writes it and the playlist) and keeps the window;
   dispose() deletes the window's segments and the playlist. When to dispose is the caller's.
 """
@@ -144,6 +146,11 @@ class Segmenter:
     # ------------------------------------------------------------------ events
     def on_publish(self):
         actions = self.on_unpublish() if self.cur is not None else []
+        fmp4 = bool(getattr(self.conf, "hls_use_fmp4", False))
+        if fmp4 != self.fmp4:        # reloaded: TS and fMP4 segments never share a playlist
+            actions += self.dispose()
+            self.fmp4, self._init = fmp4, None
+            self.muxer = self._new_muxer()
         self._reset_publish()
         if self.window:
             self._disc = True

@@ -1,8 +1,9 @@
 """FLV tag inspection and FLV byte building (sans-IO).
 
 Rules: inspection is lib.media.frame's (it never raises on short or odd payloads: an empty or
-unknown payload is "not a keyframe, not a sequence header"). Building
-returns bytes; the caller shares them among all players.
+unknown payload is "not a keyframe, not a sequence header"; Enhanced RTMP sequence starts of
+any codec are sequence headers). Building returns bytes; the caller shares them among all
+players.
 """
 import struct
 
@@ -17,7 +18,6 @@ CODEC_HEVC = 12
 SOUND_AAC = 10
 
 
-
 # Thin wrappers over lib.media.frame (the one parser of media facts); new code reads the facts
 # the shared message carries (msg.frame, msg.is_keyframe, msg.is_sequence_header) instead.
 def is_video_keyframe(payload):
@@ -30,14 +30,6 @@ def is_video_sequence_header(payload):
 
 def is_audio_sequence_header(payload):
     return frame.parse_audio(payload).is_sequence_header
-
-
-def video_codec(payload):
-    return frame.parse_video(payload).codec
-
-
-def audio_codec(payload):
-    return frame.parse_audio(payload).codec
 
 
 def file_header(has_audio=True, has_video=True):

@@ -3,13 +3,17 @@
 The payloads are written byte by byte from the Enhanced RTMP v2 spec (veovera/enhanced-rtmp:
 ExVideoTagHeader, ExAudioTagHeader, ModEx, Multitrack) and the legacy FLV spec; real ffmpeg
 output is covered by tests/test_codecs_e2e.py. Every prefix of every sample, and random bytes,
-must parse without raising.
+must parse without raising. The source keeps Enhanced RTMP sequence starts as its headers.
 """
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lib.media import flv
 from lib.media import frame as F
+from lib.rtmp.chunk import ChunkReader
+from lib.server.core.consumer import Consumer
+from lib.server.core.source import SourceRegistry
+from tests.test_source import drain, pair, vhost_conf
 
 
 def video(first, *parts):
@@ -162,3 +166,32 @@ def test_parse_by_message_type():
     assert F.parse(9, b"\x17\x01\x00\x00\x00").is_keyframe
     assert F.parse(8, b"\xaf\x00\x12\x10").is_sequence_header
     assert F.parse(18, b"\x02\x00\x0aonMetaData") is None
+
+
+# ------------------------------------------------------------------ facts at the source
+
+def test_enhanced_rtmp_sequence_headers_reach_late_players_after_gop_resets():
+    """Enhanced RTMP (AV1 + Opus): the sequence starts are kept as the source's headers (Opus
+    used to sink into the GOP cache and be lost at the next keyframe); the first coded video a
+    late player gets is a keyframe."""
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=10))
+    src.on_publish(object())
+    av1_sh = b"\x90av01\x81\x00\x0c\x00"
+    opus_sh = b"\x90OpusOpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00"
+    src.on_media(9, 0, av1_sh)
+    src.on_media(8, 0, opus_sh)
+    for i in range(60):                     # key every 25 frames: the GOP cache resets twice
+        first = 0x91 if i % 25 == 0 else 0xA1
+        src.on_media(9, i * 40, bytes([first]) + b"av01" + bytes([i]) * 50)
+        src.on_media(8, i * 40 + 5, b"\x91Opus" + b"o" * 40)
+    assert src.video_sh.payload == av1_sh and src.audio_sh.payload == opus_sh
+    assert src.video_sh.is_sequence_header and src.video_sh.frame.codec == "av01"
+    a, b = pair()
+    src.attach(Consumer(a))
+    src.flush_all()
+    got = drain(b, ChunkReader(60000))
+    payloads = [bytes(m.payload) for m in got]
+    assert payloads[:2] == [av1_sh, opus_sh]
+    first_video = next(p for p in payloads[2:] if p[:5] == b"\xa1av01" or p[:5] == b"\x91av01")
+    assert first_video[0] == 0x91 and first_video[5] == 50  # the keyframe of frame 50

@@ -131,30 +131,3 @@ def test_stuck_consumer_is_shed_to_keyframe_and_never_slows_others():
     assert flv.is_video_sequence_header(after[0].payload)   # ...with fresh headers...
     assert flv.is_video_keyframe(after[1].payload)          # ...then a keyframe
     assert stamps[-1] == 274 * 40
-
-
-def test_enhanced_rtmp_sequence_headers_reach_late_players_after_gop_resets():
-    """Enhanced RTMP (AV1 + Opus): the sequence starts are kept as the source's headers (Opus
-    used to sink into the GOP cache and be lost at the next keyframe); the first coded video a
-    late player gets is a keyframe."""
-    reg = SourceRegistry()
-    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=10))
-    src.on_publish(object())
-    av1_sh = b"\x90av01\x81\x00\x0c\x00"
-    opus_sh = b"\x90OpusOpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00"
-    src.on_media(9, 0, av1_sh)
-    src.on_media(8, 0, opus_sh)
-    for i in range(60):                     # key every 25 frames: the GOP cache resets twice
-        first = 0x91 if i % 25 == 0 else 0xA1
-        src.on_media(9, i * 40, bytes([first]) + b"av01" + bytes([i]) * 50)
-        src.on_media(8, i * 40 + 5, b"\x91Opus" + b"o" * 40)
-    assert src.video_sh.payload == av1_sh and src.audio_sh.payload == opus_sh
-    assert src.video_sh.is_sequence_header and src.video_sh.frame.codec == "av01"
-    a, b = pair()
-    src.attach(Consumer(a))
-    src.flush_all()
-    got = drain(b, ChunkReader(60000))
-    payloads = [bytes(m.payload) for m in got]
-    assert payloads[:2] == [av1_sh, opus_sh]
-    first_video = next(p for p in payloads[2:] if p[:5] == b"\xa1av01" or p[:5] == b"\x91av01")
-    assert first_video[0] == 0x91 and first_video[5] == 50  # the keyframe of frame 50

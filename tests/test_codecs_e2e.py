@@ -264,7 +264,11 @@ def test_av1_opus_over_rtmp_http_flv_and_hls_fmp4(ffmpeg_new, av1_flv, cluster, 
     text = path.read_text()
     assert "#EXT-X-VERSION:7" in text and pl.segment_map and pl.segment_map[0].uri
     assert pl.segments[0].uri.endswith(".m4s")
-    check_player(ffmpeg_new, str(path), ["av1", "opus"], )
+    hls_url = f"http://127.0.0.1:{origin.http_port}/hls/live/av1.m3u8"   # srsedge's HTTP server
+    check_player(ffmpeg_new, hls_url, ["av1", "opus"])
+    r = requests.get(hls_url.replace("av1.m3u8", pl.segments[-1].uri), timeout=5)
+    assert r.headers["Content-Type"] == "video/iso.segment"
+    assert r.headers["Cache-Control"] == "max-age=31536000, immutable"
     assert "skipped" not in origin.log_text()
     assert pub.poll() is None, pub.stderr.read().decode()
 

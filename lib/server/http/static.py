@@ -4,8 +4,9 @@ Rules (this module owns them):
 - GET and HEAD of regular files under a root; MIME type by extension, Content-Length,
   Last-Modified/ETag with 304, one byte range (206 + Content-Range, 416 when unsatisfiable;
   several ranges: whole file).
-- Cache-Control: `.m3u8` `max-age=1`, `.ts` `max-age=31536000, immutable` (the HLS writer never
-  reuses a segment name); anything else `no-cache` (revalidate with the ETag).
+- Cache-Control: `.m3u8` `max-age=1`, `.ts` and `.m4s` `max-age=31536000, immutable` (the HLS
+  writer never reuses a segment name); anything else (an fMP4 `init.mp4` too) `no-cache`
+  (revalidate with the ETag).
 - Path safety: a path with NUL, backslash or a `..` segment is 403; hidden (`.name`) segments are
   404; the file's realpath must lie under the root's realpath (symlinks out: 403); only regular
   files are opened (O_NOFOLLOW|O_NONBLOCK, so a FIFO cannot block). Nothing outside the root is read.
@@ -51,7 +52,8 @@ MIME_TYPES = {
     ".wasm": "application/wasm",
 }
 DEFAULT_MIME = "application/octet-stream"
-CACHE_CONTROL = {".m3u8": "max-age=1", ".ts": "max-age=31536000, immutable"}
+CACHE_CONTROL = {".m3u8": "max-age=1", ".ts": "max-age=31536000, immutable",
+                 ".m4s": "max-age=31536000, immutable"}
 DEFAULT_CACHE_CONTROL = "no-cache"
 
 _REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 304: "Not Modified",

@@ -171,7 +171,9 @@ def test_stream_shows_publisher_codecs_players_and_kbps(origin):
     video = stream["video"]
     assert (video["codec"], video["width"], video["height"]) == ("H264", 320, 240)
     assert video["profile"] == "Baseline" and video["level"] != "Other"      # x264 ultrafast
-    assert stream["audio"] == {"codec": "AAC", "sample_rate": 44100, "channel": 2, "profile": "LC"}
+    assert stream["audio"] == {"codec": "AAC", "sample_rate": 44100, "channel": 2, "profile": "LC",
+                               "name": "AAC"}
+    assert video["name"] == "H.264"
     assert stream["edge"] is None
     assert wait_for(lambda: origin.stream()["kbps"]["recv_30s"] > 50, 5)
     base = origin.stream()["clients"]

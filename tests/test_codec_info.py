@@ -240,3 +240,16 @@ def test_every_truncation_of_real_headers(media_file):
 def test_random_bytes_never_raise(data, prefix):
     video_info(prefix + data)
     audio_info(prefix + data)
+
+
+# ------------------------------------------------------------------ Enhanced RTMP codecs
+def test_vp9_opus_and_av1_records():
+    vpcc = bytes([1, 0, 0, 0]) + bytes([1, 31, 0x82, 1, 1, 1, 0, 0])   # vpcC v1: profile 1, 3.1
+    assert video_info(b"\x90vp09" + vpcc) == VideoInfo("VP9", "1", "3.1", 0, 0)
+    head = b"OpusHead" + bytes([1, 2]) + (312).to_bytes(2, "little") + \
+        (44100).to_bytes(4, "little") + bytes(3)
+    assert audio_info(b"\x90Opus" + head) == AudioInfo("Opus", 44100, 2, "Other")
+    # av1C: marker/version 0x81, seq_profile 1 (High) | seq_level_idx_0 9 (level 4.1), no OBUs
+    assert video_info(b"\x90av01" + bytes([0x81, 0x29, 0x0C, 0x00])) == \
+        VideoInfo("AV1", "High", "4.1", 0, 0)
+    assert video_info(b"\x91av01\x00") is None and audio_info(b"\x91Opus\x00") is None

@@ -4,6 +4,8 @@ streams."""
 import dataclasses
 import json
 import os
+import re
+import struct
 import subprocess
 
 import m3u8
@@ -359,11 +361,12 @@ def test_bad_payloads_warn_once_and_go_on(tmp_path):
 
 def test_unsupported_codecs_skipped_with_one_warning(tmp_path):
     seg, disk = new_synth(tmp_path, video=False)
-    hevc = b"\x1c\x01\x00\x00\x00\x00\x00\x00\x02\x26\x01"
+    vp9 = b"\x91vp09\x82\x49\x83\x42\x00"                   # Enhanced RTMP VP9 coded frame
     for t in range(0, 4800, 40):
-        disk.apply(seg.feed(flv.TAG_VIDEO, t, hevc, t == 0, NOW))
+        disk.apply(seg.feed(flv.TAG_VIDEO, t, vp9, t == 0, NOW))
     synth(seg, disk, 0, 4800, video=False)
-    assert len(disk.warnings) == 1 and "not H.264" in disk.warnings[0]
+    assert len(disk.warnings) == 1 and "codec VP9 cannot be carried in HLS MPEG-TS" \
+        in disk.warnings[0]
     assert [s.seq for s in seg.window] == [0]               # audio-only HLS (cut at 4 s)
     assert set(demux(open(disk.path("live/livestream-0.ts"), "rb").read())["pes"]) == {0x101}
 
@@ -373,3 +376,84 @@ def test_vcodec_vn_leaves_video_out(tmp_path):
     synth(seg, disk, 0, 4100, key_every=2000)
     data = open(disk.path("live/livestream-0.ts"), "rb").read()
     assert set(demux(data)["pes"]) == {0x101}
+
+
+# ---------------------------------------------------------------- fMP4 (hls_use_fmp4)
+def boxes(data):
+    """Top-level ISO BMFF boxes: [(type, body)], checking that the sizes tile the data."""
+    out, pos = [], 0
+    while pos < len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        assert size >= 8 and pos + size <= len(data), (kind, size)
+        out.append((kind.decode(), data[pos + 8:pos + size]))
+        pos += size
+    return out
+
+
+def test_fmp4_segments_decode_and_playlist(tmp_path, media):
+    need_tool("ffprobe")
+    seg, disk = segment_file(tmp_path, media, conf(hls_use_fmp4=True, hls_window=60.0))
+    text = open(disk.path("live/livestream.m3u8")).read()
+    assert text.startswith("#EXTM3U\n#EXT-X-VERSION:7\n")
+    assert text.count('#EXT-X-MAP:URI="livestream/init.mp4"') == 1
+    pl = disk.playlist()
+    assert [s.uri for s in pl.segments] == [f"livestream-{i}.m4s" for i in range(6)]
+    init = open(disk.path("live/livestream/init.mp4"), "rb").read()
+    assert [k for k, _ in boxes(init)] == ["ftyp", "moov"]
+    frames = 0
+    for i, s in enumerate(pl.segments):
+        body = open(disk.path(f"live/{s.uri}"), "rb").read()
+        assert [k for k, _ in boxes(body)] == ["moof", "mdat"]
+        joined = tmp_path / f"joined-{i}.mp4"
+        joined.write_bytes(init + body)
+        codecs, _ = probe(str(joined))          # decodes without an error line
+        assert codecs == ["aac", "h264"]
+        out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(joined), "-map", "0:v",
+                              "-f", "null", "-", "-progress", "pipe:1"],
+                             capture_output=True, text=True, timeout=30)
+        count = int(re.findall(r"^frame=(\d+)", out.stdout, re.M)[-1])
+        assert count == round(s.duration * 25)  # the playlist's duration is what is inside
+        frames += count
+    assert frames == 12 * 25                 # every frame of the 12 s, 25 fps source
+
+
+def test_fmp4_codec_change_gets_a_new_init_and_old_ones_are_cleaned(tmp_path):
+    seg, disk = new_synth(tmp_path, hls_use_fmp4=True, hls_window=4.0)
+    synth(seg, disk, 0, 2040, key_every=2000)
+    disk.apply(seg.feed(flv.TAG_VIDEO, 2040, avc_sh(pps=b"\x68\xee\x3c\x81"), True, NOW))
+    synth(seg, disk, 2040, 4080, key_every=2000)
+    text = seg.playlist().decode()
+    assert text.count("#EXT-X-MAP:") == 2
+    assert '#EXT-X-MAP:URI="livestream/init.mp4"' in text
+    assert '#EXT-X-MAP:URI="livestream/init-2.mp4"' in text     # named after its first segment
+    assert os.path.exists(disk.path("live/livestream/init.mp4"))
+    synth(seg, disk, 4080, 12120, key_every=2000)           # the old init leaves the window
+    assert "livestream/init.mp4\"" not in seg.playlist().decode()
+    assert not os.path.exists(disk.path("live/livestream/init.mp4"))
+    assert os.path.exists(disk.path("live/livestream/init-2.mp4"))
+    disk.apply(seg.on_unpublish())
+    disk.apply(seg.dispose())
+    assert not os.path.exists(disk.path("live/livestream/init-2.mp4"))
+    assert not os.path.exists(disk.path("live/livestream.m3u8"))
+
+
+def test_fmp4_skips_codecs_it_cannot_carry_with_one_warning(tmp_path):
+    seg, disk = new_synth(tmp_path, video=False, hls_use_fmp4=True)
+    for t in range(0, 400, 20):
+        disk.apply(seg.feed(flv.TAG_AUDIO, t, b"\x91fLaC\xff\xf8", False, NOW))
+    assert disk.warnings == ["hls live/livestream.m3u8: audio codec FLAC cannot be carried in "
+                             "HLS fMP4, audio skipped"]
+
+
+def test_switching_to_fmp4_at_a_publish_starts_a_clean_playlist(tmp_path):
+    seg, disk = new_synth(tmp_path)
+    synth(seg, disk, 0, 4040, key_every=2000)
+    disk.apply(seg.on_unpublish())
+    seg.conf = conf(hls_use_fmp4=True)                      # a reload, then a new publish
+    disk.apply(seg.on_publish())
+    assert not os.path.exists(disk.path("live/livestream-0.ts"))
+    disk.apply(seg.feed(flv.TAG_VIDEO, 0, avc_sh(), True, NOW))
+    disk.apply(seg.feed(flv.TAG_AUDIO, 0, AAC_SH, False, NOW))
+    synth(seg, disk, 0, 2040, key_every=2000)
+    text = seg.playlist().decode()
+    assert "#EXT-X-VERSION:7" in text and ".ts" not in text and "livestream-3.m4s" in text

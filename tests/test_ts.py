@@ -424,3 +424,65 @@ def test_audio_skips_and_errors():
     assert m.aac is not None                                           # old config kept
     with pytest.raises(TsError):
         m.on_audio_sequence_header(b"\x2f\x00\x12\x10")
+
+
+# ---------------------------------------------------------------- HEVC (stream type 0x24)
+VPS = b"\x40\x01" + b"\x0c" * 6
+HEVC_SPS = b"\x42\x01" + b"\x01" * 8
+HEVC_PPS = b"\x44\x01" + b"\xc1"
+HEVC_AUD = b"\x00\x00\x00\x01\x46\x01\x50"
+
+
+def hvcc(nal_len=4):
+    """An HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1.2), field by field."""
+    head = bytes([1, 0x01]) + b"\x60\x00\x00\x00" + bytes(6) + bytes([93]) + b"\xf0\x00" + \
+        b"\xfc\xfd\xf8\xf8" + b"\x00\x00" + bytes([0x0C | (nal_len - 1)])
+    arrays = b"".join(bytes([0x80 | kind]) + b"\x00\x01" + struct.pack(">H", len(nal)) + nal
+                      for kind, nal in ((32, VPS), (33, HEVC_SPS), (34, HEVC_PPS)))
+    return head + b"\x03" + arrays
+
+
+def hevc_frame(nalus, key=True, cts=0, packet=1):
+    """An Enhanced RTMP hvc1 CodedFrames (SI24 cts) or CodedFramesX (packet 3) payload."""
+    body = b"".join(len(n).to_bytes(4, "big") + n for n in nalus)
+    first = (0x90 if key else 0xA0) | packet
+    return bytes([first]) + b"hvc1" + (cts.to_bytes(3, "big", signed=True) if packet == 1
+                                       else b"") + body
+
+
+def test_hevc_stream_type_aud_and_parameter_sets_before_irap():
+    m = TsMuxer()
+    m.mux_video(0, b"\x90hvc1" + hvcc())
+    _, streams = pmt_streams(demux(m.header())["pmt"])
+    assert streams == [(0x24, 0x100)]
+    idr = b"\x26\x01" + b"\xaf" * 20                       # IDR_W_RADL (19)
+    data = demux(m.mux_video(1000, hevc_frame([idr], cts=40)))
+    first, pes = data["pes"][0x100][0]
+    body = pes[9 + pes[8]:]
+    sc = b"\x00\x00\x00\x01"
+    assert body == HEVC_AUD + sc + VPS + sc + HEVC_SPS + sc + HEVC_PPS + sc + idr
+    assert first.rai
+    trail = b"\x02\x01" + b"\x11" * 10                     # TRAIL_R (1), CodedFramesX
+    body = demux(m.mux_video(1040, hevc_frame([trail], key=False, packet=3)))["pes"][0x100][0][1]
+    assert body.endswith(HEVC_AUD + sc + trail)
+    own = demux(m.mux_video(1080, hevc_frame([b"\x46\x01\x50", VPS, HEVC_SPS, HEVC_PPS, idr])))
+    body = own["pes"][0x100][0][1]
+    assert body.count(VPS) == 1 and body.count(b"\x46\x01") == 1   # no second set, one AUD
+
+
+def test_legacy_hevc_codec_id_12():
+    m = TsMuxer()
+    m.mux_video(0, b"\x1c\x00\x00\x00\x00" + hvcc())
+    assert m.has_video
+    cra = b"\x2a\x01" + b"\x55" * 8                        # CRA (21): an IRAP picture
+    body = demux(m.mux_video(0, b"\x1c\x01\x00\x00\x00" + struct.pack(">I", len(cra)) + cra))
+    assert VPS in body["pes"][0x100][0][1]
+
+
+def test_codecs_ts_cannot_carry_are_skipped():
+    m = TsMuxer()
+    assert m.mux_video(0, b"\x90av01\x81\x00\x0c\x00") == b"" and not m.has_video
+    assert m.mux_audio(0, b"\x90OpusOpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00") == b""
+    assert not m.has_audio
+    with pytest.raises(TsError):
+        m.configure("video", "av01", b"\x81\x00\x0c\x00")

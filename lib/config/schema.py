@@ -314,7 +314,9 @@ HLS = block(
     # URL, which makes each request a cache miss in the nginx tier that is our HLS edge.
     hls_ctx=on_off("off"),
     hls_ts_ctx=on_off("off"),
-    hls_use_fmp4=on_off("off"),
+    hls_use_fmp4=on_off("off"),             # fMP4 segments (H.264/H.265/AV1/VP9 + AAC/Opus)
+    hls_fmp4_file=text("[app]/[stream]-[seq].m4s"),     # SRS 7
+    hls_init_file=text("[app]/[stream]/init.mp4"),      # SRS 7
     hls_recover=on_off("on"),
     hls_storage=text(None),                 # removed in SRS3, accepted and ignored
     hls_mount=text(None),                   # removed in SRS3, accepted and ignored

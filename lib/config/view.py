@@ -112,6 +112,8 @@ class Hls:
     hls_ctx: bool
     hls_ts_ctx: bool
     hls_use_fmp4: bool
+    hls_fmp4_file: str
+    hls_init_file: str
     hls_recover: bool
     hls_storage: object
     hls_mount: object

@@ -1,10 +1,13 @@
 """FLV tag inspection and FLV byte building (sans-IO).
 
-Rules: inspection reads only the first bytes of a payload and never raises on short or odd
-payloads (an empty or unknown payload is "not a keyframe, not a sequence header"). Building
-returns bytes; the caller shares them among all players.
+Rules: inspection is lib.media.frame's (it never raises on short or odd payloads: an empty or
+unknown payload is "not a keyframe, not a sequence header"; Enhanced RTMP sequence starts of
+any codec are sequence headers). Building returns bytes; the caller shares them among all
+players.
 """
 import struct
+
+from lib.media import frame
 
 TAG_AUDIO = 8
 TAG_VIDEO = 9
@@ -14,33 +17,19 @@ CODEC_AVC = 7
 CODEC_HEVC = 12
 SOUND_AAC = 10
 
-_EX_HEADER = 0x80  # enhanced RTMP video: fourcc follows, packet type in the low nibble
 
-
+# Thin wrappers over lib.media.frame (the one parser of media facts); new code reads the facts
+# the shared message carries (msg.frame, msg.is_keyframe, msg.is_sequence_header) instead.
 def is_video_keyframe(payload):
-    return len(payload) > 0 and (payload[0] >> 4) & 0x7 == 1
+    return frame.parse_video(payload).is_keyframe
 
 
 def is_video_sequence_header(payload):
-    if len(payload) < 2:
-        return False
-    first = payload[0]
-    if first & _EX_HEADER:
-        return first & 0x0F == 0  # PacketTypeSequenceStart
-    codec = first & 0x0F
-    return codec in (CODEC_AVC, CODEC_HEVC) and payload[1] == 0 and (first >> 4) == 1
+    return frame.parse_video(payload).is_sequence_header
 
 
 def is_audio_sequence_header(payload):
-    return len(payload) >= 2 and payload[0] >> 4 == SOUND_AAC and payload[1] == 0
-
-
-def video_codec(payload):
-    return payload[0] & 0x0F if payload else 0
-
-
-def audio_codec(payload):
-    return payload[0] >> 4 if payload else 0
+    return frame.parse_audio(payload).is_sequence_header
 
 
 def file_header(has_audio=True, has_video=True):

@@ -19,18 +19,30 @@ Rules:
 - With hls_wait_keyframe on, a video stream's HLS starts at its first keyframe (earlier video and
   audio are skipped), after a republish or a queue drop too; a stream that shows no keyframe
   for hls_td_ratio * hls_fragment starts anyway (and is then cut at that duration).
-- Playlist: #EXTM3U, #EXT-X-VERSION:3, #EXT-X-MEDIA-SEQUENCE, #EXT-X-TARGETDURATION =
+- Playlist: #EXTM3U, #EXT-X-VERSION:3 (7 with fMP4), #EXT-X-MEDIA-SEQUENCE, #EXT-X-TARGETDURATION =
   ceil(max(longest segment, hls_td_ratio * hls_fragment)) as SRS, then #EXTINF:<d.ddd>, and
   the URI; #EXT-X-DISCONTINUITY before the first segment after a republish, a codec change or
   a drop (and #EXT-X-DISCONTINUITY-SEQUENCE once such a segment has left the window).
 - Window: the newest segments whose durations sum to at most hls_window (at least one).
-- Names: hls_m3u8_file takes [vhost] [app] [stream]; hls_ts_file also [seq] [timestamp] (ms)
+- Names: hls_m3u8_file (and hls_init_file) take [vhost] [app] [stream]; hls_ts_file and
+  hls_fmp4_file also [seq] [timestamp] (ms)
   and SRS's date variables [2006] [01] [02] [15] [04] [05] [999]. A name that would leave
   hls_path (`..`, absolute) is refused with HlsError. The URI in the playlist is the segment
   path relative to the playlist's directory, after hls_entry_prefix (a prefix without a
   trailing "/" also gets "/" + the playlist's directory + "/", as SRS).
-- hls_vcodec vn / hls_acodec an leave that kind out. Only H.264 and AAC are muxed; other codecs
-  are skipped with one warning.
+- hls_vcodec vn / hls_acodec an leave that kind out. Media facts come from lib.media.frame
+  (the caller passes the message's Frame, or it is parsed here); a multitrack message gives its
+  first track. MPEG-TS segments (the default) carry H.264, H.265 and AAC; with hls_use_fmp4 on
+  (SRS 7's directive) segments are fMP4 (hls_fmp4_file, lib.media.fmp4) carrying H.264, H.265,
+  AV1, VP9, AAC and Opus. Other codecs are skipped with one warning naming the codec.
+- fMP4: the init segment (hls_init_file) is written before the first media segment that needs
+  it; when the codec configuration changes, the new init segment gets its own name (the
+  template's name with "-<seq>" before its extension) so segments still in the window keep
+  theirs. The playlist is version 7 and says #EXT-X-MAP:URI=... before the first segment and
+  wherever the init segment changes. Init segments no segment in the window uses are deleted
+  with hls_cleanup; dispose deletes them all.
+- hls_use_fmp4 is read at each publish; when it changed, the old window and playlist are deleted
+  (TS and fMP4 segments never share a playlist) and the new one starts with the next number.
 - on_unpublish closes the current segment (writes it and the playlist) and keeps the window;
   dispose() deletes the window's segments and the playlist. When to dispose is the caller's.
 """
@@ -40,6 +52,8 @@ import re
 import time
 
 from lib.media import flv
+from lib.media import frame as media_frame
+from lib.media.fmp4 import Fmp4Muxer
 from lib.media.ts import TsMuxer
 from lib.rtmp.errors import ProtocolError
 
@@ -53,11 +67,12 @@ class HlsError(ProtocolError):
 
 class Segment:
     """A closed segment in the playlist window."""
-    __slots__ = ("seq", "path", "uri", "duration_ms", "discontinuity")
+    __slots__ = ("seq", "path", "uri", "duration_ms", "discontinuity", "init")
 
-    def __init__(self, seq, path, uri, duration_ms, discontinuity):
+    def __init__(self, seq, path, uri, duration_ms, discontinuity, init=None):
         self.seq, self.path, self.uri = seq, path, uri
         self.duration_ms, self.discontinuity = duration_ms, discontinuity
+        self.init = init             # fMP4: the (path, uri) of its init segment
 
     def __repr__(self):
         return f"<Segment {self.seq} {self.path} {self.duration_ms}ms>"
@@ -65,7 +80,8 @@ class Segment:
 
 class _Open:
     """The segment being filled."""
-    __slots__ = ("seq", "path", "uri", "start", "last", "parts", "keyed", "discontinuity")
+    __slots__ = ("seq", "path", "uri", "start", "last", "parts", "keyed", "discontinuity",
+                 "init")
 
     def __init__(self, seq, path, uri, start, discontinuity):
         self.seq, self.path, self.uri = seq, path, uri
@@ -73,6 +89,7 @@ class _Open:
         self.parts = []
         self.keyed = None            # whether its first video frame is a keyframe (None: no video)
         self.discontinuity = discontinuity
+        self.init = None             # fMP4: (path, uri, bytes) of its init segment
 
 
 def fill_template(template, values):
@@ -105,15 +122,19 @@ class Segmenter:
         self.window = []
         self.next_seq = start_seq
         self.discontinuity_seq = 0   # discontinuities that left the window
-        self.muxer = TsMuxer()
+        self.fmp4 = bool(getattr(conf, "hls_use_fmp4", False))
+        self.muxer = self._new_muxer()
         self.cur = None
+        self._init = None            # fMP4: (path, uri, bytes) of the newest init segment
         self._disc = False           # the next segment starts with a discontinuity
         self._reset_publish()
 
+    def _new_muxer(self):
+        return Fmp4Muxer() if self.fmp4 else TsMuxer()
+
     def _reset_publish(self):
-        cc = self.muxer.cc
-        self.muxer = TsMuxer()
-        self.muxer.cc = cc           # continuity counters go on across publishes
+        old, self.muxer = self.muxer, self._new_muxer()
+        self.muxer.carry_over(old)   # TS continuity counters, fMP4 moof numbers go on
         self._sh = {flv.TAG_VIDEO: None, flv.TAG_AUDIO: None}
         self._last = {flv.TAG_VIDEO: None, flv.TAG_AUDIO: None}
         self._gap = {flv.TAG_VIDEO: 0, flv.TAG_AUDIO: 0}
@@ -125,6 +146,11 @@ class Segmenter:
     # ------------------------------------------------------------------ events
     def on_publish(self):
         actions = self.on_unpublish() if self.cur is not None else []
+        fmp4 = bool(getattr(self.conf, "hls_use_fmp4", False))
+        if fmp4 != self.fmp4:        # reloaded: TS and fMP4 segments never share a playlist
+            actions += self.dispose()
+            self.fmp4, self._init = fmp4, None
+            self.muxer = self._new_muxer()
         self._reset_publish()
         if self.window:
             self._disc = True
@@ -145,6 +171,8 @@ class Segmenter:
     def dispose(self):
         """Forget the window; delete its segments and the playlist."""
         actions = [("delete", seg.path) for seg in self.window]
+        inits = {seg.init[0] for seg in self.window if seg.init}
+        actions += [("delete", path) for path in sorted(inits)]
         actions.append(("delete", self.m3u8_path))
         self.window = []
         self.cur = None
@@ -152,21 +180,25 @@ class Segmenter:
         self._disc = False
         return actions
 
-    def feed(self, type_id, ts, payload, is_keyframe, now=0.0):
+    def feed(self, type_id, ts, payload, is_keyframe, now=0.0, frame=None):
+        """One message; `frame` is its lib.media.frame.Frame (parsed here when None)."""
         actions = []
         try:
             if type_id == flv.TAG_VIDEO and self.conf.hls_vcodec != "vn":
-                self._video(ts, payload, is_keyframe, now, actions)
+                self._video(ts, payload, frame or media_frame.parse_video(payload),
+                            is_keyframe, now, actions)
             elif type_id == flv.TAG_AUDIO and self.conf.hls_acodec != "an":
-                self._audio(ts, payload, now, actions)
+                self._audio(ts, payload, frame or media_frame.parse_audio(payload), now,
+                            actions)
         except ProtocolError as e:
             self._warn(actions, f"hls {self.m3u8_path}: {e}, message skipped")
         return actions
 
     # ------------------------------------------------------------------ media
-    def _video(self, ts, payload, key, now, actions):
-        if not self._frame_ready(flv.TAG_VIDEO, payload, actions) or payload[1] != 1:
-            return                   # not a frame (or the end of sequence)
+    def _video(self, ts, payload, frame, key, now, actions):
+        if not self._frame_ready(flv.TAG_VIDEO, payload, frame, actions) \
+                or not frame.is_coded_frame:
+            return                   # not a frame (or the end of sequence, metadata...)
         if not self._video_started:
             if self.conf.hls_wait_keyframe and not key:
                 if self._waiting_since is None:
@@ -183,15 +215,16 @@ class Segmenter:
                     (duration >= fragment and (key or not self.conf.hls_wait_keyframe))
                     or (not cur.keyed and duration >= self._hard_cut_ms())):
                 actions += self._close(ts)
-        data = self.muxer.mux_video(ts, payload)
-        if data:
+        data = self.muxer.video(ts, frame.cts, key, frame.data(payload))
+        if data is not None:
             cur = self._ensure_open(ts, now)
             if cur.keyed is None:
                 cur.keyed = key
             self._append(flv.TAG_VIDEO, ts, data)
 
-    def _audio(self, ts, payload, now, actions):
-        if not self._frame_ready(flv.TAG_AUDIO, payload, actions):
+    def _audio(self, ts, payload, frame, now, actions):
+        if not self._frame_ready(flv.TAG_AUDIO, payload, frame, actions) \
+                or not frame.is_coded_frame:
             return
         if self.muxer.has_video and not self._video_started and self.conf.hls_wait_keyframe:
             return                   # start with the video's first keyframe
@@ -202,29 +235,22 @@ class Segmenter:
                     duration >= self.conf.hls_aof_ratio * self.conf.hls_fragment * 1000:
                 actions += self._close(ts)
         self._ensure_open(ts, now)
-        self._append(flv.TAG_AUDIO, ts, self.muxer.mux_audio(ts, payload))
+        self._append(flv.TAG_AUDIO, ts, self.muxer.audio(ts, frame.data(payload)))
 
-    def _frame_ready(self, kind, payload, actions):
+    def _frame_ready(self, kind, payload, frame, actions):
         """Codec check and sequence headers, for both kinds: True for a frame to mux."""
-        if len(payload) < 2:
+        if frame.packet == media_frame.OTHER or frame.packet == media_frame.COMMAND:
             return False
         m = self.muxer
-        if kind == flv.TAG_VIDEO:
-            what, codec, name = "video", flv.video_codec(payload), "H.264"
-            supported = not payload[0] & 0x80 and codec == flv.CODEC_AVC
-            is_header, configure, configured = \
-                flv.is_video_sequence_header(payload), m.on_video_sequence_header, m.has_video
-        else:
-            what, codec, name = "audio", flv.audio_codec(payload), "AAC"
-            supported = codec == flv.SOUND_AAC
-            is_header, configure, configured = \
-                flv.is_audio_sequence_header(payload), m.on_audio_sequence_header, m.has_audio
-        if not supported:
-            self._warn(actions, f"hls {self.m3u8_path}: {what} codec {codec} is not {name}, "
-                       f"{what} skipped")
-        elif is_header:
+        what = "video" if kind == flv.TAG_VIDEO else "audio"
+        configured = m.has_video if kind == flv.TAG_VIDEO else m.has_audio
+        if not m.supports(what, frame.codec):
+            form = "fMP4" if self.fmp4 else "MPEG-TS (hls_use_fmp4 on carries more codecs)"
+            self._warn(actions, f"hls {self.m3u8_path}: {what} codec {frame.name or '?'} "
+                       f"cannot be carried in HLS {form}, {what} skipped")
+        elif frame.is_sequence_header:
             if payload != self._sh[kind]:
-                configure(payload)
+                m.configure(what, frame.codec, frame.data(payload))
                 self._codec_changed(kind, payload, actions)
         elif not configured:
             self._warn(actions, f"hls {self.m3u8_path}: {what} before its sequence header skipped")
@@ -259,12 +285,28 @@ class Segmenter:
         if self.cur is None:
             seq = self.next_seq
             values = dict(self.names, seq=seq, **time_values(now, self.utc))
-            path = safe_path(fill_template(self.conf.hls_ts_file, values))
+            template = self.conf.hls_fmp4_file if self.fmp4 else self.conf.hls_ts_file
+            path = safe_path(fill_template(template, values))
             self.next_seq += 1
             self.cur = _Open(seq, path, self._uri(path), ts, self._disc)
             self.cur.parts.append(self.muxer.header())
+            if self.fmp4:
+                self.cur.init = self._init_segment(seq, now)
             self._disc = False
         return self.cur
+
+    def _init_segment(self, seq, now):
+        """fMP4: (path, uri, bytes) of the init segment for the current configuration."""
+        data = self.muxer.init_segment()
+        if self._init is not None and self._init[2] == data:
+            return self._init
+        values = dict(self.names, **time_values(now, self.utc))
+        path = safe_path(fill_template(self.conf.hls_init_file, values))
+        if self._init is not None:   # a new configuration: a new name, old segments keep theirs
+            base, dot, ext = path.rpartition(".")
+            path = f"{base}-{seq}.{ext}" if dot and "/" not in ext else f"{path}-{seq}"
+        self._init = (path, self._uri(path), data)
+        return self._init
 
     def _uri(self, path):
         m3u8_dir = posixpath.dirname(self.m3u8_path)
@@ -287,12 +329,19 @@ class Segmenter:
             kind = flv.TAG_VIDEO if video is not None and video >= cur.start else flv.TAG_AUDIO
             last = self._last[kind] if self._last[kind] is not None else cur.last
             duration = max(0, last - cur.start) + self._gap[kind]
-        self.window.append(Segment(cur.seq, cur.path, cur.uri, duration, cur.discontinuity))
+        init = cur.init[:2] if cur.init else None
+        self.window.append(Segment(cur.seq, cur.path, cur.uri, duration, cur.discontinuity, init))
         expired = self._shrink()
-        actions = [("write", cur.path, b"".join(cur.parts)),
-                   ("write", self.m3u8_path, self.playlist())]
+        actions = [("write", cur.init[0], cur.init[2])] if cur.init else []
+        actions += [("write", cur.path, b"".join(cur.parts)),
+                    ("write", self.m3u8_path, self.playlist())]
         if self.conf.hls_cleanup:
             actions += [("delete", seg.path) for seg in expired]
+            in_use = {seg.init[0] for seg in self.window if seg.init}
+            if self._init is not None:
+                in_use.add(self._init[0])
+            actions += [("delete", path) for path in
+                        sorted({seg.init[0] for seg in expired if seg.init} - in_use)]
         return actions
 
     def _shrink(self):
@@ -312,14 +361,18 @@ class Segmenter:
         """The live playlist of the current window, as bytes."""
         longest = max([seg.duration_ms for seg in self.window] or [0])
         target = math.ceil(max(longest, self._hard_cut_ms()) / 1000)
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3",
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7" if self.fmp4 else "#EXT-X-VERSION:3",
                  f"#EXT-X-MEDIA-SEQUENCE:{self.window[0].seq if self.window else self.next_seq}"]
         if self.discontinuity_seq:
             lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{self.discontinuity_seq}")
         lines.append(f"#EXT-X-TARGETDURATION:{target}")
+        init = None
         for seg in self.window:
             if seg.discontinuity:
                 lines.append("#EXT-X-DISCONTINUITY")
+            if seg.init and seg.init != init:
+                init = seg.init
+                lines.append(f'#EXT-X-MAP:URI="{init[1]}"')
             lines.append(f"#EXTINF:{seg.duration_ms / 1000:.3f},")
             lines.append(seg.uri)
         return ("\n".join(lines) + "\n").encode()

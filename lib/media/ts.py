@@ -1,28 +1,34 @@
-"""MPEG-TS muxer for H.264 + AAC from FLV payloads (sans-IO: payloads in, 188-byte packets out).
+"""MPEG-TS muxer for H.264/H.265 + AAC (sans-IO: codec data in, 188-byte packets out).
 
 Rules:
-- PIDs as SRS: PAT 0, PMT 0x1001, video 0x100 (stream type 0x1b, PES stream id 0xe0), audio
-  0x101 (stream type 0x0f, PES stream id 0xc0). `header()` returns PAT + PMT for the streams
+- PIDs as SRS: PAT 0, PMT 0x1001, video 0x100 (stream type 0x1b H.264, 0x24 H.265 as SRS 6;
+  PES stream id 0xe0), audio 0x101 (stream type 0x0f, PES stream id 0xc0). `header()` returns PAT + PMT for the streams
   whose sequence header was seen; PAT/PMT sections end with the MPEG-2 CRC32.
 - Timestamps: FLV ms -> 90 kHz. DTS = timestamp, PTS = DTS + composition time (signed 24-bit in
   the AVC video tag); both are written PTS_OFFSET (0.7 s) after the PCR so a decoder has room to
   buffer, and wrap at 33 bits. DTS is left out of the PES header when it equals PTS.
 - PCR on the first packet of every video PES (every audio PES when there is no video), so it
   repeats within about 100 ms. random_access_indicator on keyframes (on audio when audio-only).
-- AVC: AVCC length-prefixed NALUs become Annex-B; each access unit starts with an AUD (type 9,
-  any AUD in the input is dropped); SPS/PPS from the AVCDecoderConfigurationRecord go before the
-  first IDR slice unless the access unit carries its own.
+- AVC/HEVC: length-prefixed NALUs become Annex-B; each access unit starts with an AUD (AVC type
+  9, HEVC type 35; any AUD in the input is dropped); the parameter sets of the configuration
+  record (AVC SPS/PPS; HEVC VPS/SPS/PPS) go before the first IDR (HEVC: IRAP, types 16-23)
+  slice unless the access unit carries its own.
+- The Segmenter drives the muxer with media facts (lib.media.frame): configure(kind, codec,
+  record), video(ts, cts, key, data), audio(ts, data). mux_video/mux_audio take whole FLV
+  payloads (parsed with lib.media.frame) for callers without facts.
 - AAC: each raw frame gets a 7-byte ADTS header built from the AudioSpecificConfig. Frames are
   merged into one PES while they are contiguous and span less than AUDIO_PES_MAX_MS;
   `flush()` returns what is pending (call it before closing a segment).
 - Each PID has its own 4-bit continuity counter, kept across segments. The last packet of a PES
   is filled up with adaptation-field stuffing (0xff).
-- Frames of a kind whose sequence header has not been seen, AVC end-of-sequence, and non-AVC /
-  non-AAC payloads give b"". Malformed sequence headers or frames raise TsError (a
+- Frames of a kind whose sequence header has not been seen, end-of-sequence, and payloads of
+  other codecs give b"". Malformed sequence headers or frames raise TsError (a
   ProtocolError); the muxer stays usable.
 """
 import struct
 
+from lib.media import frame as media_frame
+from lib.media import hevc
 from lib.rtmp.errors import ProtocolError
 
 PACKET_SIZE = 188
@@ -31,6 +37,7 @@ PID_PMT = 0x1001
 PID_VIDEO = 0x100
 PID_AUDIO = 0x101
 STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_H265 = 0x24
 STREAM_TYPE_AAC = 0x0F
 SID_VIDEO = 0xE0
 SID_AUDIO = 0xC0
@@ -44,6 +51,9 @@ NAL_PPS = 8
 NAL_AUD = 9
 START_CODE = b"\x00\x00\x00\x01"
 AUD = START_CODE + b"\x09\xf0"          # primary_pic_type 7: any slice type
+HEVC_AUD = START_CODE + b"\x46\x01\x50"  # type 35, pic_type 2: any slice type
+VIDEO_CODECS = ("avc1", "hvc1")
+AUDIO_CODECS = ("mp4a",)
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,
                     11025, 8000, 7350)
@@ -116,6 +126,26 @@ def adts_header(object_type, sampling_index, channels, raw_size):
 class AvcConfig:
     """What the muxer needs from an AVCDecoderConfigurationRecord."""
     __slots__ = ("nal_length_size", "sps", "pps")
+    stream_type = STREAM_TYPE_H264
+    aud = AUD
+
+    @staticmethod
+    def nal_type(nal):
+        return nal[0] & 0x1F
+
+    @staticmethod
+    def is_random_access(nal_type):
+        return nal_type == NAL_IDR
+
+    @staticmethod
+    def is_aud(nal_type):
+        return nal_type == NAL_AUD
+
+    def has_parameter_sets(self, types):
+        return NAL_SPS in types and NAL_PPS in types
+
+    def parameter_sets(self):
+        return self.sps + self.pps
 
     def __init__(self, record):
         """`record` is the configuration record (the FLV payload after its 5-byte header)."""
@@ -141,6 +171,34 @@ def _param_sets(record, pos, count, what):
         sets.append(data)
         pos += 2 + size
     return sets, pos
+
+
+class HevcConfig(hevc.HevcConfig):
+    """What the muxer needs from an hvcC (the parsing is lib.media.hevc's)."""
+    __slots__ = ()
+    stream_type = STREAM_TYPE_H265
+    aud = HEVC_AUD
+    nal_type = staticmethod(hevc.nal_type)
+
+    def __init__(self, record):
+        try:
+            super().__init__(record)
+        except hevc.HevcError as e:
+            raise TsError(str(e)) from None
+
+    @staticmethod
+    def is_random_access(nal_type):
+        return hevc.IRAP_FIRST <= nal_type <= hevc.IRAP_LAST
+
+    @staticmethod
+    def is_aud(nal_type):
+        return nal_type == hevc.NAL_AUD
+
+    def has_parameter_sets(self, types):
+        return hevc.NAL_SPS in types and hevc.NAL_PPS in types
+
+
+_VIDEO_CONFIGS = {"avc1": AvcConfig, "hvc1": HevcConfig}
 
 
 class AacConfig:
@@ -196,7 +254,7 @@ class _Bits:
 # ------------------------------------------------------------------ the muxer
 class TsMuxer:
     def __init__(self):
-        self.avc = None             # AvcConfig once the video sequence header came
+        self.avc = None             # AvcConfig/HevcConfig once the video sequence header came
         self.aac = None             # AacConfig once the audio sequence header came
         self.cc = {}                # pid -> next continuity counter
         self._audio = []            # pending ADTS frames (bytes parts) of the next audio PES
@@ -211,16 +269,37 @@ class TsMuxer:
     def has_audio(self):
         return self.aac is not None
 
+    def carry_over(self, old):
+        """A new publish on the same playlist: continuity counters go on."""
+        self.cc = old.cc
+
+    @staticmethod
+    def supports(kind, codec):
+        return codec in (VIDEO_CODECS if kind == "video" else AUDIO_CODECS)
+
     # -------------------------------------------------------------- sequence headers
+    def configure(self, kind, codec, record):
+        """A sequence header's configuration record (avcC/hvcC, AudioSpecificConfig)."""
+        if kind == "video":
+            if codec not in _VIDEO_CONFIGS:
+                raise TsError(f"video codec {codec} cannot be carried in MPEG-TS")
+            self.avc = _VIDEO_CONFIGS[codec](record)
+        else:
+            if codec != "mp4a":
+                raise TsError(f"audio codec {codec} cannot be carried in MPEG-TS")
+            self.aac = AacConfig(record)
+
     def on_video_sequence_header(self, payload):
-        if len(payload) < 5 or payload[0] & 0x0F != 7 or payload[1] != 0:
-            raise TsError("not an AVC sequence header")
-        self.avc = AvcConfig(memoryview(payload)[5:])
+        f = media_frame.parse_video(payload)
+        if not f.is_sequence_header or f.codec not in _VIDEO_CONFIGS:
+            raise TsError("not an AVC/HEVC sequence header")
+        self.configure("video", f.codec, f.data(payload))
 
     def on_audio_sequence_header(self, payload):
-        if len(payload) < 2 or payload[0] >> 4 != 10 or payload[1] != 0:
+        f = media_frame.parse_audio(payload)
+        if not f.is_sequence_header or f.codec != "mp4a":
             raise TsError("not an AAC sequence header")
-        self.aac = AacConfig(payload[2:])
+        self.configure("audio", f.codec, f.data(payload))
 
     # -------------------------------------------------------------- PSI
     def header(self):
@@ -228,7 +307,7 @@ class TsMuxer:
         pat = struct.pack(">HH", 1, 0xE000 | PID_PMT)                 # program 1 -> PMT
         streams = b""
         if self.has_video:
-            streams += struct.pack(">BHH", STREAM_TYPE_H264, 0xE000 | PID_VIDEO, 0xF000)
+            streams += struct.pack(">BHH", self.avc.stream_type, 0xE000 | PID_VIDEO, 0xF000)
         if self.has_audio:
             streams += struct.pack(">BHH", STREAM_TYPE_AAC, 0xE000 | PID_AUDIO, 0xF000)
         pcr_pid = PID_VIDEO if self.has_video or not self.has_audio else PID_AUDIO
@@ -250,26 +329,32 @@ class TsMuxer:
     # -------------------------------------------------------------- video
     def mux_video(self, ts_ms, payload):
         """TS packets for one FLV video payload (b"" when there is nothing to write)."""
-        if len(payload) < 5 or payload[0] & 0x0F != 7:
-            return b""                      # not AVC (or too short to be a frame)
-        packet_type = payload[1]
-        if packet_type == 0:
-            self.on_video_sequence_header(payload)
+        f = media_frame.parse_video(payload)
+        if f.codec not in _VIDEO_CONFIGS:
             return b""
-        if packet_type != 1 or self.avc is None:
+        if f.is_sequence_header:
+            self.configure("video", f.codec, f.data(payload))
             return b""
-        cts = int.from_bytes(payload[2:5], "big", signed=True)
-        parts = self._annexb(memoryview(payload)[5:])
+        if not f.is_coded_frame or f.offset >= f.end:
+            return b""
+        return self.video(ts_ms, f.cts, f.is_keyframe, f.data(payload)) or b""
+
+    def video(self, ts_ms, cts, keyframe, data):
+        """TS packets for one coded video frame, or None when there is nothing to write."""
+        if self.avc is None:
+            return None
+        parts = self._annexb(memoryview(data))
         if not parts:
-            return b""
-        keyframe = (payload[0] >> 4) == 1
+            return None
         dts = ts_ms * 90
         pts = dts + cts * 90
         return self._pes(PID_VIDEO, SID_VIDEO, parts, pts, dts, pcr=dts, rai=keyframe)
 
     def _annexb(self, data):
-        """AUD, then the NALUs with start codes; SPS/PPS before the first IDR if needed."""
-        size = self.avc.nal_length_size
+        """AUD, then the NALUs with start codes; parameter sets before the first IDR/IRAP if
+        the access unit does not carry its own."""
+        config = self.avc
+        size = config.nal_length_size
         nalus = []
         pos, end = 0, len(data)
         while pos < end:
@@ -281,14 +366,14 @@ class TsMuxer:
                 raise TsError(f"AVC frame: NALU length {length} does not fit the frame")
             nalus.append(data[pos:pos + length])
             pos += length
-        types = [n[0] & 0x1F for n in nalus]
-        parts = [AUD]
-        need_params = NAL_IDR in types and not (NAL_SPS in types and NAL_PPS in types)
+        types = [config.nal_type(n) for n in nalus]
+        parts = [config.aud]
+        need_params = not config.has_parameter_sets(types)
         for nal_type, nalu in zip(types, nalus):
-            if nal_type == NAL_AUD:
+            if config.is_aud(nal_type):
                 continue
-            if nal_type == NAL_IDR and need_params:
-                for ps in self.avc.sps + self.avc.pps:
+            if need_params and config.is_random_access(nal_type):
+                for ps in config.parameter_sets():
                     parts += (START_CODE, ps)
                 need_params = False
             parts += (START_CODE, nalu)
@@ -297,12 +382,16 @@ class TsMuxer:
     # -------------------------------------------------------------- audio
     def mux_audio(self, ts_ms, payload):
         """Queue one FLV AAC payload; returns the packets of a finished audio PES, or b""."""
-        if len(payload) < 2 or payload[0] >> 4 != 10:
+        f = media_frame.parse_audio(payload)
+        if f.codec != "mp4a":
             return b""                      # not AAC
-        if payload[1] == 0:
-            self.on_audio_sequence_header(payload)
+        if f.is_sequence_header:
+            self.configure("audio", f.codec, f.data(payload))
             return b""
-        raw = memoryview(payload)[2:]
+        return self.audio(ts_ms, f.data(payload)) if f.is_coded_frame else b""
+
+    def audio(self, ts_ms, raw):
+        """Queue one raw AAC frame; returns the packets of a finished audio PES, or b""."""
         if self.aac is None or not raw:
             return b""
         c = self.aac

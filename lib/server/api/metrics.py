@@ -3,6 +3,7 @@ import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
 from lib.server.api.stats import Traffic
 
@@ -53,6 +54,10 @@ class MetricsCollector:
             yield _family(cls, name, doc, labels, [(key, value(s, t)) for key, s, t in rows])
         yield from self._upstreams(rows, labels)
         yield from self._processes(server)
+        yield _family(GaugeMetricFamily, "srsedge_stream_codec_info",
+                      "A stream's codecs from its sequence headers (value 1)",
+                      labels + ("kind", "codec", "profile", "size"),
+                      [(key + extra, v) for key, s, _ in rows for extra, v in _codecs(s)])
         yield _family(CounterMetricFamily, "srsedge_hook_calls",
                       "HTTP hook calls by action and verdict", ("action", "result"),
                       sorted(stats.hook_calls.items()))
@@ -93,6 +98,19 @@ class MetricsCollector:
         yield _family(CounterMetricFamily, "srsedge_upstream_links_opened",
                       "Upstream connections an edge stream opened", labels,
                       [(key, d["links_opened"]) for key, d in edges])
+
+
+def _codecs(source):
+    """((kind, codec display name, profile, "WxH" or ""), 1) per known codec of a source."""
+    video = video_json(getattr(source.video_sh, "payload", None))
+    audio = audio_json(getattr(source.audio_sh, "payload", None))
+    out = []
+    if video:
+        size = f"{video['width']}x{video['height']}" if video["width"] else ""
+        out.append((("video", video["name"], video["profile"], size), 1))
+    if audio:
+        out.append((("audio", audio["name"], audio["profile"], ""), 1))
+    return out
 
 
 def _family(cls, name, doc, labels, samples):

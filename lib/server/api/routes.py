@@ -49,7 +49,7 @@ from gevent import pywsgi
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector,
                                generate_latest)
 
-from lib.media.codec_info import audio_info, video_info
+from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
 from lib.server.api.metrics import MetricsCollector
 from lib.server.api.stats import Stats, Traffic, atoi, client_bytes_out, rss_kbyte, summary_data
@@ -382,8 +382,6 @@ class ApiServer:
             publish["cid"] = pub_cid
         requests = [c.req for c in clients] + [getattr(src.edge, "req", None)]
         tc_url = next((r.tc_url for r in requests if r is not None and r.tc_url), "")
-        video = video_info(src.video_sh.payload) if src.video_sh is not None else None
-        audio = audio_info(src.audio_sh.payload) if src.audio_sh is not None else None
         return {
             "id": self.stats.stream_id(src), "name": src.stream,
             "vhost": self.stats.vhost_id(src.vhost), "app": src.app, "tcUrl": tc_url,
@@ -391,9 +389,8 @@ class ApiServer:
             "live_ms": int(time.time() * 1000), "clients": len(clients), "frames": src.end,
             "send_bytes": traffic.send.total, "recv_bytes": src.bytes_in,
             "kbps": traffic.kbps(), "publish": publish,
-            "video": video._asdict() if video else None,
-            "audio": {"codec": audio.codec, "sample_rate": audio.sample_rate,
-                      "channel": audio.channels, "profile": audio.profile} if audio else None,
+            "video": video_json(getattr(src.video_sh, "payload", None)),
+            "audio": audio_json(getattr(src.audio_sh, "payload", None)),
             "edge": src.edge.describe() if src.edge is not None else None,
             "dvr": src.dvr.describe() if getattr(src, "dvr", None) is not None else None,
         }

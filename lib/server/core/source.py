@@ -26,6 +26,7 @@ import gevent
 from gevent.event import Event
 
 from lib.media import flv
+from lib.media import frame as media_frame
 from lib.media.gop import GopCache
 from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
@@ -44,17 +45,18 @@ class SharedMessage:
 
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
     compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0)."""
-    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header", "rtmp",
-                 "flv")
+    __slots__ = ("type_id", "timestamp", "payload", "frame", "is_keyframe", "is_sequence_header",
+                 "rtmp", "flv")
 
-    def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None):
+    def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None, frame=None):
         self.type_id = type_id
         self.timestamp = timestamp
         self.payload = payload
-        self.is_keyframe = type_id == MSG_VIDEO and flv.is_video_keyframe(payload)
-        self.is_sequence_header = (
-            flv.is_video_sequence_header(payload) if type_id == MSG_VIDEO
-            else type_id == MSG_AUDIO and flv.is_audio_sequence_header(payload))
+        if frame is None:
+            frame = media_frame.parse(type_id, payload)    # media facts, once (None: data)
+        self.frame = frame
+        self.is_keyframe = type_id == MSG_VIDEO and self.frame.is_keyframe
+        self.is_sequence_header = self.frame is not None and self.frame.is_sequence_header
         if wire_ts is None:
             wire_ts = timestamp
         self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
@@ -146,8 +148,9 @@ class Source:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
 
-    def on_media(self, type_id, timestamp, payload):
-        """A message from the publisher (or the edge ingester)."""
+    def on_media(self, type_id, timestamp, payload, frame=None):
+        """A message from the publisher (or the edge ingester, which passes the media facts it
+        already parsed as `frame`)."""
         if not self.media_ready.is_set():
             self.media_ready.set()
         self.bytes_in += len(payload)
@@ -162,16 +165,17 @@ class Source:
             if is_metadata:
                 self.metadata = msg
         else:
-            msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size)
+            msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
+                                frame=frame)
         if type_id == MSG_VIDEO:
-            if flv.is_video_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.video_sh = msg
             else:
                 if msg.is_keyframe:
                     self.last_key_seq = self.end
                 self.gop.add(msg, True, msg.is_keyframe)
         elif type_id == MSG_AUDIO:
-            if flv.is_audio_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.audio_sh = msg
             else:
                 self.gop.add(msg, False, False)

@@ -22,7 +22,7 @@ from gevent.event import Event
 from lib.cluster.actions import Close, Connect, NotFound, Resumed, Stop
 from lib.cluster.origins import format_origin
 from lib.cluster.pull import EdgePull
-from lib.media import flv
+from lib.media import frame as media_frame
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
@@ -180,12 +180,13 @@ class EdgeIngester:
             for ev in events:
                 if type(ev) is rs.Media:
                     t, payload = ev.type_id, ev.payload
+                    frame = media_frame.parse(t, payload)     # the facts, parsed once here
                     video = t == MSG_VIDEO
-                    if machine.media(self.clock(), video, video and flv.is_video_keyframe(payload),
-                                     video and flv.is_video_sequence_header(payload)):
+                    if machine.media(self.clock(), video, video and frame.is_keyframe,
+                                     video and frame.is_sequence_header):
                         if machine.actions:       # Resumed: continue the timeline first
                             self._perform(machine.take_actions())
-                        src.on_media(t, ev.timestamp, payload)
+                        src.on_media(t, ev.timestamp, payload, frame)
                 elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
                     raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
             link.flush()                          # acks, ping replies

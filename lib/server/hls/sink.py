@@ -36,7 +36,6 @@ from collections import OrderedDict
 import gevent
 from gevent.event import Event
 
-from lib.media import flv
 from lib.media.hls import Segmenter
 from lib.rtmp.errors import ProtocolError
 
@@ -79,9 +78,7 @@ def apply_actions(root, actions):
 def _keep_on_drop(item):
     if isinstance(item, _Marker):
         return True
-    p = item.payload
-    return flv.is_video_sequence_header(p) if item.type_id == flv.TAG_VIDEO else \
-        item.type_id == flv.TAG_AUDIO and flv.is_audio_sequence_header(p)
+    return item.is_sequence_header
 
 
 class HlsSink:
@@ -180,7 +177,7 @@ class HlsSink:
                     actions = self._on_marker(item)
                 elif self.segmenter is not None:
                     actions = self.segmenter.feed(item.type_id, item.timestamp, item.payload,
-                                                  item.is_keyframe, time.time())
+                                                  item.is_keyframe, time.time(), item.frame)
                 else:
                     continue
                 if actions:

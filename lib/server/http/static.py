@@ -8,7 +8,7 @@ Rules (this module owns them):
   (a cache that counts whole seconds, like nginx's, for up to two); not `no-cache`, so a cache
   that honours it still shares one origin fetch among its viewers. The shipped nginx tier
   ignores it and keys playlists by the current second (nginx/README.md). `.ts`
-  `max-age=31536000, immutable`: the HLS writer never reuses a segment name while it runs; a
+  and `.m4s` `max-age=31536000, immutable`: the HLS writer never reuses a segment name while it runs; a
   restarted origin starts [seq] again, so names that must stay unique across restarts need
   [timestamp] in hls_ts_file (the shipped configs have it). Anything else `no-cache`
   (revalidate with the ETag).
@@ -58,7 +58,8 @@ MIME_TYPES = {
     ".wasm": "application/wasm",
 }
 DEFAULT_MIME = "application/octet-stream"
-CACHE_CONTROL = {".m3u8": "max-age=1", ".ts": "max-age=31536000, immutable"}
+CACHE_CONTROL = {".m3u8": "max-age=1", ".ts": "max-age=31536000, immutable",
+                 ".m4s": "max-age=31536000, immutable"}
 DEFAULT_CACHE_CONTROL = "no-cache"
 
 _REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 301: "Moved Permanently", 304: "Not Modified",

@@ -12,7 +12,6 @@ chromium, scripts/install-systools.sh); never run `playwright install`.
 """
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -22,7 +21,7 @@ import requests
 from lib.server.http.pages import VENDOR_JS, WWW
 from tests.conftest import (ROOT, Player, Publisher, ServerProc, free_port, need_tool, wait_for,
                             wait_port)
-from tests.test_nginx_tier import NGINX_DIR, nginx_cmd
+from tests.test_nginx_tier import Tier, origins
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -89,31 +88,19 @@ def cluster(tmp_path_factory, media_file):
     tmp = tmp_path_factory.mktemp("browser")
     origin = Node(tmp, "origin", ORIGIN_CONF)
     edge = Node(tmp, "edge", EDGE_CONF, origin=origin.port)
-    nginx_dir = tempfile.mkdtemp(prefix="srsedge-nginx-", dir="/tmp")
-    os.chmod(nginx_dir, 0o755)          # a root master's workers (nobody) must reach it
-    shutil.copy(os.path.join(NGINX_DIR, "nginx.conf"), nginx_dir)
-    os.mkdir(os.path.join(nginx_dir, "var"))
-    nginx_port = free_port()
-    with open(os.path.join(nginx_dir, "upstream.conf"), "w") as f:
-        f.write(f"server 127.0.0.1:{origin.http};\n")
-    with open(os.path.join(nginx_dir, "listen.conf"), "w") as f:
-        f.write(f"listen 127.0.0.1:{nginx_port};\n")
-    nginx_log = open(os.path.join(nginx_dir, "var", "stderr.log"), "wb")
-    nginx = subprocess.Popen(nginx_cmd(nginx_dir), stdout=nginx_log, stderr=subprocess.STDOUT)
+    tier = Tier(origins(origin.http, origin.http)).start()      # the shipped tier, nginx/run.sh
     publisher = Publisher(origin.proc.url("live/livestream"), media_file)
     try:
-        wait_port(nginx_port, proc=nginx)
         playlist = origin.page("/live/livestream.m3u8")
         assert wait_for(lambda: requests.get(playlist, timeout=5).text.count("#EXTINF") >= 2,
                         timeout=40, interval=0.5), "no HLS playlist with 2 segments"
-        yield {"origin": origin, "edge": edge, "nginx": f"http://127.0.0.1:{nginx_port}",
+        yield {"origin": origin, "edge": edge, "nginx": tier.base,
                "tmp": tmp}
     finally:
         publisher.stop()
-        nginx.terminate()
-        nginx.wait(10)
-        nginx_log.close()
-        shutil.rmtree(nginx_dir, ignore_errors=True)
+        tier.stop()
+        shutil.rmtree(tier.conf_dir, ignore_errors=True)
+        shutil.rmtree(tier.runtime, ignore_errors=True)
         edge.proc.stop()
         origin.proc.stop()
 
@@ -293,7 +280,7 @@ def test_console_edge_behind_auth(cluster, browser):
         page.wait_for_selector(row, timeout=20000)
         want = f"127.0.0.1:{origin.port}"
         assert wait_for(lambda: want in (cell(page, row) or "")
-                        and "connected" in (cell(page, row) or ""), timeout=20), cell(page, row)
+                        and "streaming" in (cell(page, row) or ""), timeout=20), cell(page, row)
         stream = edge.api_get("/api/v1/streams", (USER, PASSWORD))["streams"][0]
         assert stream["edge"]["origin"] == want
         shoot(page, cluster, "console-edge")

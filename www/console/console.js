@@ -226,7 +226,7 @@
 
   function edgeCell(e) {
     if (!e) return "<span class='muted'>origin</span>";
-    const cls = e.state === "connected" ? "good" : e.state === "pulling" ? "warn" : e.state === "error" ? "bad" : "";
+    const cls = e.state === "streaming" ? "good" : ["connecting", "waiting", "backoff", "stopping"].includes(e.state) ? "warn" : e.state === "error" ? "bad" : "";
     const gap = e.last_gap_ms !== null && e.last_gap_ms !== undefined ? `, last switch gap ${num(e.last_gap_ms)} ms` : "";
     const err = e.last_error ? `<br><span class="sub bad">${esc(e.last_error)}</span>` : "";
     return `<span class="pill ${cls}">${esc(e.state)}</span> &larr; <code>${esc(e.origin || "-")}</code>` +

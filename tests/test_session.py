@@ -171,20 +171,32 @@ def test_every_split_point_of_a_publish_session():
         assert [(e.type_id, e.timestamp) for e in evs] == [(9, 0), (8, 23)]
 
 
-def test_transition_tables_are_closed():
+def test_answers_out_of_order_are_refused_and_say_so():
+    """Behaviour, not the table read back: the server's caller can only answer what was asked,
+    and a peer cannot skip steps."""
     server = rs.ServerSession()
+    for answer in (server.accept_play, server.accept_publish, server.accept_connect):
+        with pytest.raises(CommandError, match="not allowed"):
+            answer()
+    client, server = connected_pair()
+    client.play("s")
+    pump(client, server, {rs.ConnectRequest: lambda s, ev: s.accept_connect()})
+    assert server.state == "play_pending"
     with pytest.raises(CommandError):
-        server._transition("accept_play")
-    for (state, trigger), nxt in rs.ServerSession.TRANSITIONS.items():
-        s = rs.ServerSession()
-        s.state = state
-        s._transition(trigger)
-        assert s.state == nxt
-    for (state, trigger), nxt in rs.ClientSession.TRANSITIONS.items():
-        c = rs.ClientSession("rtmp://h/a", "a")
-        c.state = state
-        c._transition(trigger)
-        assert c.state == nxt
+        server.accept_publish()                      # a play was asked, not a publish
+    server.accept_play()
+    assert server.state == "playing"
+    server.reject("NetStream.Play.Failed", "bye")
+    assert server.state == "closed"
+    with pytest.raises(CommandError):
+        server.accept_play()                         # nothing is open once closed
+
+
+def test_client_cannot_publish_before_connected():
+    client = rs.ClientSession("rtmp://h/a", "a")
+    with pytest.raises(CommandError):
+        client._transition("publish")
+    assert client.state == "handshake"
 
 
 def test_pipelined_commands_after_connect_are_held_until_the_decision():

@@ -12,7 +12,7 @@ import time
 import gevent
 from gevent.server import StreamServer
 
-from lib.names import VERSION
+from lib.names import VERSION, stream_key
 from lib.server.core.hooks import Hooks
 from lib.server.rtmp.connection import RtmpConnection
 from lib.server.core.source import SourceRegistry
@@ -40,11 +40,12 @@ class Server:
     # ------------------------------------------------------------ naming
     @staticmethod
     def stream_key(req, vhost_conf=None):
-        vhost = vhost_conf.name if vhost_conf is not None else req.vhost
-        return f"{vhost}/{req.app}/{req.stream}"
+        """The source key of a client request (lib/names.stream_key)."""
+        return stream_key(vhost_conf.name if vhost_conf is not None else req.vhost,
+                          req.app, req.stream)
 
     def stream_id(self, req):
-        return f"{req.vhost}/{req.app}/{req.stream}"
+        return stream_key(req.vhost, req.app, req.stream)
 
     # ------------------------------------------------------------ extension points
     def _dispatch(self, hook, *args):

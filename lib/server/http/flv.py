@@ -31,7 +31,7 @@ import gevent
 from gevent.event import Event
 
 from lib.media import flv
-from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
+from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER, stream_key
 from lib.rtmp.limits import MAX_NAME, MAX_PARAM, check_request, check_text
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
@@ -240,7 +240,7 @@ def serve_flv(server, environ, start_response, path, cors_headers):
         check_text("query", query, MAX_PARAM)
     except UrlError as e:
         _refuse(server, environ, e)
-    key = f"{vhost_conf.name}/{app}/{stream}"
+    key = stream_key(vhost_conf.name, app, stream)
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
         if source is None or source.publisher is None:

@@ -9,6 +9,7 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)          # network-namespace fault tests
+command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)      # play duration (-B), an outside RTMP client
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

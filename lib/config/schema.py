@@ -262,6 +262,8 @@ HTTP_HOOKS = block(
     on_dvr=words(URL, []),
     on_hls=words(URL, []),
     on_hls_notify=words(URL, []),           # GET, with [app] [stream] [ts_url] ... variables
+    # srsedge extension: seconds a hook URL may take (SRS: fixed 30 s, SRS_HTTP_CLIENT_TIMEOUT)
+    timeout=number("30", lo=0.1),
 )
 
 CLUSTER = block(

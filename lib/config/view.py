@@ -60,6 +60,7 @@ class HttpHooks:
     on_dvr: list
     on_hls: list
     on_hls_notify: list
+    timeout: float                  # srsedge: seconds per hook URL (SRS: fixed 30)
 
 
 @dataclass(frozen=True)

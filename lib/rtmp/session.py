@@ -347,6 +347,11 @@ class ServerSession(_Base):
             if self.state == "playing":
                 self._transition("stop_play")
                 return StopPlay()
+        elif name == "getStreamLength" and cmd.tid is not None:
+            # ffmpeg (rtmpproto.c read_number_result) wants "_result", tid, null, number; a live
+            # stream has no length: 0. (SRS answers "_result", tid only: ffmpeg then warns
+            # "Unexpected reply on getStreamLength()".)
+            self._result(cmd.tid, None, 0.0)
         elif name in ("_result", "_error", "onBWDone", "onStatus", "@setDataFrame"):
             pass  # replies to our calls, or chatter we do not need
         elif cmd.tid is None:

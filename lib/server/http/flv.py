@@ -10,7 +10,10 @@ Rules (this module owns them):
   An edge vhost: the plugins decide. `before_play` raising means 404; otherwise the answer
   waits until the source has media (the edge's pull started), and the edge calling
   `player.kick()` first (not found on any origin) means 404; no media in FLV_WAIT_TIMEOUT 504.
-- on_play hook rejects with 403; on_stop follows an accepted on_play whatever happens next.
+- Admission as SRS's SrsLiveStream (no on_connect for HTTP players, as SRS 7): security, refer
+  (`all`, then `play`, checked against the Referer header: an srsedge addition), the source
+  (so on_play's stream_id is the API's), then on_play with the URL's query as `param`. A refusal
+  is 403; on_stop follows an accepted on_play whatever happens next.
 - The socket trick: pywsgi never gives the app its socket, so the server's handler puts it (and
   itself) in the environ (`srsedge.socket`, `srsedge.handler`). `serve_flv` writes the response
   head and FLV header itself, attaches `Consumer(sock, "flv")` (the source's shared FLV tag
@@ -29,9 +32,9 @@ import time
 from gevent.event import Event
 
 from lib.media import flv
-from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
+from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER, stream_key
 from lib.rtmp.url import UrlError, discover, parse_query
-from lib.server.core import security
+from lib.server.core import refer, security
 from lib.server.core.consumer import Consumer
 from lib.server.core.hooks import HookContext
 from lib.server.http.static import Response, status_line
@@ -98,8 +101,14 @@ class FlvPlayer:
         self.consumer = None
         self.created = time.time()
         self.bytes_in = 0
+        self.head_bytes = 0
         self.close_reason = "client closed"
         self._kicked = Event()
+
+    @property
+    def bytes_sent(self):
+        """Every byte sent to this player (response head, FLV header, tags)."""
+        return self.head_bytes + (self.consumer.bytes_out if self.consumer else 0)
 
     def hook(self, action, urls):
         req = self.req
@@ -108,7 +117,8 @@ class FlvPlayer:
             param=req.param, tc_url=req.tc_url, page_url=self.page_url,
             server_id=self.server.server_id, service_id=self.server.service_id,
             stream_id=self.server.stream_id(req),
-            send_bytes=self.consumer.bytes_out if self.consumer else 0, recv_bytes=self.bytes_in)
+            send_bytes=self.bytes_sent, recv_bytes=self.bytes_in,
+            timeout=self.vhost_conf.http_hooks.timeout)
         return self.server.hooks.call(action, urls, ctx)
 
     def play(self, key, head):
@@ -118,11 +128,19 @@ class FlvPlayer:
         if not ok:
             self.log.warn(f"http-flv play {key}: {reason}")
             return 403
+        for action in ("all", "play"):
+            ok, reason = refer.check(self.vhost_conf.refer, action, self.page_url)
+            if not ok:
+                self.log.warn(f"http-flv play {key} from {self.ip}: {reason}")
+                return 403
         hooks = self.vhost_conf.http_hooks
         if hooks.enabled and hooks.on_play:
+            source = self.server.sources.fetch_or_create(key, self.vhost_conf.name, self.req.app,
+                                                         self.req.stream, self.vhost_conf)
             ok, reason = self.hook("on_play", hooks.on_play)
             if not ok:
                 self.log.warn(f"http-flv play {key} from {self.ip}: on_play rejected: {reason}")
+                self.server.sources.maybe_remove(source)
                 return 403
         try:
             return self._play(key, head)
@@ -177,7 +195,9 @@ class FlvPlayer:
     def _stream(self, key, source, head):
         """Response head, FLV header, then the shared FLV tags until the player goes."""
         try:
-            self.sock.sendall(head + flv.file_header(*_has_audio_video(source, self.vhost_conf)))
+            start = head + flv.file_header(*_has_audio_video(source, self.vhost_conf))
+            self.sock.sendall(start)
+            self.head_bytes = len(start)
             self.sock.settimeout(None)
             source.attach(self.consumer)
             self.log.trace(f"http-flv play {key} to {self.ip}:{self.port}")
@@ -234,7 +254,7 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     if found is None:
         return None
     app, stream = found
-    key = f"{vhost_conf.name}/{app}/{stream}"
+    key = stream_key(vhost_conf.name, app, stream)
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
         if source is None or source.publisher is None:

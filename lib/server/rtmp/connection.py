@@ -7,6 +7,12 @@ Rules:
   byte goes through its Consumer so control replies never cut into shared media bytes.
 - Hooks are paired: an accepted on_publish is always followed by one on_unpublish, an accepted
   on_play by one on_stop, an accepted on_connect by one on_close; cleanup runs in `finally`.
+- Order as SRS 7 (SrsRtmpConn::stream_service_cycle): connect is answered at once; once the
+  client says play/publish, the stream (with its query merged into `param`) is known, and then
+  refer `all`, on_connect, security, the source, refer `play`/`publish`, on_play/on_publish.
+  (lib/server/rtmp/admission.py holds the on_connect/refer step.)
+- `bytes_sent` counts every byte this connection wrote (control replies and media), so on_close
+  and the API report what SRS's socket counter would.
 - The handshake and connect must finish within HANDSHAKE_TIMEOUT (slowloris guard).
 """
 import os
@@ -23,6 +29,7 @@ from lib.server.core.errors import Reject
 from lib.server.core import security
 from lib.server.core.hooks import HookContext, redact
 from lib.server.core.consumer import Consumer
+from lib.server.rtmp import admission
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
                            on_unpublish=[], on_play=[], on_stop=[])
@@ -50,6 +57,10 @@ class RtmpConnection:
         self.got_media = False
         self.created = time.time()
         self.bytes_in = 0
+        self.bytes_sent_before = 0     # bytes written directly or by finished consumers
+        self.page_url = ""
+        self.play_limit = None
+        self.on_connect_done = False
         self.hooks_connected = False
         self.hooks_published = False
         self.hooks_playing = False
@@ -130,6 +141,12 @@ class RtmpConnection:
             self.consumer.send_private(out, self.source)
         else:
             self.sock.sendall(out)
+            self.bytes_sent_before += len(out)
+
+    @property
+    def bytes_sent(self):
+        """Every byte written to this client so far (SRS: the socket's send counter)."""
+        return self.bytes_sent_before + (self.consumer.bytes_out if self.consumer else 0)
 
     # ------------------------------------------------------------ events
     def _on_connect(self, ev):
@@ -148,14 +165,9 @@ class RtmpConnection:
         self.connect_args = ev.args
         self._log_upnode(ev.args)
         self.log.trace(f"connect {self.ip}:{self.port} tcUrl={redact(ev.tc_url)} vhost={req.vhost} app={req.app}")
+        # SRS 7: on_connect waits until the play/publish stream is known (admission.py)
         hooks = self._hooks()
-        if hooks.enabled and hooks.on_connect:
-            ok, reason = self.server.hooks.call("on_connect", hooks.on_connect, self._hook_ctx())
-            if not ok:
-                self.session.reject_connect("rejected by on_connect")
-                self._flush_session()
-                raise Reject(f"on_connect rejected: {reason}")
-        self.hooks_connected = hooks.enabled and bool(hooks.on_close)
+        self.hooks_connected = hooks.enabled and bool(hooks.on_close)  # unless on_connect refuses
         self.session.accept_connect({"srs_id": self.cid, "srs_pid": float(os.getpid())},
                                     chunk_size=vhost_conf.chunk_size)
 
@@ -193,6 +205,7 @@ class RtmpConnection:
     def _on_publish(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "publish"
+        admission.on_stream_known(self, "publish")
         self._check_security("publish")
         key = self.server.stream_key(req, self.vhost_conf)
         source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
@@ -200,6 +213,7 @@ class RtmpConnection:
             self.session.reject("NetStream.Publish.BadName", "Stream already publishing")
             self._flush_session()
             raise Reject(f"publish {key}: already publishing, second publisher refused")
+        admission.check_refer(self, "publish", source)
         hooks = self._hooks()
         if hooks.enabled and hooks.on_publish:
             ok, reason = self.server.hooks.call("on_publish", hooks.on_publish, self._hook_ctx())
@@ -258,17 +272,21 @@ class RtmpConnection:
     def _on_play(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "play"
+        admission.on_stream_known(self, "play")
         self._check_security("play")
+        key = self.server.stream_key(req, self.vhost_conf)
+        # the source first, as SRS: on_play's stream_id is the API id of this stream
+        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
+        admission.check_refer(self, "play", source)
         hooks = self._hooks()
         if hooks.enabled and hooks.on_play:
             ok, reason = self.server.hooks.call("on_play", hooks.on_play, self._hook_ctx())
             if not ok:
                 self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
                 self._flush_session()
+                self.server.sources.maybe_remove(source)
                 raise Reject(f"on_play rejected: {reason}")
             self.hooks_playing = bool(hooks.on_stop)
-        key = self.server.stream_key(req, self.vhost_conf)
-        source = self.server.sources.fetch_or_create(key, req.vhost, req.app, req.stream, self.vhost_conf)
         try:
             self.server.before_play(self, source)
         except Reject:
@@ -281,6 +299,7 @@ class RtmpConnection:
         self.source = source
         self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error)
         source.attach(self.consumer)
+        self.play_limit = admission.start_play_limit(self, source, ev.duration)
         self.log.trace(f"play {key} to {self.ip}:{self.port}")
 
     def kick(self, reason, status=None):
@@ -322,7 +341,11 @@ class RtmpConnection:
         if consumer is None:
             return
         self.consumer = None
+        self.bytes_sent_before += consumer.bytes_out
         consumer.close()
+        if self.play_limit is not None:
+            self.play_limit.stop()
+            self.play_limit = None
         source = self.source
         self.source = None
         source.detach(consumer)
@@ -368,8 +391,8 @@ class RtmpConnection:
         return HookContext(
             client_id=self.cid, ip=self.ip, vhost=req.vhost, app=req.app,
             stream=req.stream or "", param=req.param or "", tc_url=req.tc_url,
-            page_url=getattr(self, "page_url", ""), server_id=self.server.server_id,
+            page_url=self.page_url, server_id=self.server.server_id,
             service_id=self.server.service_id, stream_id=self.server.stream_id(req),
-            send_bytes=self.consumer.bytes_out if self.consumer else 0,
-            recv_bytes=self.bytes_in,
+            send_bytes=self.bytes_sent, recv_bytes=self.bytes_in,
+            timeout=self.vhost_conf.http_hooks.timeout,
         )

@@ -30,7 +30,8 @@ def allowed(page_url, refers):
         return True
     domain = page_domain(page_url or "")
     # SRS: the FIRST occurrence of the entry must be at the end of the domain
-    return any(ref and domain.find(ref) == len(domain) - len(ref) for ref in refers)
+    return any(ref and ref in domain and domain.find(ref) == len(domain) - len(ref)
+               for ref in refers)
 
 
 def check(refer_conf, action, page_url):

@@ -285,3 +285,34 @@ vhost __defaultVhost__ {{
 def test_refer_rule(page, refers, ok):
     from lib.server.core.refer import allowed
     assert allowed(page, refers) is ok
+
+
+# ---------------------------------------------------------------- 6. HTTP-TS
+
+def test_http_ts_mount_serves_live_mpegts(server_factory, media_file, publisher_factory,
+                                          player_factory):
+    """SRS: an http_remux mount ending in .ts serves the stream as live MPEG-TS over HTTP
+    (SrsTsStreamEncoder, Content-Type video/MP2T). Two ffmpeg players, the second joining
+    later, both decode H.264 + AAC from the one shared muxing."""
+    http = free_port()
+    srv = server_factory(f"""
+listen {{port}};
+srs_log_tank console;
+http_server {{ enabled on; listen {http}; }}
+vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream].ts; }} }}
+""")
+    wait_port(http)
+    publisher_factory(srv.url("live/s"), media_file)
+    time.sleep(2)
+    url = f"http://127.0.0.1:{http}/live/s.ts"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.headers["Content-Type"] == "video/MP2T"
+        head = r.read(188 * 4)
+    assert head[0] == 0x47 and head[188] == 0x47          # TS sync bytes: PAT, PMT
+    first = player_factory(url, 4)
+    time.sleep(1.5)
+    second = player_factory(url, 3)
+    for p in (first.wait(), second.wait()):
+        assert p.frames > 40, p.stderr
+        assert "Video: h264" in p.stderr and "Audio: aac" in p.stderr
+    assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 5)

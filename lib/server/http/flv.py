@@ -1,4 +1,4 @@
-"""HTTP-FLV (`vhost.http_remux`, SRS semantics): mounts, the player, the response.
+"""HTTP-FLV and HTTP-TS (`vhost.http_remux`, SRS semantics): mounts, the player, the response.
 
 Rules (this module owns them):
 - The vhost is `?vhost=`/`?domain=` else the Host header (config fallback to `__defaultVhost__`);
@@ -22,6 +22,9 @@ Rules (this module owns them):
   it calls start_response only to record the status, and sets `headers_sent` and
   `close_connection` on the handler, returning []: pywsgi writes nothing more and closes.
   While it plays, the FlvPlayer is in `server.clients` (cid -> player, like RTMP connections).
+- A mount ending in `.ts` serves HTTP-TS the same way (same admission, hooks and edge waits);
+  only the body differs: lib/server/http/ts.py's shared muxing instead of the FLV tags. Other
+  mount extensions (.aac, .mp3, .m4a) are not served (the config reports them unsupported).
 """
 import email.utils
 import functools
@@ -37,16 +40,18 @@ from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import refer, security
 from lib.server.core.consumer import Consumer
 from lib.server.core.hooks import HookContext
+from lib.server.http import ts
 from lib.server.http.static import Response, status_line
 
 FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
+MOUNT_EXTENSIONS = (".flv", ".ts")
 
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?")
 
 
 @functools.lru_cache(maxsize=256)
 def _mount_regex(mount, vhost):
-    if not mount.endswith(".flv"):
+    if not mount.endswith(MOUNT_EXTENSIONS):
         return None
     pattern = mount.replace("[vhost]", vhost).replace(DEFAULT_VHOST + "/", "/")
     if pattern.startswith(vhost + "/"):
@@ -67,7 +72,7 @@ def match_mount(mount, vhost, path):
         return None
     groups = m.groupdict()
     app = groups.get("app") or path.rsplit("/", 1)[0].strip("/")
-    stream = groups.get("stream") or path.rsplit("/", 1)[1][:-len(".flv")]
+    stream = groups.get("stream") or path.rsplit("/", 1)[1].rsplit(".", 1)[0]
     if not app or not stream:
         return None
     return app.strip("/"), stream
@@ -86,10 +91,10 @@ class FlvPlayer:
     """An HTTP-FLV player: what plugins (edge), hooks and `server.clients` need to know,
     with the same names as RtmpConnection (req, vhost_conf, log, cid, ip, sock, role...)."""
     role = "play"
-    kind = "flv"
 
-    def __init__(self, server, sock, addr, req, vhost_conf, page_url=""):
+    def __init__(self, server, sock, addr, req, vhost_conf, page_url="", kind="flv"):
         self.server = server
+        self.kind = kind                # "flv" or "ts"
         self.sock = sock
         self.ip, self.port = (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
         self.req = req
@@ -167,12 +172,19 @@ class FlvPlayer:
             if error is not None:
                 self.log.warn(f"http-flv play {key} from {self.ip}: {error} ({self.close_reason})")
                 return error
-            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error)
+            if self.kind == "ts":
+                self.consumer = ts.TsViewer(self.sock, on_error=self._on_consumer_error)
+            else:
+                self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error)
             self._stream(key, source, head)
         finally:
             if self.consumer is not None:
                 self.consumer.close()
-                source.detach(self.consumer)
+                if self.kind == "ts":
+                    ts.detach(source, self.consumer)
+                    server.sources.maybe_remove(source)
+                else:
+                    source.detach(self.consumer)
             server.clients.pop(self.cid, None)
             server.after_play(self, source)
             if self.consumer is None:
@@ -195,12 +207,17 @@ class FlvPlayer:
     def _stream(self, key, source, head):
         """Response head, FLV header, then the shared FLV tags until the player goes."""
         try:
-            start = head + flv.file_header(*_has_audio_video(source, self.vhost_conf))
+            start = head
+            if self.kind == "flv":
+                start += flv.file_header(*_has_audio_video(source, self.vhost_conf))
             self.sock.sendall(start)
             self.head_bytes = len(start)
             self.sock.settimeout(None)
-            source.attach(self.consumer)
-            self.log.trace(f"http-flv play {key} to {self.ip}:{self.port}")
+            if self.kind == "ts":
+                ts.attach(source, self.consumer)
+            else:
+                source.attach(self.consumer)
+            self.log.trace(f"http-{self.kind} play {key} to {self.ip}:{self.port}")
             while True:
                 data = self.sock.recv(4096)
                 if not data:
@@ -208,7 +225,7 @@ class FlvPlayer:
                 self.bytes_in += len(data)
         except OSError as e:
             self.close_reason = f"socket: {e}"
-        self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
+        self.log.trace(f"http-{self.kind} player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.consumer.bytes_out} bytes")
 
     def kick(self, reason, status=None):
@@ -259,7 +276,9 @@ def serve_flv(server, environ, start_response, path, cors_headers):
         source = server.sources.get(key)
         if source is None or source.publisher is None:
             return None            # a file of that name, else 404
-    headers = [("Content-Type", "video/x-flv"), ("Server", SERVER),
+    kind = "ts" if path.endswith(".ts") else "flv"
+    content_type = ts.CONTENT_TYPE if kind == "ts" else "video/x-flv"
+    headers = [("Content-Type", content_type), ("Server", SERVER),
                ("Date", email.utils.formatdate(usegmt=True)),
                ("Cache-Control", "no-store"), ("Connection", "close")]
     headers += cors_headers
@@ -274,7 +293,7 @@ def serve_flv(server, environ, start_response, path, cors_headers):
         except UrlError:
             raise Response(400) from None
         player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
-                           vhost_conf, environ.get("HTTP_REFERER", ""))
+                           vhost_conf, environ.get("HTTP_REFERER", ""), kind)
         error = player.play(key, head)
         if error is not None:
             raise Response(error)

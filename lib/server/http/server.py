@@ -36,7 +36,7 @@ import gevent
 from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
-from lib.server.http.flv import match_mount, serve_flv  # noqa: F401 (match_mount: tests)
+from lib.server.http.flv import MOUNT_EXTENSIONS, match_mount, serve_flv  # noqa: F401 (match_mount: tests)
 from lib.server.http.static import Response, parse_range, path_parts, serve_file, status_line  # noqa: F401
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -196,7 +196,7 @@ class HttpServer:
         if method not in ("GET", "HEAD"):
             raise Response(405, [("Allow", allow)])
         path_parts(path)               # the same path rules for streams as for files
-        if path.endswith(".flv"):
+        if path.endswith(MOUNT_EXTENSIONS):   # a live HTTP-FLV/TS mount, else a file
             result = serve_flv(self.server, environ, start_response, path, CORS_HEADERS if cors else [])
             if result is not None:
                 return result

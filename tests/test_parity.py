@@ -4,6 +4,7 @@ HTTP hook server. SRS's behaviour each test pins is quoted from SRS 7.0.18's sou
 """
 import json
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import free_port, need_tool, wait_for, wait_port
+from tests.conftest import ROOT, free_port, need_tool, wait_for, wait_port
 from tests.rtmpclient import RtmpTestClient
 
 HOOKED = """
@@ -316,3 +317,40 @@ vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream]
         assert p.frames > 40, p.stderr
         assert "Video: h264" in p.stderr and "Audio: aac" in p.stderr
     assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 5)
+
+
+# ---------------------------------------------------------------- 6. unsupported is said
+
+UNSUPPORTED_CONF = """listen {port};
+pid {dir}/srs.pid;
+srs_log_tank console;
+heartbeat { enabled on; url http://127.0.0.1:1/x; }
+rtc_server { enabled on; listen 8000; }
+vhost __defaultVhost__ {
+    dvr { enabled on; dvr_path ./objs/x.flv; }
+    exec { enabled off; publish ./x; }
+    play { atc on; gop_cache on; }
+    http_remux { enabled on; mount [vhost]/[app]/[stream].mp3; }
+}
+"""
+
+
+def test_unsupported_directives_are_reported_at_t_and_startup(tmp_path, server_factory):
+    """SRS implements every directive of its full.conf; srsedge says which it ignores, with
+    FILE:LINE, at `-t` (which still succeeds) and in the startup log. A block `enabled off`
+    and a value equal to its default ask nothing, so they are not reported."""
+    srv = server_factory(UNSUPPORTED_CONF, start=False)
+    res = subprocess.run([sys.executable, "srsedge.py", "-t", "-c", str(srv.conf)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "test is successful" in res.stdout
+    want = [f"{srv.conf}:4: heartbeat is not supported by srsedge, ignored",
+            f"{srv.conf}:5: rtc_server is not supported by srsedge, ignored",
+            f"{srv.conf}:7: vhost.dvr is not supported by srsedge, ignored",
+            f"{srv.conf}:9: vhost.play.atc is not supported by srsedge, ignored",
+            f"{srv.conf}:10: vhost.http_remux.mount [vhost]/[app]/[stream].mp3 is not "
+            "supported by srsedge, ignored (only .flv and .ts mounts are served)"]
+    for line in want:
+        assert line in res.stderr, res.stderr
+    assert "exec" not in res.stderr and "gop_cache" not in res.stderr
+    srv.start()
+    assert wait_for(lambda: all(line in srv.log_text() for line in want), 10)

@@ -375,3 +375,50 @@ def test_a_late_player_starts_near_zero(server_factory, media_file, publisher_fa
     assert viewer.pump_until(lambda: sum(t == 9 for t, _, _ in viewer.media) > 10, 10)
     first_video = next(ts for t, ts, _ in viewer.media if t == 9)
     assert first_video < 1000, first_video
+
+
+# ---------------------------------------------------------------- 7. the reference config
+
+def test_full_conf_documents_every_directive_and_passes_t():
+    """conf/full.conf shows every directive the schema accepts (set to its default, or
+    commented out with an example when it has none) and passes -t; docs/config.md has a row for
+    every directive of SRS's full.conf and of the schema; both are what
+    scripts/config_reference.py renders from the schema now."""
+    from lib.config import schema
+    from lib.config.parser import parse_file
+    res = subprocess.run([sys.executable, "srsedge.py", "-t", "-c", "conf/full.conf"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "test is successful" in res.stdout, res.stderr
+    root = parse_file(f"{ROOT}/conf/full.conf")
+    active = {}                                       # dotted path -> first node
+
+    def walk(node, path):
+        for child in node.children:
+            p = f"{path}.{child.name}" if path else child.name
+            active.setdefault(p, child)
+            walk(child, p)
+    walk(root, "")
+    text = open(f"{ROOT}/conf/full.conf").read()
+
+    def paths(block, path=""):
+        for name, spec in block.children.items():
+            p = f"{path}.{name}" if path else name
+            yield p, spec
+            if isinstance(spec, schema.Block) and spec.children is not None:
+                yield from paths(spec, p)
+    for p, spec in paths(schema.ROOT):
+        name = p.rsplit(".", 1)[-1]
+        assert p in active or f"# {name} " in text, p
+        if p in active and isinstance(spec, schema.Value) and spec.default not in (None, []):
+            node = active[p]
+            default = spec.default if isinstance(spec.default, list) else [spec.default]
+            assert node.args == default, p
+    doc = open(f"{ROOT}/docs/config.md").read()
+    srs = [line.strip() for line in open(f"{ROOT}/tests/data/srs_full_conf_directives.txt")
+           if line.strip() and not line.startswith("#")]
+    assert len(srs) > 300
+    for p in srs:
+        assert f"| `{p}` |" in doc, p
+    check = subprocess.run([sys.executable, "scripts/config_reference.py", "--check"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout

@@ -514,6 +514,8 @@ UNSUPPORTED = {
     "vhost.http_hooks.on_hls": "HLS hook", "vhost.http_hooks.on_hls_notify": "HLS notify",
     "vhost.cluster.coworkers": "origin cluster", "vhost.cluster.origin_cluster": "origin cluster",
     "vhost.cluster.follow_client": "follow_client",
+    "vhost.cluster.protocol": "edge pull over HTTP-FLV (srsedge pulls RTMP)",
+    "vhost.publish.parse_sps": "parse_sps off (srsedge always parses the SPS)",
     "vhost.forward.backend": "dynamic forward backend",
     "vhost.http_remux.fast_cache": "fast_cache", "vhost.http_remux.drop_if_not_match": "drop_if_not_match",
     "vhost.hls.hls_ts_floor": "hls_ts_floor", "vhost.hls.hls_nb_notify": "HLS notify",
@@ -528,7 +530,7 @@ UNSUPPORTED = {
     "pithy_print_ms": "pithy_print_ms", "force_grace_quit": "force_grace_quit",
     "empty_ip_ok": "empty_ip_ok", "disable_daemon_for_docker": "docker detection",
     "inotify_auto_reload": "auto reload", "auto_reload_for_docker": "auto reload",
-    "tcmalloc_release_rate": "tcmalloc", "query_latest_version": "version query",
+    "tcmalloc_release_rate": "tcmalloc", "server_id": "a fixed server id (a random one per process)", "query_latest_version": "version query",
     "first_wait_for_qlv": "version query", "is_full": "is_full", "in_docker": "in_docker",
 }
 

@@ -80,10 +80,10 @@ def api_streams(port):
     return api_get(port, "/api/v1/streams")["streams"]
 
 
-def hooked_server(server_factory, hooks, extra=""):
+def hooked_server(server_factory, hooks, extra="", top=""):
     api = free_port()
     conf = HOOKED.format(port="{port}", api=api, hook=hooks.url).replace(
-        "vhost __defaultVhost__ {\n", "vhost __defaultVhost__ {\n" + extra)
+        "vhost __defaultVhost__ {\n", top + "vhost __defaultVhost__ {\n" + extra)
     srv = server_factory(conf)
     wait_port(api)
     srv.api = api
@@ -422,3 +422,31 @@ def test_full_conf_documents_every_directive_and_passes_t():
     check = subprocess.run([sys.executable, "scripts/config_reference.py", "--check"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout
+
+
+def test_http_flv_hooks_as_srs(server_factory, media_file, publisher_factory, hooks):
+    """SRS 7's SrsLiveStream::serve_http calls on_play (no on_connect) for HTTP-FLV players, with
+    the URL's query as `param`; on_stop when the player goes."""
+    http = free_port()
+    srv = hooked_server(server_factory, hooks, extra=(
+        "    http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }\n"),
+        top=f"http_server {{ enabled on; listen {http}; }}\n")
+    wait_port(http)
+    publisher_factory(srv.url("live/s?token=good"), media_file)
+    assert wait_for(lambda: "on_publish" in hooks.actions(), 15)
+    time.sleep(1)
+    before = len(hooks.bodies("on_connect"))
+    url = f"http://127.0.0.1:{http}/live/s.flv"
+    with urllib.request.urlopen(url + "?token=good", timeout=10) as r:
+        assert r.read(13)[:3] == b"FLV"
+    try:
+        urllib.request.urlopen(url + "?token=bad", timeout=10)
+        assert False, "a bad token was served"
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+    assert wait_for(lambda: "on_stop" in hooks.actions(), 10)
+    assert len(hooks.bodies("on_connect")) == before         # HTTP players: no on_connect
+    play = hooks.bodies("on_play")[0]
+    sid = api_get(srv.api, "/api/v1/streams")["streams"][0]["id"]
+    assert play["param"] == "?token=good" and play["stream"] == "s"
+    assert play["stream_id"] == sid and play["stream_url"] == "/live/s"

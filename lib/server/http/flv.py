@@ -292,6 +292,7 @@ def serve_flv(server, environ, start_response, path, cors_headers):
             req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
         except UrlError:
             raise Response(400) from None
+        req.vhost = vhost_conf.name    # as RTMP: the matched config vhost from here on
         player = FlvPlayer(server, environ["srsedge.socket"], handler.client_address, req,
                            vhost_conf, environ.get("HTTP_REFERER", ""), kind)
         error = player.play(key, head)

@@ -22,6 +22,7 @@ import sys
 import gevent
 
 RESTART_DELAY = 1.0
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo (srsedge.py)
 PR_SET_PDEATHSIG = 1
 
 
@@ -68,8 +69,7 @@ class WorkerPool:
         self.watcher = None
 
     def command(self, index):
-        script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "srsedge.py")
+        script = os.path.join(ROOT, "srsedge.py")
         return [sys.executable, script, "-c", self.conf_path, "--worker", str(index),
                 "--upstream-port", str(self.upstream_port)]
 

@@ -114,7 +114,10 @@ def test_flv_extension_maps_to_the_stream_and_play_duration_ends_the_play(
     player is the source `live/s`. SRS reads play's duration as ms and ends the play once the
     summed timestamp increases of what it sent reach it (SrsRtmpConn::do_playing:
     ERROR_RTMP_DURATION_EXCEED). rtmpdump -B 8 sends duration 8000.
-    Seen with SRS 7.0.18: rtmpdump -B 8 of s.flv ends by itself ("Download complete")."""
+    Seen with a built SRS 7.0.18: `rtmpdump -y s.flv -B 8` plays live/s, exits 0 after 7.6 s,
+    its file holds video 0.01 s .. 8.06 s. And an SRS 7.0.18 edge in front of a srsedge origin
+    served an ffmpeg HTTP-FLV player of live/s.flv?token=good: it pulled `s.flv?token=good`,
+    which srsedge now maps to live/s (on_connect saw param ?token=good)."""
     api = free_port()
     srv = server_factory(f"listen {{port}};\nsrs_log_tank console;\nhttp_api {{ enabled on; "
                          f"listen {api}; }}\nvhost __defaultVhost__ {{ }}\n")
@@ -137,8 +140,9 @@ def test_flv_extension_maps_to_the_stream_and_play_duration_ends_the_play(
 def test_ffmpeg_gets_a_stream_length_answer(server_factory, media_file, publisher_factory,
                                            player_factory):
     """ffmpeg's rtmpproto.c read_number_result wants `_result, tid, null, number` for
-    getStreamLength, else warns "Unexpected reply on getStreamLength()" (SRS answers `_result,
-    tid` only, so ffmpeg warns against SRS; we answer 0, a live stream's length)."""
+    getStreamLength, else warns "Unexpected reply on getStreamLength()"; we answer 0, a live
+    stream's length. (SRS 7.0.18 ignores the call in identify_create_stream_client, so ffmpeg
+    gets no reply and does not warn either: checked against a built SRS 7.0.18.)"""
     srv = server_factory("listen {port};\nsrs_log_tank console;\nvhost __defaultVhost__ { }\n")
     publisher_factory(srv.url("live/s"), media_file)
     time.sleep(1.5)
@@ -154,6 +158,8 @@ def test_on_connect_gets_the_stream_query_and_hook_ids_match_the_api(
     """SRS 7 (SrsRtmpConn::stream_service_cycle): connect is answered, then the play/publish
     stream is parsed with srs_discovery_tc_url(tcUrl + stream), and check_vhost() calls
     on_connect with `stream` and `param` (the stream's query) before on_publish/on_play.
+    Seen with a built SRS 7.0.18 publishing live/s?token=good: on_connect {stream: "s",
+    param: "?token=good"} then on_publish with stream_id = the API's stream id.
     Hook bodies carry stream_id = the stat stream's id, the API's /api/v1/streams/<id>.
     on_close's send_bytes is the socket's send counter (skt->get_send_bytes())."""
     srv = hooked_server(server_factory, hooks)
@@ -363,10 +369,11 @@ def test_unsupported_directives_are_reported_at_t_and_startup(tmp_path, server_f
                           "lib/rtmp/timebase.py and docs/architecture.md 'Per-player "
                           "timestamps'", strict=False)
 def test_a_late_player_starts_near_zero(server_factory, media_file, publisher_factory):
-    """SRS 7 with `time_jitter full` (the default): SrsConsumer::enqueue runs each message
+    """SRS 7 with `time_jitter full` (the default): SrsLiveConsumer::enqueue runs each message
     through the consumer's own SrsRtmpJitter, whose first corrected timestamp is 0, so every
-    player starts near 0 whatever the stream's age (seen against SRS 7.0.18 for this issue:
-    0 ms; srsedge gave the stream's age, 1506 s after 25 minutes)."""
+    player starts near 0 whatever the stream's age (srsedge: at the stream's age, 1506 s after
+    25 minutes). Seen with a built SRS 7.0.18 and this test's client joining an 8 s old stream:
+    metadata, audio and video at 0, then 10, 18 ..."""
     srv = server_factory("listen {port};\nsrs_log_tank console;\nvhost __defaultVhost__ { }\n")
     publisher_factory(srv.url("live/s"), media_file)
     time.sleep(6)                                          # the stream is now ~6 s old

@@ -65,6 +65,7 @@ class PlayLimit:
         self.last = None
         self.total = 0
         self.done = False
+        self._timer = None
         for msg in source.gop.items:          # what the player gets first counts too
             self._count(msg.timestamp)
         source.sinks.append(self)
@@ -81,8 +82,8 @@ class PlayLimit:
             self.done = True
             # let the source's flusher send what was counted, then end as SRS does
             delay = self.source.mw_latency + 0.05
-            gevent.spawn_later(delay, self.conn.kick,
-                               f"play duration {self.limit:g}ms reached")
+            self._timer = gevent.spawn_later(delay, self.conn.kick,
+                                             f"play duration {self.limit:g}ms reached")
 
     # sink interface (lib/server/core/source.py)
     def on_publish(self, source):
@@ -97,6 +98,8 @@ class PlayLimit:
         pass
 
     def stop(self):
+        if self._timer is not None:
+            self._timer.kill(block=False)
         try:
             self.source.sinks.remove(self)
         except ValueError:

@@ -38,13 +38,11 @@ def on_stream_known(conn, action):
     ok, reason = refer.check(conn.vhost_conf.refer, "all", conn.page_url)
     if not ok:
         _refuse(conn, action, reason)
-    hooks = conn.vhost_conf.http_hooks
-    if conn.on_connect_done or not (hooks.enabled and hooks.on_connect):
+    if conn.on_connect_done:
         return
     conn.on_connect_done = True
-    ok, reason = conn.server.hooks.call("on_connect", hooks.on_connect, conn._hook_ctx())
+    ok, reason = conn.call_hook("on_connect")     # an accepted one owes on_close
     if not ok:
-        conn.hooks_connected = False          # on_close pairs with an accepted on_connect
         _refuse(conn, action, f"on_connect rejected: {reason}")
 
 

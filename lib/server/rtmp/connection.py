@@ -171,6 +171,18 @@ class RtmpConnection:
         self.session.accept_connect({"srs_id": self.cid, "srs_pid": float(os.getpid())},
                                     chunk_size=vhost_conf.chunk_size)
 
+    def call_hook(self, action):
+        """Call `action`'s hooks if configured: (ok, reason). Used for on_connect (admission.py);
+        the same API as the Client base on main, so admission.py works with both."""
+        hooks = self._hooks()
+        urls = getattr(hooks, action) if hooks.enabled else []
+        if not urls:
+            return True, ""
+        ok, reason = self.server.hooks.call(action, urls, self._hook_ctx())
+        if not ok and action == "on_connect":
+            self.hooks_connected = False           # on_close pairs with an accepted on_connect
+        return ok, reason
+
     def _log_upnode(self, args):
         """An upstream SRS-style edge sends its identity in the connect args."""
         for a in args:

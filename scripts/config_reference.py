@@ -36,14 +36,18 @@ DIFFERS = {
     "vhost.hls.hls_ts_ctx": "default off (SRS: on), as hls_ctx",
     "vhost.http_remux.mount": "`.flv` (HTTP-FLV) and `.ts` (HTTP-TS) mounts; others are reported",
     "vhost.refer": "also checks the Referer header of HTTP-FLV/TS players (SRS: RTMP only)",
-    "vhost.http_hooks": "on_connect as SRS 7 (once play/publish is known, stream query in "
-                        "`param`); not called for HTTP players (as SRS)",
-    "vhost.http_hooks.on_connect": "called when the client plays/publishes (SRS 7), not at connect",
     "vhost.play.time_jitter": "applied once per source; players do not start at 0 yet (issue 10 "
                               "point 5, see docs/architecture.md)",
     "vhost.play.queue_length": "SRS's code default 30 s (full.conf's 10 is an example)",
     "vhost.cluster": "edges pull/push over RTMP; `workers` links are srsedge's",
     "vhost.security": "allow/deny publish|play with IPs and CIDRs, as SRS",
+}
+# Supported as SRS, with a note worth reading.
+NOTES = {
+    "vhost.http_hooks": "as SRS 7: HTTP 200/201 with `0` or `{\"code\":0}` accepts; HTTP "
+                        "players get on_play/on_stop only",
+    "vhost.http_hooks.on_connect": "as SRS 7: called when the client plays/publishes, with the "
+                                   "stream and its query in `param` (SRS 6 and older: at connect)",
 }
 EXTENSIONS_NOTE = "srsedge extension (not in SRS)"
 DESCRIPTIONS = {
@@ -92,6 +96,8 @@ def status(path, in_srs):
             return "not supported", f"in {prefix}"
     if path in DIFFERS:
         return "supported, differs", DIFFERS[path]
+    if path in NOTES:
+        return "supported", NOTES[path]
     if not in_srs:
         return "supported", f"{EXTENSIONS_NOTE}: {DESCRIPTIONS.get(path, '')}".rstrip(": ")
     return "supported", ""

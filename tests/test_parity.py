@@ -166,7 +166,7 @@ def test_on_connect_gets_the_stream_query_and_hook_ids_match_the_api(
     bad = publisher_factory(srv.url("live/s?token=bad"), media_file)
     assert wait_for(lambda: not bad.alive(), 15)
     assert "on_publish" not in hooks.actions()              # refused at on_connect
-    publisher_factory(srv.url("live/s?token=good"), media_file)
+    good = publisher_factory(srv.url("live/s?token=good"), media_file)
     assert wait_for(lambda: any(s["video"] for s in api_streams(srv.api)), 15)
     sid = api_streams(srv.api)[0]["id"]
 
@@ -190,6 +190,11 @@ def test_on_connect_gets_the_stream_query_and_hook_ids_match_the_api(
     close = hooks.bodies("on_close")[0]
     assert close["send_bytes"] >= received > 0             # the player's bytes, not 0
     assert close["recv_bytes"] > 0
+    good.stop()                                            # a publisher is sent control bytes
+    assert wait_for(lambda: any(c["client_id"] == pub["client_id"]
+                                for c in hooks.bodies("on_close")), 10)
+    pub_close = [c for c in hooks.bodies("on_close") if c["client_id"] == pub["client_id"]][0]
+    assert 0 < pub_close["send_bytes"] < 10000 < pub_close["recv_bytes"]
 
 
 def test_token_auth_behind_an_edge(server_factory, media_file, publisher_factory, hooks):

@@ -462,3 +462,13 @@ def test_http_flv_hooks_as_srs(server_factory, media_file, publisher_factory, ho
     sid = api_get(srv.api, "/api/v1/streams")["streams"][0]["id"]
     assert play["param"] == "?token=good" and play["stream"] == "s"
     assert play["stream_id"] == sid and play["stream_url"] == "/live/s"
+
+
+def test_refer_legacy_spellings():
+    """SRS's srs_config_transform_vhost: `refer A;`, `refer_play B;`, `refer_publish C;` become
+    `refer { enabled on; all A; play B; publish C; }`."""
+    from lib.config import parse_text
+    refer = parse_text("vhost v { refer a.com; refer_play b.com; refer_publish c.com d.com; }"
+                       ).vhost("v").refer
+    assert (refer.enabled, refer.all, refer.play, refer.publish) == \
+        (True, ["a.com"], ["b.com"], ["c.com", "d.com"])

@@ -44,3 +44,19 @@ def test_player_timebase():
     tb = timebase.PlayerTimebase("full", 1506000)
     assert [tb.out(t) for t in (1506000, 1506040, 0, 1505000)] == [0, 40, 0, 0]
     assert timebase.PlayerTimebase("off", 1506000).out(1506040) == 1506040
+
+
+def test_rebase_all_keeps_payloads_and_maps_timestamps():
+    tb = timebase.PlayerTimebase("full", 5000)
+    big = bytes(300)
+    rtmp = [encode_message(6, 9, 1, ts, big, 128) for ts in (5000, 5040, 0x1000000 + 5000)]
+    rtmp.append(encode_message(5, 18, 1, 0, b"meta", 128))   # onMetaData's 0 stays 0
+    out = b"".join(bytes(b) for b in timebase.rebase_all(rtmp, "rtmp", tb, 128))
+    reader = ChunkReader(128)
+    msgs = reader.feed(out)
+    assert [m.timestamp for m in msgs] == [0, 40, 0x1000000, 0]
+    assert [m.payload for m in msgs] == [big, big, big, b"meta"]
+    tags = [flv.tag(9, ts, b"x") for ts in (5000, 5040)]
+    data = flv.file_header() + b"".join(bytes(b) for b in timebase.rebase_all(tags, "flv", tb, 0))
+    assert [ts for _, ts, _ in flv.iter_tags(data)] == [0, 40]
+    assert timebase.flv_timestamp(tags[1]) == 5040

@@ -96,6 +96,37 @@ def flv_prefix(tag, new_ts):
     return bytes(tag[:4]) + bytes(((ts >> 16) & 0xFF, (ts >> 8) & 0xFF, ts & 0xFF, ts >> 24))
 
 
+def flv_timestamp(tag):
+    """The timestamp an FLV tag carries."""
+    return (tag[7] << 24) | (tag[4] << 16) | (tag[5] << 8) | tag[6]
+
+
+def rebase_all(bufs, kind, timebase, chunk_size):
+    """iovecs for `bufs` (whole encoded messages of `kind` "rtmp" or "flv", as the source's log
+    holds them) with every timestamp mapped by `timebase`: a message whose timestamp does not
+    change is kept as is, others become [prefix, shared rest] (or a copy, see needs_copy)."""
+    out = []
+    for buf in bufs:
+        if kind == "rtmp":
+            ts = rtmp_timestamp(buf)
+            new = timebase.out(ts)
+            if new == ts:
+                out.append(buf)
+            elif needs_copy(buf, new):
+                out.append(rtmp_rebase(buf, new, chunk_size))
+            else:
+                n = rtmp_split(buf)
+                out += (rtmp_prefix(buf, new), memoryview(buf)[n:])
+        else:
+            ts = flv_timestamp(buf)
+            new = timebase.out(ts)
+            if new == ts:
+                out.append(buf)
+            else:
+                out += (flv_prefix(buf, new), memoryview(buf)[8:])
+    return out
+
+
 class PlayerTimebase:
     """One player's timestamp rule (see the header): `base` is the timestamp of the position the
     player starts at (Source.start_bytes' GOP start), given when it attaches."""

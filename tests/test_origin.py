@@ -147,7 +147,8 @@ vhost __defaultVhost__ {{
     viewer.close()
     good.stop()
     actions = lambda: [c["action"] for c in HookRecorder.calls]  # noqa: E731
-    assert wait_for(lambda: actions().count("on_unpublish") == 1 and "on_stop" in actions(), 10)
+    assert wait_for(lambda: actions().count("on_unpublish") == 1 and "on_stop" in actions()
+                    and actions().count("on_close") == 2, 10)
     acts = actions()
     # SRS 7: on_connect sees the stream's query, so the bad token is refused there already
     assert acts.count("on_connect") == 4

@@ -93,6 +93,8 @@ def main(argv=None):
         print(f"srsedge: config error: {e}", file=sys.stderr)
         return 1
     if args.test:
+        for line in config.unsupported:
+            print(f"srsedge: warning: {line}", file=sys.stderr)
         for warning in config.warnings:
             print(f"srsedge: warning: {warning}", file=sys.stderr)
         print(f"srsedge: config file {path} test is successful")
@@ -114,7 +116,7 @@ def main(argv=None):
         print(f"srsedge: {e}", file=sys.stderr)
         logger.write(4, "main", str(e))
         return 1
-    for warning in config.warnings:
+    for warning in config.unsupported + config.warnings:
         server.log.warn(warning)
     try:
         server.start()

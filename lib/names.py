@@ -1,6 +1,12 @@
 """The one home of the names every layer shares: version, server name, default vhost, stream key.
 
 Rule: nothing else defines these; the sans-IO layers and the server import them from here.
+
+Stream identity (SRS's srs_generate_stream_url + srs_path_filename): a stream name's extension,
+whatever it is (everything from the LAST "."), is not part of the stream's identity. So
+`live/s.flv` (what an SRS edge pulls for an HTTP-FLV player), `live/s.m3u8` and `live/s` are one
+source. `stream_key` is used wherever a source is looked up or made (RTMP play/publish,
+HTTP-FLV/TS, API, hooks' stream_url), so the rule lives here only.
 """
 VERSION = "0.1.0"
 SERVER_NAME = f"srsedge/{VERSION}"
@@ -8,6 +14,19 @@ DEFAULT_VHOST = "__defaultVhost__"
 DEFAULT_APP = "__defaultApp__"
 
 
+def stream_name(stream):
+    """SRS's srs_path_filename: the stream name without its extension ("s.flv" -> "s",
+    "a.b.c" -> "a.b"; a name without "." is kept)."""
+    dot = stream.rfind(".")
+    return stream[:dot] if dot >= 0 else stream
+
+
 def stream_key(vhost, app, stream):
-    """The key of a live source: `vhost/app/stream` (vhost = the matched config vhost name)."""
-    return f"{vhost}/{app}/{stream}"
+    """The key of a live source: `vhost/app/stream` (vhost = the matched config vhost name,
+    stream without its extension, see the header)."""
+    return f"{vhost}/{app}/{stream_name(stream)}"
+
+
+def stream_url(vhost, app, stream):
+    """SRS's stream_url (hooks, API `url`): like stream_key but "" for the default vhost."""
+    return stream_key("" if vhost == DEFAULT_VHOST else vhost, app, stream)

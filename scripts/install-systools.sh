@@ -11,6 +11,7 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)          # network-namespace fault tests
 [ -x /usr/bin/chromium ] || need+=(chromium)                # tests/test_browser.py (headless)
 command -v npm >/dev/null 2>&1 || need+=(npm)               # www/: the players' JS (npm ci)
+command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)      # play duration (-B), an outside RTMP client
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi

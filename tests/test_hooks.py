@@ -300,7 +300,10 @@ def test_close_bytes_are_numbers():
     ("v.test.com", "live", "livestream", "v.test.com/live/livestream"),
     ("__defaultVhost__", "live", "livestream.flv", "/live/livestream"),
     ("__defaultVhost__", "live", "cam.m3u8", "/live/cam"),
-    ("__defaultVhost__", "live", "WavMain.exe_rooms_290", "/live/WavMain.exe_rooms_290"),
+    # SRS 7 srs_generate_stream_url -> srs_path_filename drops everything from the LAST dot,
+    # whatever follows it (SRS's utest srs_utest_protocol2.cpp covers .flv/.m3u8)
+    ("__defaultVhost__", "live", "WavMain.exe_rooms_290", "/live/WavMain"),
+    ("__defaultVhost__", "live", "a.b.ts", "/live/a.b"),
 ])
 def test_stream_url(vhost, app, stream, url):
     assert stream_url(vhost, app, stream) == url

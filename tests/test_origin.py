@@ -147,15 +147,19 @@ vhost __defaultVhost__ {{
     viewer.close()
     good.stop()
     actions = lambda: [c["action"] for c in HookRecorder.calls]  # noqa: E731
-    assert wait_for(lambda: actions().count("on_unpublish") == 1 and "on_stop" in actions(), 10)
+    assert wait_for(lambda: actions().count("on_unpublish") == 1 and "on_stop" in actions()
+                    and actions().count("on_close") == 2, 10)
     acts = actions()
-    assert acts.count("on_publish") == 2            # the bad one was asked and refused
+    # SRS 7: on_connect sees the stream's query, so the bad token is refused there already
+    assert acts.count("on_connect") == 4
+    assert acts.count("on_publish") == 1
     assert acts.count("on_unpublish") == 1          # only the accepted one is paired
-    assert acts.count("on_play") == 2 and acts.count("on_stop") == 1
-    pub = [c for c in HookRecorder.calls if c["action"] == "on_publish"][1]
+    assert acts.count("on_play") == 1 and acts.count("on_stop") == 1
+    assert acts.count("on_close") == 2              # after the two accepted on_connects
+    pub = [c for c in HookRecorder.calls if c["action"] == "on_publish"][0]
     assert pub["stream"] == "livestream" and pub["param"] == "?token=good"
     assert pub["app"] == "live" and pub["vhost"] == "__defaultVhost__"
-    assert "on_publish rejected" in srv.log_text() and "token=bad" not in srv.log_text()
+    assert "on_connect rejected" in srv.log_text() and "token=bad" not in srv.log_text()
 
 
 def test_hook_server_down_rejects_with_log_line(server_factory, media_file, publisher_factory):

@@ -263,6 +263,8 @@ HTTP_HOOKS = block(
     on_dvr=words(URL, []),
     on_hls=words(URL, []),
     on_hls_notify=words(URL, []),           # GET, with [app] [stream] [ts_url] ... variables
+    # srsedge extension: seconds a hook URL may take (SRS: fixed 30 s, SRS_HTTP_CLIENT_TIMEOUT)
+    timeout=number("30", lo=0.1),
 )
 
 CLUSTER = block(
@@ -513,6 +515,108 @@ ROOT = block(
     srt_server=open_block(),
     stream_caster=open_block(repeat=True),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Accepted but not implemented: THE table. Every directive here is reported, at `-t` and at
+# startup, as `FILE:LINE: <directive> is not supported by srsedge, ignored` when the config asks
+# for it: a block that is present and not `enabled off`, a value that differs from its default.
+# Children of a block that is `enabled off` are not reported. Implementing one = deleting its
+# line here (and documenting it in docs/config.md and conf/full.conf).
+
+UNSUPPORTED = {
+    # ffmpeg's stderr goes to the server log (with the stream's context id), not to files
+    "ff_log_dir": "per-process FFmpeg log files (FFmpeg's output goes to the server log)",
+    "ff_log_level": "FFmpeg log files",
+    # other protocols and services
+    "rtc_server": "WebRTC", "vhost.rtc": "WebRTC",
+    "srt_server": "SRT", "vhost.srt": "SRT",
+    "stream_caster": "stream caster (MPEG-TS over UDP, GB28181)",
+    "vhost.hds": "HDS", "vhost.dash": "MPEG-DASH",
+    "vhost.bandcheck": "bandwidth check",
+    "heartbeat": "heartbeat reports",
+    "stats": "network/disk stats devices",
+    "exporter": "SRS's Prometheus exporter (srsedge serves /metrics on the API port)",
+    "circuit_breaker": "circuit breaker",
+    "threads": "SRS threads",
+    "tencentcloud_cls": "Tencent Cloud CLS", "tencentcloud_apm": "Tencent Cloud APM",
+    "http_api.https": "HTTPS API", "http_server.https": "HTTPS server",
+    "http_api.raw_api": "raw API (reload/query/update over HTTP)",
+    "vhost.http_static": "per-vhost static mounts (the http_server dir is served)",
+    # settings inside supported features
+    "vhost.min_latency": "min_latency", "vhost.in_ack_size": "in_ack_size",
+    "vhost.out_ack_size": "out_ack_size",
+    "vhost.play.atc": "ATC", "vhost.play.atc_auto": "ATC", "vhost.play.mix_correct": "mix_correct",
+    "vhost.play.mw_msgs": "mw_msgs (merged writes are bounded by mw_latency)",
+    "vhost.play.send_min_interval": "send_min_interval",
+    "vhost.play.reduce_sequence_header": "reduce_sequence_header",
+    "vhost.publish.mr": "merged read", "vhost.publish.mr_latency": "merged read",
+    "vhost.publish.try_annexb_first": "Annex-B probing",
+    "vhost.publish.kickoff_for_idle": "kickoff_for_idle",
+    "vhost.http_hooks.on_hls": "HLS hook", "vhost.http_hooks.on_hls_notify": "HLS notify",
+    "vhost.cluster.coworkers": "origin cluster", "vhost.cluster.origin_cluster": "origin cluster",
+    "vhost.cluster.follow_client": "follow_client",
+    "vhost.cluster.protocol": "edge pull over HTTP-FLV (srsedge pulls RTMP)",
+    "vhost.publish.parse_sps": "parse_sps off (srsedge always parses the SPS)",
+    "vhost.forward.backend": "dynamic forward backend",
+    "vhost.http_remux.fast_cache": "fast_cache", "vhost.http_remux.drop_if_not_match": "drop_if_not_match",
+    "vhost.hls.hls_ts_floor": "hls_ts_floor", "vhost.hls.hls_nb_notify": "HLS notify",
+    "vhost.hls.hls_keys": "HLS encryption", "vhost.hls.hls_fragments_per_key": "HLS encryption",
+    "vhost.hls.hls_key_file": "HLS encryption", "vhost.hls.hls_key_file_path": "HLS encryption",
+    "vhost.hls.hls_key_url": "HLS encryption", "vhost.hls.hls_dts_directly": "hls_dts_directly",
+    "vhost.hls.hls_ctx": "HLS sessions", "vhost.hls.hls_ts_ctx": "HLS sessions",
+    "vhost.hls.hls_use_fmp4": "fMP4 HLS", "vhost.hls.hls_recover": "hls_recover",
+    "vhost.hls.hls_storage": "removed in SRS 3", "vhost.hls.hls_mount": "removed in SRS 3",
+    # process settings
+    "srs_log_level_v2": "srs_log_level_v2", "work_dir": "work_dir", "asprocess": "asprocess",
+    "pithy_print_ms": "pithy_print_ms", "force_grace_quit": "force_grace_quit",
+    "empty_ip_ok": "empty_ip_ok", "disable_daemon_for_docker": "docker detection",
+    "inotify_auto_reload": "auto reload", "auto_reload_for_docker": "auto reload",
+    "tcmalloc_release_rate": "tcmalloc", "server_id": "a fixed server id (a random one per process)", "query_latest_version": "version query",
+    "first_wait_for_qlv": "version query", "is_full": "is_full", "in_docker": "in_docker",
+}
+
+HTTP_REMUX_EXTENSIONS = (".flv", ".ts")     # http_remux mounts srsedge serves
+
+
+def unsupported(root):
+    """`FILE:LINE: <directive> is not supported by srsedge, ignored` lines for what the config
+    asks of UNSUPPORTED (see the table), in file order. Call after validate()."""
+    out = []
+    _find_unsupported(root, ROOT, "", out)
+    return out
+
+
+def _find_unsupported(node, spec, path, out):
+    for child in node.children:
+        cpath = f"{path}.{child.name}" if path else child.name
+        cspec = spec.children.get(child.name) if spec.children is not None else None
+        if _disabled(child):
+            continue
+        if cpath in UNSUPPORTED:
+            if isinstance(cspec, Block) or not _is_default(child, cspec):
+                out.append(f"{child.file}:{child.line}: {cpath} is not supported by srsedge, ignored")
+            continue
+        if cpath == "vhost.http_remux.mount" and child.args \
+                and not child.args[0].endswith(HTTP_REMUX_EXTENSIONS):
+            out.append(f"{child.file}:{child.line}: {cpath} {child.args[0]} is not supported by "
+                       f"srsedge, ignored (only .flv and .ts mounts are served)")
+        if isinstance(cspec, Block) and cspec.children is not None:
+            _find_unsupported(child, cspec, cpath, out)
+
+
+def _disabled(node):
+    enabled = node.get("enabled") if node.block else None
+    return enabled is not None and enabled.args == ["off"]
+
+
+def _is_default(node, spec):
+    if spec is None:
+        return False
+    try:
+        return spec.convert(node.args) == spec.default_value()
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class HttpHooks:
     on_dvr: list
     on_hls: list
     on_hls_notify: list
+    timeout: float                  # srsedge: seconds per hook URL (SRS: fixed 30)
 
 
 @dataclass(frozen=True)
@@ -288,12 +289,14 @@ _ROOT_ATTRS = ("listen", "pid", "log_tank", "log_level", "log_file", "max_connec
 
 class Config:
     """The whole config. Top-level values are attributes (see _ROOT_ATTRS), plus:
-    path, root (raw Directive tree), warnings (list[str]), http_api, http_server, vhosts."""
+    path, root (raw Directive tree), warnings (list[str]), unsupported (list[str]: directives
+    accepted but not implemented, see schema.UNSUPPORTED), http_api, http_server, vhosts."""
 
     def __init__(self, root, path):
         self.path = path
         self.root = root
         self.warnings = []
+        self.unsupported = schema.unsupported(root)   # "FILE:LINE: x is not supported ..." lines
         values = schema.section_values(root, schema.ROOT)
         for attr in _ROOT_ATTRS:
             setattr(self, attr, values[_ROOT_NAMES.get(attr, attr)])

@@ -371,6 +371,11 @@ class ServerSession(_Base):
             if self.state == "playing":
                 self._transition("stop_play")
                 return StopPlay()
+        elif name == "getStreamLength" and cmd.tid is not None:
+            # ffmpeg (rtmpproto.c read_number_result) wants "_result", tid, null, number, else
+            # it warns "Unexpected reply on getStreamLength()"; a live stream's length is 0.
+            # (SRS 7 does not answer it at all: identify_create_stream_client ignores the call.)
+            self._result(cmd.tid, None, 0.0)
         elif name in ("_result", "_error", "onBWDone", "onStatus", "@setDataFrame"):
             pass  # replies to our calls, or chatter we do not need
         elif cmd.tid is None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 from lib.rtmp.errors import ProtocolError
 
-from lib.names import DEFAULT_VHOST  # noqa: E402
+from lib.names import DEFAULT_VHOST, stream_url  # noqa: E402
 DEFAULT_APP = "__defaultApp__"
 DEFAULT_PORT = 1935
 
@@ -80,12 +80,7 @@ class Request:
         """SRS's source key (srs_generate_stream_url): "vhost/app/stream", "/app/stream" for the
         default vhost; the stream's extension is ignored ("livestream.flv" -> "livestream").
         Set vhost to the matched config vhost's name first (an IP host means the default vhost)."""
-        vhost = "" if self.vhost == DEFAULT_VHOST else self.vhost
-        stream = self.stream
-        dot = stream.rfind(".")
-        if dot >= 0:
-            stream = stream[:dot]
-        return f"{vhost}/{self.app}/{stream}"
+        return stream_url(self.vhost, self.app, self.stream)
 
     def param_dict(self) -> dict:
         """The query of param (without "?" and any "#fragment") parsed like SRS."""

@@ -23,6 +23,30 @@ def _random_id():
     return "vid-" + "".join(random.choice(_ID_CHARS) for _ in range(7))
 
 
+new_stream_id = _random_id
+
+
+class VideoFrameCounter:
+    """A source sink counting video messages: the API's `frames`, as SRS's (SRS counts the
+    video messages a publisher sent, sequence headers included; it does not count at an edge,
+    we do, from the edge's pull)."""
+    __slots__ = ("count",)
+
+    def __init__(self, source):
+        self.count = 0
+        source.sinks.append(self)
+
+    def on_publish(self, source):
+        pass
+
+    def on_message(self, msg):
+        if msg.type_id == 9:
+            self.count += 1
+
+    def on_unpublish(self, source):
+        pass
+
+
 def client_bytes_out(conn):
     return conn.send_bytes
 

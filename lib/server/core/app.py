@@ -13,6 +13,7 @@ import gevent
 from gevent.server import StreamServer
 
 from lib.names import VERSION, stream_key
+from lib.server.api.stats import VideoFrameCounter, new_stream_id
 from lib.server.core.hooks import Hooks
 from lib.server.rtmp.connection import RtmpConnection
 from lib.server.core.source import SourceRegistry
@@ -40,12 +41,13 @@ class Server:
     # ------------------------------------------------------------ naming
     @staticmethod
     def stream_key(req, vhost_conf=None):
-        """The source key of a client request (lib/names.stream_key)."""
-        return stream_key(vhost_conf.name if vhost_conf is not None else req.vhost,
-                          req.app, req.stream)
+        vhost = vhost_conf.name if vhost_conf is not None else req.vhost
+        return stream_key(vhost, req.app, req.stream)
 
     def stream_id(self, req):
-        return stream_key(req.vhost, req.app, req.stream)
+        """The API id of the stream `req` names (hooks' stream_id), "" when it has no source."""
+        source = self.sources.get(stream_key(req.vhost, req.app, req.stream))
+        return getattr(source, "api_id", "") if source is not None else ""
 
     # ------------------------------------------------------------ extension points
     def _dispatch(self, hook, *args):
@@ -67,6 +69,9 @@ class Server:
         self._dispatch("after_play", conn, source)
 
     def _on_source_created(self, source):
+        # the API id is given when the source is made, so hooks and the API agree on it
+        source.api_id = new_stream_id()
+        source.video_frames = VideoFrameCounter(source)
         self._dispatch("on_source_created", source)
 
     def on_publish_started(self, conn, source):

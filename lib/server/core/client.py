@@ -67,7 +67,8 @@ class ClientBase:
             stream=req.stream or "", param=req.param or "", tc_url=req.tc_url,
             page_url=self.page_url or "", server_id=self.server.server_id,
             service_id=self.server.service_id, stream_id=self.server.stream_id(req),
-            send_bytes=self.send_bytes, recv_bytes=self.bytes_in)
+            send_bytes=self.send_bytes, recv_bytes=self.bytes_in,
+            timeout=self.vhost_conf.http_hooks.timeout)
 
     def call_hook(self, action):
         """Call `action`'s hooks (if configured). Returns (ok, reason); unless refused, the

@@ -4,16 +4,18 @@ Rules (this module owns them):
 - Bodies use SRS's field names exactly (see `FIELDS`). Inputs come in a plain `HookContext`, never
   server objects. `stream_id` is sent only when known (SRS omits it when the stream has no stats).
 - `Hooks.call(action, urls, ctx)` POSTs to each URL in order. A URL accepts only with HTTP 200 or
-  201 and a body that is the JSON number `0` or a JSON object whose integer `"code"` is 0. SRS
-  compares the bare body to "0" exactly; we also accept surrounding whitespace (`0\\n`).
+  201 and a body that is the JSON number `0` or a JSON object whose integer `"code"` is 0. This is
+  SRS 7's SrsHttpHooks::do_post exactly (it accepts SRS_CONSTS_HTTP_OK and _Created), except
+  that SRS compares the bare body to "0" exactly and we also accept surrounding whitespace (`0\\n`).
   Anything else rejects: other status (redirects are not followed), empty body, `1`, `{"code":1}`,
   garbage, connect refused, timeout.
 - For `REJECTING_ACTIONS` (on_connect, on_publish, on_play) the first rejection stops the loop and
   rejects the client. The other actions are notifications: every URL is called and failures are
   only reported; the caller ignores the verdict but logs the reason.
-- Bounded time: `timeout` (default 5 s, SRS uses 30 s) bounds connect and every socket read; in
-  the server process (sockets monkey-patched by gevent) a `gevent.Timeout` also caps each URL's
-  whole request at `timeout`. Proxy environment variables are ignored (`trust_env = False`).
+- Bounded time: the timeout (`ctx.timeout`, from the srsedge directive `vhost.http_hooks.timeout`;
+  else `Hooks.timeout`; default 30 s = SRS's fixed SRS_HTTP_CLIENT_TIMEOUT) bounds connect and
+  every socket read; in the server process (sockets monkey-patched by gevent) a `gevent.Timeout`
+  also caps each URL's whole request at the timeout. Proxy environment variables are ignored (`trust_env = False`).
 - This module never logs: it returns `(ok, reason)`. Reasons name the action and the URL, with
   token-like query values replaced by `***` (`redact`). Bodies sent to the hook keep the real
   values: token auth is what hooks are for.
@@ -28,8 +30,8 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from lib.names import DEFAULT_VHOST  # noqa: E402
-DEFAULT_TIMEOUT = 5.0
+from lib.names import DEFAULT_VHOST, stream_url  # noqa: E402,F401 (stream_url: re-exported)
+DEFAULT_TIMEOUT = 30.0     # seconds: SRS's SRS_HTTP_CLIENT_TIMEOUT
 
 ACTIONS = ("on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop")
 REJECTING_ACTIONS = frozenset({"on_connect", "on_publish", "on_play"})
@@ -51,8 +53,6 @@ FIELDS = {
                "stream", "param", "cwd", "file", "stream_url", "stream_id"),
 }
 
-# Extensions SRS strips from the stream name in stream_url (livestream.flv -> livestream).
-_STREAM_EXTS = (".flv", ".m3u8", ".mp4", ".ts")
 _SECRET_WORDS = ("token", "key", "secret", "sign", "auth", "passwd", "password")
 _QUERY_PAIR = re.compile(r"(^|[?&;])([^=&;?#/]*)=([^&;#]*)")
 _USERINFO = re.compile(r"(://[^/@:?#]*):[^/@?#]*@")
@@ -78,16 +78,7 @@ class HookContext:
     recv_bytes: int = 0
     cwd: str = ""          # on_dvr: the server's working directory
     file: str = ""         # on_dvr: the file written, as dvr_path made it
-
-
-def stream_url(vhost, app, stream):
-    """SRS's stream identity: `vhost/app/stream`, `/app/stream` for the default vhost."""
-    for ext in _STREAM_EXTS:
-        if stream.endswith(ext):
-            stream = stream[:-len(ext)]
-            break
-    prefix = "" if vhost == DEFAULT_VHOST else vhost
-    return f"{prefix}/{app}/{stream}"
+    timeout: float = None  # seconds (vhost.http_hooks.timeout); None: Hooks.timeout
 
 
 def build_body(action, ctx):
@@ -185,9 +176,10 @@ class Hooks:
         if action not in FIELDS:
             raise ValueError(f"unknown hook action {action!r}")
         body = build_body(action, ctx)
+        timeout = ctx.timeout or self.timeout
         reasons = []
         for url in urls:
-            why = self.post(url, body)
+            why = self.post(url, body, timeout)
             if why is None:
                 continue
             reasons.append(f"{action} {redact(url)}: {why}")
@@ -195,13 +187,14 @@ class Hooks:
                 break
         return not reasons, "; ".join(reasons)
 
-    def post(self, url, body):
+    def post(self, url, body, timeout=None):
         """POST one JSON body to one URL; None if accepted, else why not."""
-        limit = f"{self.timeout:g}s"
-        timer = gevent.Timeout(self.timeout)
+        timeout = timeout or self.timeout
+        limit = f"{timeout:g}s"
+        timer = gevent.Timeout(timeout)
         timer.start()
         try:
-            resp = self.session.post(url, json=body, timeout=(self.timeout, self.timeout),
+            resp = self.session.post(url, json=body, timeout=(timeout, timeout),
                                      allow_redirects=False)
             return check_response(resp.status_code, resp.content)
         except gevent.Timeout as e:

@@ -1,4 +1,4 @@
-"""HTTP-FLV (`vhost.http_remux`, SRS semantics): mounts, the player, the response.
+"""HTTP-FLV and HTTP-TS (`vhost.http_remux`, SRS semantics): mounts, the player, the response.
 
 Rules (this module owns them):
 - The vhost is `?vhost=`/`?domain=` else the Host header (config fallback to `__defaultVhost__`);
@@ -14,7 +14,13 @@ Rules (this module owns them):
 - A kick is never lost, whatever state the player is in: before the response starts the
   player answers 404 and the connection closes (the kicked flag is checked after the last point that can yield, in the
   same step that marks the player `streaming`); once streaming, kick() shuts the socket down.
-- on_play hook rejects with 403; on_stop follows an accepted on_play whatever happens next.
+- Admission as SRS's SrsLiveStream (no on_connect for HTTP players, as SRS 7): security, refer
+  (`all`, then `play`, checked against the Referer header: an srsedge addition), the source
+  (pinned, so on_play's stream_id is the API's), then on_play with the URL's query as `param`.
+  A refusal is 403; on_stop follows an accepted on_play whatever happens next.
+- A mount ending in `.ts` serves HTTP-TS the same way (same admission, hooks and edge waits);
+  only the body differs: lib/server/http/ts.py's shared muxing instead of the FLV tags. Other
+  mount extensions (.aac, .mp3, .m4a) are not served (the config reports them unsupported).
 - The socket: `serve_flv` writes the response head and FLV header itself on the connection's
   socket, attaches `Consumer(sock, "flv")` (the source's shared FLV tag bytes, the same fan-out
   as RTMP players), then blocks reading the socket until the player goes (EOF, write error ->
@@ -34,20 +40,21 @@ from lib.media import flv
 from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER, stream_key
 from lib.rtmp.limits import MAX_NAME, MAX_PARAM, check_request, check_text
 from lib.rtmp.url import UrlError, discover, parse_query
-from lib.server.core import security
+from lib.server.core import refer, security
 from lib.server.core.consumer import Consumer
 from lib.server.core.client import ClientBase
 from lib.server.http.static import Response, status_line
-from lib.server.http import pywsgi_bridge
+from lib.server.http import pywsgi_bridge, ts
 
 FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
+MOUNT_EXTENSIONS = (".flv", ".ts")
 
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?")
 
 
 @functools.lru_cache(maxsize=256)
 def _mount_regex(mount, vhost):
-    if not mount.endswith(".flv"):
+    if not mount.endswith(MOUNT_EXTENSIONS):
         return None
     pattern = mount.replace("[vhost]", vhost).replace(DEFAULT_VHOST + "/", "/")
     if pattern.startswith(vhost + "/"):
@@ -68,7 +75,7 @@ def match_mount(mount, vhost, path):
         return None
     groups = m.groupdict()
     app = groups.get("app") or path.rsplit("/", 1)[0].strip("/")
-    stream = groups.get("stream") or path.rsplit("/", 1)[1][:-len(".flv")]
+    stream = groups.get("stream") or path.rsplit("/", 1)[1].rsplit(".", 1)[0]
     if not app or not stream:
         return None
     return app.strip("/"), stream
@@ -87,8 +94,9 @@ class FlvPlayer(ClientBase):
     """An HTTP-FLV player: a Client (lib/server/core/client.py) like an RTMP connection."""
     kind = "flv"
 
-    def __init__(self, server, sock, addr, req, vhost_conf, page_url=""):
+    def __init__(self, server, sock, addr, req, vhost_conf, page_url="", kind="flv"):
         super().__init__(server, sock, addr)
+        self.kind = kind                # "flv" or "ts"
         self.role = "play"
         self.req = req
         self.vhost_conf = vhost_conf
@@ -103,39 +111,50 @@ class FlvPlayer(ClientBase):
         if not ok:
             self.log.warn(f"http-flv play {key}: {reason}")
             return 403
-        ok, reason = self.call_hook("on_play")            # owes on_stop from here on
-        if not ok:
-            self.log.warn(f"http-flv play {key} from {self.ip}: on_play rejected: {reason}")
-            return 403
-        try:
-            return self._play(key, head)
-        finally:
-            self.settle_all()
-
-    def _play(self, key, head):
+        for action in ("all", "play"):
+            ok, reason = refer.check(self.vhost_conf.refer, action, self.page_url)
+            if not ok:
+                self.log.warn(f"http-{self.kind} play {key} from {self.ip}: {reason}")
+                return 403
         server, req = self.server, self.req
+        # the source first (pinned), as SRS: on_play's stream_id is the API id of this stream
         with server.sources.pinned(key, self.vhost_conf.name, req.app, req.stream,
                                    self.vhost_conf) as source:
+            ok, reason = self.call_hook("on_play")        # owes on_stop from here on
+            if not ok:
+                self.log.warn(f"http-{self.kind} play {key} from {self.ip}: "
+                              f"on_play rejected: {reason}")
+                return 403
             try:
-                server.before_play(self, source)
-            except Exception as e:  # noqa: BLE001 - a plugin saying "not found"
-                self.log.warn(f"http-flv play {key} from {self.ip}: {e}")
-                return 404
-            self.source = source
-            server.clients[self.cid] = self
-            try:
-                error = self._wait_for_media(source) or self._stream(key, source, head)
-                if error is not None:
-                    self.log.warn(f"http-flv play {key} from {self.ip}: {error} "
-                                  f"({self.close_reason})")
-                    return error
+                return self._play(key, head, source)
             finally:
-                consumer = self.drop_consumer()
-                if consumer is not None:
-                    consumer.close()
+                self.settle_all()
+
+    def _play(self, key, head, source):
+        server = self.server
+        try:
+            server.before_play(self, source)
+        except Exception as e:  # noqa: BLE001 - a plugin saying "not found"
+            self.log.warn(f"http-flv play {key} from {self.ip}: {e}")
+            return 404
+        self.source = source
+        server.clients[self.cid] = self
+        try:
+            error = self._wait_for_media(source) or self._stream(key, source, head)
+            if error is not None:
+                self.log.warn(f"http-flv play {key} from {self.ip}: {error} "
+                              f"({self.close_reason})")
+                return error
+        finally:
+            consumer = self.drop_consumer()
+            if consumer is not None:
+                consumer.close()
+                if self.kind == "ts":
+                    ts.detach(source, consumer)
+                else:
                     source.detach(consumer)
-                server.clients.pop(self.cid, None)
-                server.after_play(self, source)
+            server.clients.pop(self.cid, None)
+            server.after_play(self, source)
         return None
 
     def _wait_for_media(self, source):
@@ -157,13 +176,23 @@ class FlvPlayer(ClientBase):
         if self._kicked.is_set():      # no yield since the wait, none until `streaming`
             return 404
         self.streaming = True
-        self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
-                                 on_shed=self._on_shed)
+        if self.kind == "ts":
+            self.consumer = ts.TsViewer(self.sock, on_error=self._on_consumer_error)
+        else:
+            self.consumer = Consumer(self.sock, "flv", on_error=self._on_consumer_error,
+                                     on_shed=self._on_shed)
         try:
-            self.sock.sendall(head + flv.file_header(*_has_audio_video(source, self.vhost_conf)))
+            start = head
+            if self.kind == "flv":
+                start += flv.file_header(*_has_audio_video(source, self.vhost_conf))
+            self.sock.sendall(start)
+            self.bytes_sent_direct += len(start)
             self.sock.settimeout(None)
-            source.attach(self.consumer)
-            self.log.trace(f"http-flv play {key} to {self.ip}:{self.port}")
+            if self.kind == "ts":
+                ts.attach(source, self.consumer)
+            else:
+                source.attach(self.consumer)
+            self.log.trace(f"http-{self.kind} play {key} to {self.ip}:{self.port}")
             while True:
                 data = self.sock.recv(4096)
                 if not data:
@@ -172,7 +201,7 @@ class FlvPlayer(ClientBase):
         except OSError as e:
             if not self.kicked:        # a kick's shutdown: its reason stands
                 self.close_reason = f"socket: {e}"
-        self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
+        self.log.trace(f"http-{self.kind} player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.send_bytes} bytes")
 
     def kick(self, reason, status=None):
@@ -245,7 +274,8 @@ def serve_flv(server, environ, start_response, path, cors_headers):
         source = server.sources.get(key)
         if source is None or source.publisher is None:
             return None            # a file of that name, else 404
-    headers = [("Content-Type", "video/x-flv"), ("Server", SERVER),
+    kind = "ts" if path.endswith(".ts") else "flv"
+    headers = [("Content-Type", ts.CONTENT_TYPE if kind == "ts" else "video/x-flv"), ("Server", SERVER),
                ("Date", email.utils.formatdate(usegmt=True)),
                ("Cache-Control", "no-store"), ("Connection", "close")]
     headers += cors_headers
@@ -259,9 +289,10 @@ def serve_flv(server, environ, start_response, path, cors_headers):
             check_request(req)
         except UrlError as e:
             _refuse(server, environ, e)
+        req.vhost = vhost_conf.name    # as RTMP: the matched config vhost from here on
         player = FlvPlayer(server, pywsgi_bridge.raw_socket(environ),
                            pywsgi_bridge.client_address(environ), req, vhost_conf,
-                           environ.get("HTTP_REFERER", ""))
+                           environ.get("HTTP_REFERER", ""), kind)
         error = player.play(key, head)
         if error is not None:
             if player.kicked:

@@ -40,7 +40,7 @@ from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
 from lib.server.http import pywsgi_bridge
-from lib.server.http.flv import match_mount, serve_flv  # noqa: F401 (match_mount: tests)
+from lib.server.http.flv import MOUNT_EXTENSIONS, match_mount, serve_flv  # noqa: F401 (match_mount: tests)
 from lib.server.http.pages import serve_page
 from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
                                     serve_file, status_line)
@@ -204,7 +204,7 @@ class HttpServer:
         if method not in ("GET", "HEAD"):
             raise Response(405, [("Allow", allow)])
         path_parts(path)               # the same path rules for streams as for files
-        if path.endswith(".flv"):
+        if path.endswith(MOUNT_EXTENSIONS):   # a live HTTP-FLV/TS mount, else a file
             result = serve_flv(self.server, environ, start_response, path, CORS_HEADERS if cors else [])
             if result is not None:
                 return result

@@ -22,6 +22,7 @@ import sys
 import gevent
 
 RESTART_DELAY = 1.0
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo (srsedge.py)
 PR_SET_PDEATHSIG = 1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -8,6 +8,10 @@ Rules:
 - Hooks are paired: an accepted on_publish is always followed by one on_unpublish, an accepted
   on_play by one on_stop, an accepted on_connect by one on_close; cleanup runs in `finally`.
 - The handshake and connect must finish within HANDSHAKE_TIMEOUT (slowloris guard).
+- Order as SRS 7 (SrsRtmpConn::stream_service_cycle): connect is answered at once; once the
+  client says play/publish, the stream (with its query merged into `param`) is known, and then
+  refer `all`, on_connect, security, the source, refer `play`/`publish`, on_play/on_publish.
+  (lib/server/rtmp/admission.py holds the on_connect/refer step and the play duration limit.)
 """
 import os
 import socket
@@ -25,6 +29,7 @@ from lib.server.core import security
 from lib.server.core.hooks import redact
 from lib.server.core.client import ClientBase
 from lib.server.core.consumer import Consumer
+from lib.server.rtmp import admission
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
                            on_unpublish=[], on_play=[], on_stop=[])
@@ -40,6 +45,8 @@ class RtmpConnection(ClientBase):
         self.session = rs.ServerSession(now_ms=int(time.time() * 1000) & 0xFFFFFFFF)
         self.publishing = False
         self.got_media = False
+        self.on_connect_done = False   # admission.py: on_connect once, when play/publish comes
+        self.play_limit = None         # admission.PlayLimit when play asked for a duration
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -137,11 +144,7 @@ class RtmpConnection(ClientBase):
         self.connect_args = ev.args
         self._log_upnode(ev.args)
         self.log.trace(f"connect {self.ip}:{self.port} tcUrl={redact(ev.tc_url)} vhost={req.vhost} app={req.app}")
-        ok, reason = self.call_hook("on_connect")
-        if not ok:
-            self.session.reject_connect("rejected by on_connect")
-            self._flush_session()
-            raise Reject(f"on_connect rejected: {reason}")
+        # SRS 7: on_connect waits until the play/publish stream is known (admission.py)
         self.session.accept_connect({"srs_id": self.cid, "srs_pid": float(os.getpid())},
                                     chunk_size=vhost_conf.chunk_size)
 
@@ -181,6 +184,7 @@ class RtmpConnection(ClientBase):
     def _on_publish(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "publish"
+        admission.on_stream_known(self, "publish")
         self._check_security("publish")
         key = self.server.stream_key(req, self.vhost_conf)
         # pinned: the source stays registered while this publisher waits in hooks or for an
@@ -188,6 +192,7 @@ class RtmpConnection(ClientBase):
         with self.server.sources.pinned(key, req.vhost, req.app, req.stream,
                                         self.vhost_conf) as source:
             self._refuse_second_publisher(source, key)
+            admission.check_refer(self, "publish", source)
             ok, reason = self.call_hook("on_publish")      # owes on_unpublish from here on
             if not ok:
                 self.session.reject("NetStream.Publish.BadName", "rejected by on_publish")
@@ -239,15 +244,18 @@ class RtmpConnection(ClientBase):
     def _on_play(self, ev):
         req = self._resolve_stream(ev.stream)
         self.role = "play"
+        admission.on_stream_known(self, "play")
         self._check_security("play")
-        ok, reason = self.call_hook("on_play")            # owes on_stop from here on
-        if not ok:
-            self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
-            self._flush_session()
-            raise Reject(f"on_play rejected: {reason}")
         key = self.server.stream_key(req, self.vhost_conf)
+        # the source first, as SRS: on_play's stream_id is the API id of this stream
         with self.server.sources.pinned(key, req.vhost, req.app, req.stream,
                                         self.vhost_conf) as source:
+            admission.check_refer(self, "play", source)
+            ok, reason = self.call_hook("on_play")        # owes on_stop from here on
+            if not ok:
+                self.session.reject("NetStream.Play.StreamNotFound", "rejected by on_play")
+                self._flush_session()
+                raise Reject(f"on_play rejected: {reason}")
             try:
                 self.server.before_play(self, source)
             except Reject:
@@ -260,6 +268,7 @@ class RtmpConnection(ClientBase):
             self.consumer = Consumer(self.sock, "rtmp", on_error=self._on_consumer_error,
                                      on_shed=self._on_shed)
             source.attach(self.consumer)
+            self.play_limit = admission.start_play_limit(self, source, ev.duration)
         self.log.trace(f"play {key} to {self.ip}:{self.port}")
 
     def kick(self, reason, status=None):
@@ -305,6 +314,9 @@ class RtmpConnection(ClientBase):
         if consumer is None:
             return
         consumer.close()
+        if self.play_limit is not None:
+            self.play_limit.stop()
+            self.play_limit = None
         source = self.source
         self.source = None
         source.detach(consumer)

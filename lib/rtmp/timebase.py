@@ -1,0 +1,140 @@
+"""Per-player timestamps over shared encodings (issue 10 point 5; sans-IO, not wired in yet).
+
+SRS (`play { time_jitter full; }`, the default) corrects timestamps per consumer, so every player
+starts near 0 whatever the stream's age. srsedge encodes each message once and every player
+sends the same bytes, so a player's timestamps must be changed without re-encoding the message.
+The timestamp of a message sits in a few header bytes only:
+- RTMP (lib/rtmp/chunk.py encode_message): the type-0 header of the first chunk. Its 3-byte
+  timestamp field follows the basic header (1..3 bytes); when the timestamp is >= 0xFFFFFF the
+  field is 0xFFFFFF and a 4-byte extended timestamp follows the 11-byte message header AND every
+  type-3 continuation header.
+- FLV tag (lib/media/flv.py tag): bytes 4..6 (low 24 bits) and 7 (high 8 bits).
+So a player can send [its own small prefix, the shared rest of the bytes] (two iovecs of one
+sendmsg): `rtmp_split`/`rtmp_prefix` and `flv_prefix` build them. Only when the original or the
+new timestamp needs an extended timestamp (streams older than 4.6 hours, or a base that moves
+one across the 0xFFFFFF line) do the continuation headers change too: `rtmp_rebase` then makes
+a full copy (rare; callers may cache it per base).
+
+`PlayerTimebase` is the per-player rule: base = the timestamp of the position the player starts
+at (the GOP cache start), then out = ts - base, never below 0; time_jitter `off` keeps the
+source's timestamps (base 0). The source's jitter correction already makes timestamps
+monotonic, so SRS's per-consumer `full` correction reduces to this subtraction.
+"""
+
+EXTENDED = 0xFFFFFF
+_MASK32 = 0xFFFFFFFF
+
+
+def _basic_header_size(first_byte):
+    """Bytes of a chunk basic header from its first byte (csid 0 -> 2 bytes, 1 -> 3)."""
+    low = first_byte & 0x3F
+    return 2 if low == 0 else 3 if low == 1 else 1
+
+
+def rtmp_split(encoded):
+    """Where the type-0 timestamp field of `encoded` ends: the prefix is encoded[:n] (basic
+    header + 3-byte timestamp), the shared rest encoded[n:]."""
+    if encoded[0] >> 6 != 0:
+        raise ValueError("not a type-0 chunk header")
+    return _basic_header_size(encoded[0]) + 3
+
+
+def rtmp_timestamp(encoded):
+    """The timestamp a type-0 encoded message carries (extended one included)."""
+    b = _basic_header_size(encoded[0])
+    ts = int.from_bytes(encoded[b:b + 3], "big")
+    if ts == EXTENDED:
+        ts = int.from_bytes(encoded[b + 11:b + 15], "big")
+    return ts
+
+
+def needs_copy(encoded, new_ts):
+    """True when `rtmp_prefix` cannot do it: the old or new timestamp is extended."""
+    b = _basic_header_size(encoded[0])
+    return encoded[b:b + 3] == b"\xff\xff\xff" or (new_ts & _MASK32) >= EXTENDED
+
+
+def rtmp_prefix(encoded, new_ts):
+    """The per-player prefix replacing encoded[:rtmp_split(encoded)] for `new_ts` (< 0xFFFFFF,
+    original not extended: check `needs_copy` first)."""
+    b = _basic_header_size(encoded[0])
+    return bytes(encoded[:b]) + (new_ts & _MASK32).to_bytes(3, "big")
+
+
+def rtmp_rebase(encoded, new_ts, chunk_size):
+    """A full copy of a type-0 encoded message (fmt 3 continuation chunks of `chunk_size`) with
+    `new_ts`: handles extended timestamps appearing or going away."""
+    b = _basic_header_size(encoded[0])
+    first = bytes(encoded[:b])
+    header = bytes(encoded[b + 3:b + 11])          # length, type, stream id
+    old_ext = encoded[b:b + 3] == b"\xff\xff\xff"
+    pos = b + 11 + (4 if old_ext else 0)
+    length = int.from_bytes(header[0:3], "big")
+    cont = bytes([0xC0 | (encoded[0] & 0x3F)]) + first[1:]
+    skip = len(cont) + (4 if old_ext else 0)
+    payload = bytearray()
+    while len(payload) < length:
+        take = min(chunk_size, length - len(payload))
+        payload += encoded[pos:pos + take]
+        pos += take
+        if len(payload) < length:
+            pos += skip
+    ts = new_ts & _MASK32
+    ext = ts >= EXTENDED
+    ts_field = (EXTENDED if ext else ts).to_bytes(3, "big")
+    ext_bytes = ts.to_bytes(4, "big") if ext else b""
+    out = [first + ts_field + header + ext_bytes + payload[:chunk_size]]
+    for i in range(chunk_size, length, chunk_size):
+        out.append(cont + ext_bytes + payload[i:i + chunk_size])
+    return b"".join(out)
+
+
+def flv_prefix(tag, new_ts):
+    """The first 8 bytes of an FLV tag (type, size, timestamp) for `new_ts`; the shared rest is
+    tag[8:]."""
+    ts = new_ts & _MASK32
+    return bytes(tag[:4]) + bytes(((ts >> 16) & 0xFF, (ts >> 8) & 0xFF, ts & 0xFF, ts >> 24))
+
+
+def flv_timestamp(tag):
+    """The timestamp an FLV tag carries."""
+    return (tag[7] << 24) | (tag[4] << 16) | (tag[5] << 8) | tag[6]
+
+
+def rebase_all(bufs, kind, timebase, chunk_size):
+    """iovecs for `bufs` (whole encoded messages of `kind` "rtmp" or "flv", as the source's log
+    holds them) with every timestamp mapped by `timebase`: a message whose timestamp does not
+    change is kept as is, others become [prefix, shared rest] (or a copy, see needs_copy)."""
+    out = []
+    for buf in bufs:
+        if kind == "rtmp":
+            ts = rtmp_timestamp(buf)
+            new = timebase.out(ts)
+            if new == ts:
+                out.append(buf)
+            elif needs_copy(buf, new):
+                out.append(rtmp_rebase(buf, new, chunk_size))
+            else:
+                n = rtmp_split(buf)
+                out += (rtmp_prefix(buf, new), memoryview(buf)[n:])
+        else:
+            ts = flv_timestamp(buf)
+            new = timebase.out(ts)
+            if new == ts:
+                out.append(buf)
+            else:
+                out += (flv_prefix(buf, new), memoryview(buf)[8:])
+    return out
+
+
+class PlayerTimebase:
+    """One player's timestamp rule (see the header): `base` is the timestamp of the position the
+    player starts at (Source.start_bytes' GOP start), given when it attaches."""
+    __slots__ = ("base",)
+
+    def __init__(self, mode, start_ts):
+        self.base = 0 if mode == "off" else start_ts
+
+    def out(self, ts):
+        """The timestamp this player sees for source timestamp `ts` (metadata's 0 stays 0)."""
+        return ts - self.base if ts >= self.base else 0

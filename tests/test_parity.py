@@ -338,7 +338,7 @@ srs_log_tank console;
 heartbeat { enabled on; url http://127.0.0.1:1/x; }
 rtc_server { enabled on; listen 8000; }
 vhost __defaultVhost__ {
-    dvr { enabled on; dvr_path ./objs/x.flv; }
+    hds { enabled on; }
     exec { enabled off; publish ./x; }
     play { atc on; gop_cache on; }
     http_remux { enabled on; mount [vhost]/[app]/[stream].mp3; }
@@ -356,7 +356,7 @@ def test_unsupported_directives_are_reported_at_t_and_startup(tmp_path, server_f
     assert res.returncode == 0 and "test is successful" in res.stdout
     want = [f"{srv.conf}:4: heartbeat is not supported by srsedge, ignored",
             f"{srv.conf}:5: rtc_server is not supported by srsedge, ignored",
-            f"{srv.conf}:7: vhost.dvr is not supported by srsedge, ignored",
+            f"{srv.conf}:7: vhost.hds is not supported by srsedge, ignored",
             f"{srv.conf}:9: vhost.play.atc is not supported by srsedge, ignored",
             f"{srv.conf}:10: vhost.http_remux.mount [vhost]/[app]/[stream].mp3 is not "
             "supported by srsedge, ignored (only .flv and .ts mounts are served)"]

@@ -32,6 +32,16 @@ def is_audio_sequence_header(payload):
     return frame.parse_audio(payload).is_sequence_header
 
 
+def video_codec(payload):
+    """The legacy FLV video codec id (7 AVC); an Enhanced RTMP header (bit 0x80) has none."""
+    return payload[0] & 0x0F if payload else 0
+
+
+def audio_codec(payload):
+    """The FLV sound format (10 AAC); 9 is Enhanced RTMP's ExHeader."""
+    return payload[0] >> 4 if payload else 0
+
+
 def file_header(has_audio=True, has_video=True):
     """FLV file header plus the first PreviousTagSize0."""
     flags = (4 if has_audio else 0) | (1 if has_video else 0)

@@ -1,10 +1,11 @@
 # srsedge: `make run` starts the server on the default config, `make test` runs the suite.
-# Both set up what they need: Python deps in .venv, ffmpeg (and nginx for later tiers) via apt-get.
+# Each sets up what it needs: Python deps in .venv (runtime; tests add requirements-dev.txt),
+# system tools via apt-get (scripts/install-systools.sh: `make demo` only ffmpeg and nginx).
 PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo setup venv devvenv systools clean
+.PHONY: run test bench demo setup venv devvenv systools demotools clean
 
 venv: .venv/.deps-ok
 
@@ -21,7 +22,10 @@ devvenv: .venv/.dev-deps-ok
 	touch $@
 
 systools:
-	@bash scripts/install-systools.sh
+	@bash scripts/install-systools.sh test
+
+demotools:
+	@bash scripts/install-systools.sh demo
 
 setup: devvenv systools
 
@@ -35,8 +39,8 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
-demo: setup
-	bash scripts/demo.sh
+demo: venv demotools
+	@bash scripts/demo.sh
 
 clean:
 	rm -rf objs .pytest_cache

@@ -1,5 +1,5 @@
-"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically: Docker cannot
-run here), scripts/demo.sh (the whole local cluster, stopped with SIGINT), scripts/srsedge.service.
+"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically here; run for real
+by scripts/compose-test.sh, from .ci/run), scripts/demo.sh (the whole local cluster, stopped with SIGINT), scripts/srsedge.service.
 
 Rules: the ctl tests use free ports and tmp pid/log paths; the demo uses its own fixed ports
 (conf/demo-*.conf) and is skipped when one is taken. Everything started is stopped by pid.
@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import warnings
 
 import pytest
@@ -202,20 +203,30 @@ def test_compose_files_agree():
     assert set(services) == {"origin", "origin-backup", "edge", "nginx-hls"}
     with open(os.path.join(COMPOSE_DIR, "Dockerfile")) as f:
         dockerfile = f.read()
-    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    assert re.search(r"^FROM docker\.io/library/python:3\.11-slim$", dockerfile, re.M)
     exposed = {int(p) for p in re.search(r"^EXPOSE (.+)$", dockerfile, re.M).group(1).split()}
     cmd_conf = re.search(r'^CMD \[.*"-c", "([^"]+)"\]', dockerfile, re.M).group(1)
     assert os.path.exists(os.path.join(ROOT, cmd_conf))
     workdir = re.search(r"^WORKDIR (\S+)$", dockerfile, re.M).group(1)
 
-    configs, used = {}, set()
+    configs, used, port_vars = {}, set(), []
+    built = [name for name, svc in services.items() if "build" in svc]
+    assert built == ["origin-backup"], "one service builds the srsedge image"
     for name, svc in services.items():
+        image = svc["image"]
+        assert re.match(r"(localhost|[\w-]+\.[\w.-]+)/\S+:\S+$", image), f"{name}: {image} not fully qualified"
+        assert "healthcheck" in svc, f"{name}: no healthcheck"
+        for mapping in svc.get("ports", []):
+            host = re.fullmatch(r"(127\.0\.0\.1:)?\$\{(SRSEDGE_\w+_PORT):-(\d+)\}:(\d+)", mapping)
+            assert host, f"{name}: host port of {mapping} not overridable by an SRSEDGE_*_PORT variable"
+            port_vars.append(host.group(2))
         mounts = dict(host_path(v) for v in svc.get("volumes", []) if v.startswith("."))
         for src in mounts:
             assert os.path.exists(src), f"{name}: mount {src} missing"
         if name == "nginx-hls":
             continue
-        build = svc["build"]
+        assert svc["image"] == "localhost/srsedge:latest" and svc.get("pull_policy") == "never", name
+        build = services["origin-backup"]["build"]
         assert os.path.exists(os.path.join(COMPOSE_DIR, build["context"], build["dockerfile"]))
         conf = svc["command"][svc["command"].index("-c") + 1]
         assert mounts.get(os.path.join(ROOT, conf)) == f"{workdir}/{conf}", f"{name}: {conf} not mounted"
@@ -224,10 +235,15 @@ def test_compose_files_agree():
         used |= ports
         published = {container_port(p) for p in svc.get("ports", [])}
         assert published <= ports, f"{name}: publishes {published - ports}, conf listens on {ports}"
+        # the API listens on every container address, and is published on the host's loopback only
+        assert config.http_api.enabled and config.http_api.listen[0] == "0.0.0.0", name
+        api = [p for p in svc["ports"] if container_port(p) == config.http_api.listen[1]]
+        assert api and all(p.startswith("127.0.0.1:") for p in api), f"{name}: API published {api}"
         assert config.http_server.enabled
         if name != "edge":
             assert config.vhost("__defaultVhost__").hls.enabled
     assert used == exposed
+    assert len(port_vars) == len(set(port_vars)), f"a port variable is used twice: {port_vars}"
 
     rtmp = {name: config.listen[0][1] for name, config in configs.items()}
     edge = configs["edge"].vhost("__defaultVhost__")
@@ -325,9 +341,15 @@ def test_demo_runs_and_stops_on_sigint():
                     continue
             # (HLS lists each stream twice: in its program and alone)
             assert sorted(set(ffprobe_streams(url))) == ["aac,audio", "h264,video"], f"{label} {url}"
+        apis = re.findall(r"^\s+(origin|backup|edge):\s+(http://127\.0\.0\.1:\d+/api/v1/streams)$", output(), re.M)
+        assert [name for name, _ in apis] == ["origin", "backup", "edge"], output()
+        for name, url in apis:   # each API answers and knows the stream (the edge once played)
+            with urllib.request.urlopen(url, timeout=10) as r:
+                streams = json.load(r)["streams"]
+            assert "livestream" in {s["name"] for s in streams}, f"{name} {url}: {streams}"
         assert all(alive(pid) for pid in pids.values())
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(30) == 130
+        assert demo.wait(30) == 0         # a stop asked for is a success (make prints no error)
         reader.join(5)
         assert "demo: stopped" in output()
         assert wait_for(lambda: not any(alive(p) for p in tree), 5), \

@@ -33,6 +33,7 @@ from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
 from lib.server.core.consumer import Consumer
+from lib.server.core.errors import SOCKET_ERROR, socket_end
 from lib.server.core.hooks import HookContext
 from lib.server.http.static import Response, status_line
 
@@ -187,7 +188,8 @@ class FlvPlayer:
                     break
                 self.bytes_in += len(data)
         except OSError as e:
-            self.close_reason = f"socket: {e}"
+            if socket_end(e) == SOCKET_ERROR:
+                self.close_reason = f"socket: {e}"
         self.log.trace(f"http-flv player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.consumer.bytes_out} bytes")
 

@@ -1,5 +1,6 @@
-"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically here; run for real
-by scripts/compose-test.sh, from .ci/run), scripts/demo.sh (the whole local cluster, stopped with SIGINT), scripts/srsedge.service.
+"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically here; run for
+real by scripts/compose-test.sh, from .ci/run), scripts/demo.sh (the whole local cluster, stopped
+with SIGINT), scripts/srsedge.service, scripts/install-systools.sh (what each profile installs).
 
 Rules: the ctl tests use free ports and tmp pid/log paths; the demo uses its own fixed ports
 (conf/demo-*.conf) and is skipped when one is taken. Everything started is stopped by pid.
@@ -367,3 +368,30 @@ def test_demo_runs_and_stops_on_sigint():
         demo.stdout.close()
         for path in DEMO_CONFS:
             subprocess.run([CTL, "stop", path], env=CTL_ENV, capture_output=True, timeout=60)
+
+
+# ------------------------------------------------------------------ scripts/install-systools.sh
+def installs(tmp_path, profile):
+    """The packages install-systools.sh PROFILE asks apt-get for on a machine with no tools."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    calls = tmp_path / "apt-calls"
+    (stubs / "apt-get").write_text(f"#!/bin/bash\necho \"$*\" >> {calls}\n")
+    (stubs / "id").write_text("#!/bin/bash\necho 0\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    calls.write_text("")
+    res = subprocess.run([shutil.which("bash"), "scripts/install-systools.sh", profile], cwd=ROOT,
+                         env={"PATH": str(stubs)}, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return calls.read_text().split("--no-install-recommends")[-1].split()
+
+
+def test_demo_installs_only_what_it_uses(tmp_path):
+    assert set(installs(tmp_path, "demo")) == {"ffmpeg", "nginx"}
+    test = installs(tmp_path, "test")
+    assert {"ffmpeg", "nginx", "iproute2"} <= set(test)
+    if not os.path.exists("/usr/lib/nginx/modules/ngx_rtmp_module.so"):
+        assert "libnginx-mod-rtmp" in test
+    dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert "install-systools.sh demo" in dry.stdout and "install-systools.sh test" not in dry.stdout

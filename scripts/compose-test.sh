@@ -202,6 +202,16 @@ if ! podman image exists localhost/debian:bookworm; then
         { tail -20 "$WORK/mmdebstrap.log" >&2; fail "mmdebstrap | podman import"; }
     podman image exists localhost/debian:bookworm || fail "podman import made no localhost/debian:bookworm"
 fi
+# Container rlimits may not exceed what runc may set here: the host's hard nofile limit, and an
+# nproc limit that is lower than `ulimit -Hu` on some machines (seen: 32768 works, 65536 not).
+for nproc in "$(ulimit -Hu)" 65536 32768 16384 4096; do
+    ((nproc <= $(ulimit -Hu))) || continue
+    write_podman_conf "$nproc"
+    podman run --rm localhost/debian:bookworm true >"$WORK/rlimit.log" 2>&1 && break
+    grep -q "error setting rlimit" "$WORK/rlimit.log" || { cat "$WORK/rlimit.log" >&2; fail "podman run true"; }
+done
+grep -q "error setting rlimit" "$WORK/rlimit.log" && { cat "$WORK/rlimit.log" >&2; fail "no container rlimit works"; }
+say "  container rlimits: nofile $(ulimit -Hn), nproc $nproc"
 if ! podman image exists docker.io/library/python:3.11-slim; then
     mkdir -p "$WORK/python"
     cp /etc/ssl/certs/ca-certificates.crt "$WORK/python/host-ca.crt"
@@ -220,16 +230,6 @@ fi
 if ! podman image exists docker.io/library/nginx:stable; then
     podman tag localhost/debian:bookworm docker.io/library/nginx:stable
 fi
-# Container rlimits may not exceed what runc may set here: the host's hard nofile limit, and an
-# nproc limit that is lower than `ulimit -Hu` on some machines (seen: 32768 works, 65536 not).
-for nproc in "$(ulimit -Hu)" 65536 32768 16384 4096; do
-    ((nproc <= $(ulimit -Hu))) || continue
-    write_podman_conf "$nproc"
-    podman run --rm localhost/debian:bookworm true >"$WORK/rlimit.log" 2>&1 && break
-    grep -q "error setting rlimit" "$WORK/rlimit.log" || { cat "$WORK/rlimit.log" >&2; fail "podman run true"; }
-done
-grep -q "error setting rlimit" "$WORK/rlimit.log" && { cat "$WORK/rlimit.log" >&2; fail "no container rlimit works"; }
-say "  container rlimits: nofile $(ulimit -Hn), nproc $nproc"
 ok "images localhost/debian:bookworm, docker.io/library/python:3.11-slim, docker.io/library/nginx:stable"
 
 # ------------------------------------------------------------------ up

@@ -157,7 +157,12 @@ if ((${#need[@]})); then
         --no-install-recommends "${need[@]}" >>"$WORK/apt.log" 2>&1 ||
         { tail -20 "$WORK/apt.log" >&2; fail "apt-get install ${need[*]}"; }
 fi
-[[ ${SRSEDGE_COMPOSE_FRESH:-0} == 1 ]] && { say "SRSEDGE_COMPOSE_FRESH=1: wiping $CACHE"; rm -rf "$CACHE"; }
+if [[ ${SRSEDGE_COMPOSE_FRESH:-0} == 1 ]]; then
+    say "SRSEDGE_COMPOSE_FRESH=1: wiping $CACHE"
+    # podman's storage keeps bind mounts under its graphroot: unmount them (deepest first)
+    awk -v dir="$CACHE/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount
+    rm -rf "$CACHE"
+fi
 mkdir -p "$CACHE"
 if [[ ! -x $CACHE/venv/bin/podman-compose ]]; then
     say "pip install podman-compose==$PODMAN_COMPOSE_VERSION into $CACHE/venv"
@@ -292,23 +297,20 @@ seq0=$(media_sequence "$M3U8") || fail "HLS playlist via nginx after the origin 
 wait_until 40 "the HLS playlist via nginx moves on (from the backup)" sequence_past "$M3U8" "$seq0"
 check "HLS via nginx plays from the backup" plays "$M3U8"
 
-# ------------------------------------------------------------------ nginx restart, origin down
-step "restart nginx-hls while the origin is down"
+# ------------------------------------------------------------------ nginx reload, origin down
+# (podman-compose turns depends_on into `--requires`: podman itself refuses to start nginx-hls
+# while the origin container is stopped, so what is checked is what nginx does on a start or a
+# reload: `nginx -t` parses the config and resolves the upstream names, then a real reload)
+step "nginx-hls tests and reloads its config while the origin is down"
 nginx_fixed() { grep -qs -E '^\s*(resolver|server .* resolve)' nginx/nginx.conf nginx/compose/*.conf; }
-started=$(podman inspect -f '{{.State.StartedAt}}' "$(container nginx-hls)")
-podman restart -t 2 "$(container nginx-hls)" >"$WORK/restart.log" 2>&1 || true
-[[ $(podman inspect -f '{{.State.StartedAt}}' "$(container nginx-hls)") != "$started" ]] ||
-    { cat "$WORK/restart.log" >&2; fail "podman restart did not restart nginx-hls"; }
-healthy=0
-for ((i = 0; i < 30; i++)); do
-    if podman healthcheck run "$(container nginx-hls)" >/dev/null 2>&1; then healthy=1; break; fi
-    sleep 0.5
-done
-if ((healthy)); then
-    check "HLS via nginx plays after nginx restarted with the origin down" plays "$M3U8"
+NGINX=(podman exec "$(container nginx-hls)" nginx -p /srv/nginx/ -c nginx.conf)
+if out=$("${NGINX[@]}" -t 2>&1); then
+    "${NGINX[@]}" -s reload >"$WORK/reload.log" 2>&1 || { cat "$WORK/reload.log" >&2; fail "nginx -s reload"; }
+    sleep 1
+    check "HLS via nginx plays after nginx reloaded with the origin down" plays "$M3U8"
 elif nginx_fixed; then
-    fail "nginx-hls does not come back while the origin is down, though its upstream resolves at request time"
+    fail "nginx -t fails while the origin is down, though its upstream resolves at request time: $out"
 else
-    say "  KNOWN ISSUE: nginx-hls cannot start while 'origin' does not resolve (nginx resolves its" \
-        "upstream at start; the fix making it resolve at request time is not merged yet): not counted"
+    say "  KNOWN ISSUE (not counted): nginx cannot start or reload while 'origin' does not resolve" \
+        "(its upstream is resolved at start; the fix is not merged yet): $(grep -m1 "host not found" <<<"$out" || tail -1 <<<"$out")"
 fi

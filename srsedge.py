@@ -65,7 +65,7 @@ def install_signals(server, logger, path, done, pool=None):
 
     def reopen_log():
         if logger.reopen():
-            server.log.trace(f"SIGUSR1: log file {logger.path} reopened")
+            server.log.trace(f"SIGUSR1: log file reopened ({logger.path})")
         else:
             server.log.trace("SIGUSR1: logging to the console, no log file to reopen")
         if pool is not None:

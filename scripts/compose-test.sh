@@ -37,6 +37,7 @@ STREAM=live/livestream
 WORK=$(mktemp -d /tmp/srsedge-compose-test.XXXXXX)
 STEP="start"
 PASSED=0
+FAILED=0
 UP=0
 PUBLISHER=""
 T0=$SECONDS
@@ -46,6 +47,7 @@ step() { STEP=$*; say "$STEP"; }
 ok() { PASSED=$((PASSED + 1)); say "  ok: $*"; }
 fail() {
     trap - ERR
+    FAILED=1
     echo "compose-test: FAILED: $STEP: $*" >&2
     if ((UP)); then
         local c
@@ -62,6 +64,7 @@ trap 'fail "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 teardown() {
     local rc=$?
     trap - ERR EXIT
+    ((rc == 0 || FAILED)) || echo "compose-test: FAILED: $STEP: exit $rc (a command inside a function failed)" >&2
     if [[ -n $PUBLISHER ]]; then kill "$PUBLISHER" 2>/dev/null || true; wait "$PUBLISHER" 2>/dev/null || true; fi
     if ((UP)) && [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]]; then
         say "SRSEDGE_COMPOSE_KEEP=1: the stack stays up (project $PROJECT); CONTAINERS_CONF=$CONTAINERS_CONF" \
@@ -245,6 +248,7 @@ export SRSEDGE_EDGE_RTMP_PORT=$EDGE_RTMP SRSEDGE_EDGE_HTTP_PORT=$EDGE_HTTP \
     SRSEDGE_ORIGIN_RTMP_PORT=$ORIGIN_RTMP SRSEDGE_HLS_PORT=$HLS SRSEDGE_ORIGIN_API_PORT=$ORIGIN_API \
     SRSEDGE_BACKUP_API_PORT=$BACKUP_API SRSEDGE_EDGE_API_PORT=$EDGE_API
 UP=1
+compose down -v -t 1 >/dev/null 2>&1 || true      # what a killed earlier run may have left
 compose build >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; fail "compose build"; }
 compose up -d >"$WORK/up.log" 2>&1 || { grep -v "level=error msg=\"Removing timer" "$WORK/up.log" | tail -30 >&2; fail "compose up -d"; }
 for svc in origin-backup origin edge nginx-hls; do
@@ -256,6 +260,13 @@ done
 images=$(for svc in origin-backup origin edge; do podman inspect -f '{{.ImageName}}' "$(container "$svc")"; done | sort -u)
 [[ $images == localhost/srsedge:latest ]] || fail "the srsedge services run [$images], not one localhost/srsedge:latest"
 ok "4 containers, the three srsedge services on one image ($images)"
+clean_runtime() {  # the image holds the runtime only: no test packages, no tests
+    local out
+    out=$(podman run --rm localhost/srsedge:latest sh -c \
+        'python -c "import gevent, configobj" && ! python -c "import pytest" 2>/dev/null && ! test -e tests && ls' 2>&1) ||
+        { echo "$out"; return 1; }
+}
+check "the image holds the runtime only (gevent, configobj; no pytest, no tests/)" clean_runtime
 
 step "healthy: HTTP APIs on the host's loopback, every container's healthcheck"
 for port in $ORIGIN_API $BACKUP_API $EDGE_API; do

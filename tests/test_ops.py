@@ -395,3 +395,19 @@ def test_demo_installs_only_what_it_uses(tmp_path):
         assert "libnginx-mod-rtmp" in test
     dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "install-systools.sh demo" in dry.stdout and "install-systools.sh test" not in dry.stdout
+
+
+def test_compose_test_script_drives_every_port_and_runs_in_ci():
+    """scripts/compose-test.sh sets every SRSEDGE_*_PORT the compose file reads (so the CI run
+    never uses a default port), and .ci/run runs it after `make test`."""
+    with open(os.path.join(COMPOSE_DIR, "docker-compose.yml")) as f:
+        wanted = set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", f.read()))
+    with open(os.path.join(ROOT, "scripts", "compose-test.sh")) as f:
+        script = f.read()
+    exported = set(re.findall(r"\b(SRSEDGE_\w+_PORT)=\$", script))
+    assert wanted and exported == wanted
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        steps = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    assert steps.index("bash scripts/compose-test.sh") > steps.index("make test")
+    r = subprocess.run(["bash", "-n", "scripts/compose-test.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -208,6 +208,8 @@ def test_compose_files_agree():
     exposed = {int(p) for p in re.search(r"^EXPOSE (.+)$", dockerfile, re.M).group(1).split()}
     cmd_conf = re.search(r'^CMD \[.*"-c", "([^"]+)"\]', dockerfile, re.M).group(1)
     assert os.path.exists(os.path.join(ROOT, cmd_conf))
+    default = load_config(os.path.join(ROOT, cmd_conf))    # EXPOSE 1985 means reachable: not loopback
+    assert default.http_api.listen == ("0.0.0.0", 1985) and conf_ports(default) == {1935, 1985, 8080}
     workdir = re.search(r"^WORKDIR (\S+)$", dockerfile, re.M).group(1)
 
     configs, used, port_vars = {}, set(), []
@@ -266,7 +268,7 @@ def test_compose_files_agree():
     assert upstream == [f"origin:{http['origin']}", f"origin-backup:{http['origin-backup']}"]
 
 
-@pytest.mark.parametrize("name", ["compose-origin", "compose-backup", "compose-edge",
+@pytest.mark.parametrize("name", ["docker", "compose-origin", "compose-backup", "compose-edge",
                                   "demo-origin", "demo-backup", "demo-edge"])
 def test_ops_configs_pass_t(name):
     r = subprocess.run([PYTHON, "srsedge.py", "-t", "-c", f"conf/{name}.conf"], cwd=ROOT,

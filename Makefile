@@ -5,7 +5,7 @@ PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo setup venv devvenv systools demotools clean
+.PHONY: run test bench demo compose-test setup venv devvenv systools demotools clean
 
 venv: .venv/.deps-ok
 
@@ -41,6 +41,10 @@ bench: setup
 
 demo: venv demotools
 	@bash scripts/demo.sh
+
+# the compose stack for real with podman (root; installs podman & co. when missing; CI runs it)
+compose-test:
+	bash scripts/compose-test.sh
 
 clean:
 	rm -rf objs .pytest_cache

@@ -191,3 +191,14 @@ def test_kubectl_kustomize_agrees():
     assert maps == config_maps()
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] != "ConfigMap")
     assert kinds == sorted((d["kind"], d["metadata"]["name"]) for d in manifests())
+
+
+def test_nginx_includes_are_in_its_config_map():
+    """Every file nginx.conf includes is in the ConfigMap beside it (nginx resolves a relative
+    include against the directory of the -c file, /etc/nginx-hls)."""
+    files = config_maps()["nginx-hls-conf"]
+    includes = re.findall(r"^\s*include\s+([^\s;]+)\s*;", files["nginx.conf"], re.M)
+    assert includes and set(includes) <= set(files), f"{includes} vs {sorted(files)}"
+    (name, dep, c), = [(n, d, c) for n, d, c in containers() if c["name"] == "nginx"]
+    cmd = c["command"]
+    assert mounted_file(dep, c, cmd[cmd.index("-c") + 1]) == ("nginx-hls-conf", "nginx.conf")

@@ -32,8 +32,8 @@ from lib.media import flv
 from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import security
-from lib.server.core.consumer import Consumer
 from lib.server.core.errors import SOCKET_ERROR, socket_end
+from lib.server.core.consumer import Consumer
 from lib.server.core.hooks import HookContext
 from lib.server.http.static import Response, status_line
 

@@ -140,6 +140,14 @@ new_segment() {  # new_segment URL SEEN: the playlist lists a segment not in SEE
     now=$(segments "$1") || return 1
     [[ -n $(comm -13 <(sort <<<"$2") <(sort <<<"$now")) ]]
 }
+m3u8_path() {  # the playlist path of $STREAM: hls_m3u8_file of conf/compose-origin.conf
+    local path
+    path=$(sed -n 's/^[[:space:]]*hls_m3u8_file[[:space:]]\{1,\}\([^;[:space:]]*\).*/\1/p' conf/compose-origin.conf | head -1)
+    path=${path:-[app]/[stream].m3u8}           # SRS's default
+    path=${path//\[vhost\]/__defaultVhost__}
+    path=${path//\[app\]/${STREAM%%/*}}
+    echo "${path//\[stream\]/${STREAM#*/}}"
+}
 check() {  # check WHAT COMMAND...: run once, count it or fail with its output
     local what=$1 out
     shift
@@ -293,7 +301,7 @@ wait_until 30 "the origin's forward reaches the backup (API)" grows "$BACKUP_API
 ok "published through the edge: origin and backup receive it"
 check "RTMP via the edge plays H.264 + AAC" plays "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM"
 check "HTTP-FLV via the edge plays H.264 + AAC" plays "http://127.0.0.1:$EDGE_HTTP/$STREAM.flv"
-M3U8=http://127.0.0.1:$HLS/$STREAM.m3u8
+M3U8=http://127.0.0.1:$HLS/$(m3u8_path)
 wait_until 40 "HLS playlist with segments via nginx" segments "$M3U8"
 check "HLS via nginx plays H.264 + AAC" plays "$M3U8"
 

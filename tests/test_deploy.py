@@ -129,7 +129,7 @@ def test_ports_are_the_configs_ports():
                                 "api": config.http_api.listen[1]}, name
             assert config.http_api.listen[0] == "0.0.0.0", f"{name}: probes need the API on the pod IP"
         else:
-            files = config_maps()[mounted_file(dep, c, c["command"][c["command"].index("-c") + 1])[0]]
+            files = config_maps()[mounted_file(dep, c, c["command"][1])[0]]
             listen = re.search(r"^\s*listen\s+(?:\S+:)?(\d+)\s*;", files["listen.conf"], re.M)
             assert declared == {"hls": int(listen.group(1))}
 
@@ -144,8 +144,18 @@ def test_origins_reached_by_service_names():
                            ("origin-backup", svc_port["origin-backup"]["rtmp"])]
     forward = confs["origin"].vhost("__defaultVhost__").forward
     assert forward.destination == [("origin-backup", svc_port["origin-backup"]["rtmp"])]
-    upstream = [w[0] for w in nginx_directives(os.path.join(ROOT, "nginx", "compose", "upstream.conf"), "server")]
-    assert upstream == [f"origin:{svc_port['origin']['http']}", f"origin-backup:{svc_port['origin-backup']['http']}"]
+    assert nginx_origins() == [f"origin:{svc_port['origin']['http']}",
+                               f"origin-backup:{svc_port['origin-backup']['http']}"]
+
+
+def nginx_origins():
+    """The origins in nginx/compose/upstream.conf, primary first: `set $hls_origin/$hls_backup`
+    (names resolved per request), or the `server` lines of an upstream block."""
+    path = os.path.join(ROOT, "nginx", "compose", "upstream.conf")
+    variables = dict(nginx_directives(path, "set"))
+    if variables:
+        return [variables["$hls_origin"], variables["$hls_backup"]]
+    return [words[0] for words in nginx_directives(path, "server")]
 
 
 def test_images_are_composes():
@@ -160,8 +170,7 @@ def test_config_map_files_exist():
         for entry in gen["files"]:
             path = os.path.normpath(os.path.join(K8S, entry.rpartition("=")[2]))
             assert os.path.isfile(path), path
-            assert path.startswith(os.path.join(ROOT, "conf") + os.sep) or \
-                path.startswith(os.path.join(ROOT, "nginx") + os.sep), path
+            assert path.startswith(tuple(os.path.join(ROOT, d) + os.sep for d in ("conf", "nginx", "compose"))), path
 
 
 def test_probes_and_graceful_stop():
@@ -200,5 +209,8 @@ def test_nginx_includes_are_in_its_config_map():
     includes = re.findall(r"^\s*include\s+([^\s;]+)\s*;", files["nginx.conf"], re.M)
     assert includes and set(includes) <= set(files), f"{includes} vs {sorted(files)}"
     (name, dep, c), = [(n, d, c) for n, d, c in containers() if c["name"] == "nginx"]
-    cmd = c["command"]
-    assert mounted_file(dep, c, cmd[cmd.index("-c") + 1]) == ("nginx-hls-conf", "nginx.conf")
+    script, conf_dir = c["command"][1:]                     # sh nginx-hls.sh CONF_DIR
+    assert mounted_file(dep, c, script) == ("nginx-hls-conf", "nginx-hls.sh")
+    assert mounted_file(dep, c, conf_dir + "/nginx.conf") == ("nginx-hls-conf", "nginx.conf")
+    compose = load_yaml(os.path.join(COMPOSE_DIR, "docker-compose.yml"))["services"]["nginx-hls"]
+    assert compose["command"] == c["command"], "compose and Kubernetes start nginx alike"

@@ -258,7 +258,7 @@ def test_compose_files_agree():
 
     nginx = services["nginx-hls"]
     mounts = dict(host_path(v) for v in nginx["volumes"] if v.startswith("."))
-    prefix = nginx["command"][nginx["command"].index("-p") + 1].rstrip("/")
+    prefix = nginx["command"][-1].rstrip("/")          # compose/nginx-hls.sh CONF_DIR
     by_dst = {dst: src for src, dst in mounts.items()}
     assert by_dst[f"{prefix}/nginx.conf"] == os.path.join(ROOT, "nginx", "nginx.conf")
     listen = nginx_directives(by_dst[f"{prefix}/listen.conf"], "listen")

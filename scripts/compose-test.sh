@@ -270,13 +270,22 @@ done
 images=$(for svc in origin-backup origin edge; do podman inspect -f '{{.ImageName}}' "$(container "$svc")"; done | sort -u)
 [[ $images == localhost/srsedge:latest ]] || fail "the srsedge services run [$images], not one localhost/srsedge:latest"
 ok "4 containers, the three srsedge services on one image ($images)"
-clean_runtime() {  # the image holds the runtime only: no test packages, no tests
-    local out
-    out=$(podman run --rm localhost/srsedge:latest sh -c \
-        'python -c "import gevent, configobj" && ! python -c "import pytest" 2>/dev/null && ! test -e tests && ls' 2>&1) ||
-        { echo "$out"; return 1; }
+requirement_names() {  # requirement_names FILE: the package names it lists (lower case, no -r)
+    sed -e 's/#.*//' -e '/^[[:space:]]*-/d' -e 's/[[:space:]<>=!~;\[].*//' "$1" | tr 'A-Z_' 'a-z-' | grep .
 }
-check "the image holds the runtime only (gevent, configobj; no pytest, no tests/)" clean_runtime
+clean_runtime() {  # the image holds requirements.txt's packages, none of the test-only ones, no tests/
+    local installed name
+    installed=$(podman run --rm localhost/srsedge:latest sh -c 'test ! -e tests && pip list --format=freeze' 2>&1) ||
+        { echo "tests/ in the image, or no pip: $installed"; return 1; }
+    installed=$(cut -d= -f1 <<<"$installed" | tr 'A-Z_' 'a-z-')
+    for name in $(requirement_names requirements.txt); do
+        grep -qx "$name" <<<"$installed" || { echo "runtime package $name missing"; return 1; }
+    done
+    for name in $(requirement_names requirements-dev.txt); do
+        ! grep -qx "$name" <<<"$installed" || { echo "test package $name installed"; return 1; }
+    done
+}
+check "the image holds the runtime only (requirements.txt; nothing of requirements-dev.txt, no tests/)" clean_runtime
 
 step "healthy: HTTP APIs on the host's loopback, every container's healthcheck"
 for port in $ORIGIN_API $BACKUP_API $EDGE_API; do

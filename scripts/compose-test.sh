@@ -2,21 +2,23 @@
 # compose-test: runs compose/docker-compose.yml for real with podman and checks the cluster end to
 # end. `.ci/run` runs it after `make test`; run it by hand the same way: `bash scripts/compose-test.sh`.
 #
-# What it checks: the stack comes up and every healthcheck passes; ffmpeg publishes through the
-# edge (proxied to the origin, forwarded to the backup); RTMP and HTTP-FLV play through the edge,
-# HLS through nginx; then the origin container is stopped and publishing through the edge, a new
-# edge player and HLS through nginx go on from the backup; then everything is torn down.
+# What it checks: the stack comes up on one srsedge image that holds the runtime only, the APIs
+# answer on the host's loopback and every healthcheck passes; ffmpeg publishes through the edge
+# (proxied to the origin, forwarded to the backup); RTMP and HTTP-FLV play through the edge, HLS
+# through nginx; then the origin container is stopped and publishing through the edge, a new
+# edge player and HLS through nginx go on from the backup, and nginx can test and reload its
+# config while the origin is down; then everything is torn down.
 #
 # Rules:
 # - Runs as root on a Debian 12 machine with no container registry: it apt-installs podman, runc,
-#   netavark, aardvark-dns, mmdebstrap and ffmpeg when missing, and podman-compose from PyPI into
+#   netavark, aardvark-dns, iptables, mmdebstrap and ffmpeg when missing, and podman-compose from PyPI into
 #   a venv of its own. Nothing of the host's podman setup is used or changed: containers.conf and
 #   storage.conf of its own (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF), storage, network configs
 #   and the venv under $SRSEDGE_COMPOSE_CACHE (default /var/tmp/srsedge-compose-test), kept
 #   between runs so a second run is warm. SRSEDGE_COMPOSE_FRESH=1 wipes it first (a cold run);
 #   SRSEDGE_COMPOSE_KEEP=1 leaves the stack up at the end (to look at it; it prints how to stop it).
 # - Runtime runc with cgroupfs (crun 1.8 refuses this kernel's hybrid cgroup layout); container
-#   rlimits capped at the host's hard nofile limit (a container may not exceed it).
+#   rlimits capped at the host's hard nofile limit and at an nproc limit runc accepts.
 # - Base images: no registry serves them, so mmdebstrap builds localhost/debian:bookworm from the
 #   host's apt sources (python3, python3-venv, nginx) and `podman import`s it; two stand-ins are
 #   tagged with the exact names compose uses (docker.io/library/python:3.11-slim: a venv on
@@ -99,8 +101,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 wait_until() {  # wait_until SECONDS WHAT COMMAND...: retries COMMAND every 0.5 s
     local deadline=$((SECONDS + $1)) what=$2
     shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || fail "$what: not true after the deadline"
+    until "$@" >"$WORK/last.out" 2>&1; do
+        ((SECONDS < deadline)) || fail "$what: not true after the deadline; last: $(tail -3 "$WORK/last.out")"
         sleep 0.5
     done
 }
@@ -205,7 +207,9 @@ driver = "overlay"
 graphroot = "$CACHE/storage"
 runroot = "$CACHE/run"
 EOF
-write_podman_conf "$(ulimit -Hu)"
+MAX_NPROC=$(ulimit -Hu)
+[[ $MAX_NPROC == unlimited ]] && MAX_NPROC=4194304
+write_podman_conf "$MAX_NPROC"
 export CONTAINERS_CONF=$CACHE/containers.conf CONTAINERS_STORAGE_CONF=$CACHE/storage.conf
 podman info >"$WORK/podman-info.log" 2>&1 || { cat "$WORK/podman-info.log" >&2; fail "podman info"; }
 
@@ -222,8 +226,8 @@ if ! podman image exists localhost/debian:bookworm; then
 fi
 # Container rlimits may not exceed what runc may set here: the host's hard nofile limit, and an
 # nproc limit that is lower than `ulimit -Hu` on some machines (seen: 32768 works, 65536 not).
-for nproc in "$(ulimit -Hu)" 65536 32768 16384 4096; do
-    ((nproc <= $(ulimit -Hu))) || continue
+for nproc in "$MAX_NPROC" 65536 32768 16384 4096; do
+    ((nproc <= MAX_NPROC)) || continue
     write_podman_conf "$nproc"
     podman run --rm localhost/debian:bookworm true >"$WORK/rlimit.log" 2>&1 && break
     grep -q "error setting rlimit" "$WORK/rlimit.log" || { cat "$WORK/rlimit.log" >&2; fail "podman run true"; }

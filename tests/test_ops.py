@@ -320,7 +320,7 @@ def test_demo_runs_and_stops_on_sigint():
         pytest.skip(f"a demo port ({ports}) is taken: is `make demo` running?")
     demo = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(CTL_ENV, DEMO_DURATION="90"))
+                            env=dict(CTL_ENV, DEMO_DURATION="90"), start_new_session=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
     reader.start()
@@ -351,8 +351,9 @@ def test_demo_runs_and_stops_on_sigint():
                 streams = json.load(r)["streams"]
             assert "livestream" in {s["name"] for s in streams}, f"{name} {url}: {streams}"
         assert all(alive(pid) for pid in pids.values())
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(30) == 0         # a stop asked for is a success (make prints no error)
+        os.killpg(demo.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        assert demo.wait(30) == 0, output()  # a stop asked for is a success (make prints no error)
+        assert "exited" not in output()     # ffmpeg and nginx were not hit before the demo stopped them
         reader.join(5)
         assert "demo: stopped" in output()
         assert wait_for(lambda: not any(alive(p) for p in tree), 5), \

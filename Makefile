@@ -1,11 +1,12 @@
 # srsedge: `make run` starts the server on the default config, `make test` runs the suite.
-# Both set up what they need: Python deps in .venv, the browser players (npm ci in www/, when npm
-# is present), and for tests ffmpeg, nginx and chromium via apt-get.
+# Each sets up what it needs: Python deps in .venv (runtime; tests add requirements-dev.txt),
+# the browser players (npm ci in www/, when npm is present), system tools via apt-get
+# (scripts/install-systools.sh: `make demo` only ffmpeg and nginx).
 PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo setup venv devvenv systools www clean
+.PHONY: run test bench demo compose-test setup venv devvenv systools demotools www clean
 
 venv: .venv/.deps-ok
 
@@ -22,7 +23,10 @@ devvenv: .venv/.dev-deps-ok
 	touch $@
 
 systools:
-	@bash scripts/install-systools.sh
+	@bash scripts/install-systools.sh test
+
+demotools:
+	@bash scripts/install-systools.sh demo
 
 # The JavaScript players (mpegts.js, hls.js: pinned in www/package-lock.json) that the http_server
 # serves at /players/. Without npm the server still runs; the players page says what is missing.
@@ -48,8 +52,12 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
-demo: setup
-	bash scripts/demo.sh
+demo: venv demotools
+	@bash scripts/demo.sh
+
+# the compose stack for real with podman (root; installs podman & co. when missing; CI runs it)
+compose-test:
+	bash scripts/compose-test.sh
 
 clean:
 	rm -rf objs .pytest_cache

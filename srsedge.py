@@ -44,8 +44,8 @@ def daemonize():
 
 
 def install_signals(server, logger, path, done, pool=None):
-    def quit_fast():
-        server.log.trace("SIGTERM: fast quit")
+    def quit_fast(name):
+        server.log.trace(f"{name}: fast quit")
         server.stop()
         if pool is not None:
             pool.stop(signal.SIGTERM)
@@ -64,8 +64,10 @@ def install_signals(server, logger, path, done, pool=None):
         done.set()
 
     def reopen_log():
-        logger.reopen()
-        server.log.trace("SIGUSR1: log file reopened")
+        if logger.reopen():
+            server.log.trace(f"SIGUSR1: log file reopened ({logger.path})")
+        else:
+            server.log.trace("SIGUSR1: logging to the console, no log file to reopen")
         if pool is not None:
             pool.signal_all(signal.SIGUSR1)
 
@@ -74,8 +76,8 @@ def install_signals(server, logger, path, done, pool=None):
         if pool is not None:
             pool.signal_all(signal.SIGHUP)
 
-    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast))
-    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast))
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(quit_fast, "SIGTERM"))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(quit_fast, "SIGINT"))
     gevent.signal_handler(signal.SIGQUIT, lambda: gevent.spawn(quit_graceful))
     gevent.signal_handler(signal.SIGUSR1, reopen_log)
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
@@ -113,8 +115,9 @@ def main(argv=None):
     try:
         pidfile.acquire(config.pid)
     except (pidfile.PidFileError, OSError) as e:
-        print(f"srsedge: {e}", file=sys.stderr)
         logger.write(4, "main", str(e))
+        if not logger.to_console:       # the log is a file: say it on the terminal too, once
+            print(f"srsedge: {e}", file=sys.stderr)
         return 1
     for warning in config.unsupported + config.warnings:
         server.log.warn(warning)

@@ -14,8 +14,10 @@
 # - HLS is per vhost ([vhost] in hls_m3u8_file): the default vhost's playlist is
 #   /__defaultVhost__/live/livestream.m3u8.
 # - The servers are started and stopped by scripts/srsedge-ctl (pid files); nginx and ffmpeg
-#   are this script's children, stopped by pid. A start failure, or any process dying later,
-#   stops everything and exits 1; Ctrl-C (SIGINT), SIGTERM or SIGHUP stop everything too.
+#   are this script's children in a session of their own (so a terminal's Ctrl-C reaches only
+#   this script, which stops them in order), stopped by pid. A start failure, or any process
+#   dying later, stops everything and exits 1; Ctrl-C (SIGINT), SIGTERM or SIGHUP stop
+#   everything and exit 0 (a stop asked for is a success).
 # - DEMO_DURATION=N stops the demo after N seconds (tests); default 0: run until Ctrl-C.
 set -euo pipefail
 
@@ -53,11 +55,11 @@ stop_all() {
     echo "demo: stopped"
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 0' INT TERM HUP
 
-ports() {  # ports NAME -> "RTMP_PORT HTTP_PORT" of conf/demo-NAME.conf
+ports() {  # ports NAME -> "RTMP_PORT HTTP_PORT API_PORT" of conf/demo-NAME.conf
     "$PY" -c 'import sys; from lib.config import load_config
-c = load_config(sys.argv[1]); print(c.listen[0][1], c.http_server.listen[1])' "conf/demo-$1.conf"
+c = load_config(sys.argv[1]); print(c.listen[0][1], c.http_server.listen[1], c.http_api.listen[1])' "conf/demo-$1.conf"
 }
 
 wait_port() {  # wait_port NAME PORT: until something accepts on 127.0.0.1:PORT
@@ -72,9 +74,9 @@ wait_port() {  # wait_port NAME PORT: until something accepts on 127.0.0.1:PORT
 
 command -v ffmpeg >/dev/null && command -v nginx >/dev/null || die "needs ffmpeg and nginx: run 'make setup'"
 [[ -x $PY ]] || die "no $PY: run 'make setup'"
-read -r ORIGIN_RTMP ORIGIN_HTTP < <(ports origin)
-read -r _ BACKUP_HTTP < <(ports backup)
-read -r EDGE_RTMP EDGE_HTTP < <(ports edge)
+read -r ORIGIN_RTMP ORIGIN_HTTP ORIGIN_API < <(ports origin)
+read -r _ BACKUP_HTTP BACKUP_API < <(ports backup)
+read -r EDGE_RTMP EDGE_HTTP EDGE_API < <(ports edge)
 mkdir -p "$DEMO"
 
 for name in "${SERVERS[@]}"; do
@@ -90,11 +92,11 @@ printf 'set $hls_origin 127.0.0.1:%s;\nset $hls_backup 127.0.0.1:%s;\n' \
     "$ORIGIN_HTTP" "$BACKUP_HTTP" >"$DEMO/nginx/upstream.conf"
 NGINX_RUNTIME=$(mktemp -d /tmp/srsedge-demo-nginx.XXXXXX)
 chmod 0711 "$NGINX_RUNTIME"
-SRSEDGE_NGINX_RUNTIME=$NGINX_RUNTIME nginx/run.sh "$DEMO/nginx" </dev/null >"$DEMO/nginx.log" 2>&1 &
+SRSEDGE_NGINX_RUNTIME=$NGINX_RUNTIME setsid nginx/run.sh "$DEMO/nginx" </dev/null >"$DEMO/nginx.log" 2>&1 &
 PIDS[nginx]=$!
 wait_port nginx "$NGINX_PORT"
 
-ffmpeg -hide_banner -nostdin -loglevel warning -re \
+setsid ffmpeg -hide_banner -nostdin -loglevel warning -re \
     -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine=frequency=440:sample_rate=44100 \
     -c:v libx264 -preset veryfast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 \
     -pix_fmt yuv420p -b:v 800k -c:a aac -b:a 64k \
@@ -112,6 +114,11 @@ which forwards it to the backup origin. Play it with ffplay, VLC or ffprobe:
   HTTP-FLV (edge):    http://127.0.0.1:$EDGE_HTTP/$STREAM.flv
   HTTP-FLV (origin):  http://127.0.0.1:$ORIGIN_HTTP/$STREAM.flv
   HLS (nginx cache):  http://127.0.0.1:$NGINX_PORT/__defaultVhost__/$STREAM.m3u8   (after the first fragments)
+
+HTTP APIs of the three servers, see docs/api.md:
+  origin:  http://127.0.0.1:$ORIGIN_API/api/v1/streams
+  backup:  http://127.0.0.1:$BACKUP_API/api/v1/streams
+  edge:    http://127.0.0.1:$EDGE_API/api/v1/streams
 
 pids: $(for name in "${!PIDS[@]}"; do printf '%s=%s ' "$name" "${PIDS[$name]}"; done)
 logs: $DEMO/*.log, $NGINX_RUNTIME/var/access.log. Ctrl-C stops everything.

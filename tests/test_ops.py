@@ -1,5 +1,6 @@
-"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically: Docker cannot
-run here), scripts/demo.sh (the whole local cluster, stopped with SIGINT), scripts/srsedge.service.
+"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically here; run for
+real by scripts/compose-test.sh, from .ci/run), scripts/demo.sh (the whole local cluster, stopped
+with SIGINT), scripts/srsedge.service, scripts/install-systools.sh (what each profile installs).
 
 Rules: the ctl tests use free ports and tmp pid/log paths; the demo uses its own fixed ports
 (conf/demo-*.conf) and is skipped when one is taken. Everything started is stopped by pid.
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import warnings
 
 import pytest
@@ -202,20 +204,32 @@ def test_compose_files_agree():
     assert set(services) == {"origin", "origin-backup", "edge", "nginx-hls"}
     with open(os.path.join(COMPOSE_DIR, "Dockerfile")) as f:
         dockerfile = f.read()
-    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    assert re.search(r"^FROM docker\.io/library/python:3\.11-slim$", dockerfile, re.M)
     exposed = {int(p) for p in re.search(r"^EXPOSE (.+)$", dockerfile, re.M).group(1).split()}
     cmd_conf = re.search(r'^CMD \[.*"-c", "([^"]+)"\]', dockerfile, re.M).group(1)
     assert os.path.exists(os.path.join(ROOT, cmd_conf))
+    default = load_config(os.path.join(ROOT, cmd_conf))    # EXPOSE 1985 means reachable: not loopback
+    assert default.http_api.listen == ("0.0.0.0", 1985) and conf_ports(default) == {1935, 1985, 8080}
     workdir = re.search(r"^WORKDIR (\S+)$", dockerfile, re.M).group(1)
 
-    configs, used = {}, set()
+    configs, used, port_vars = {}, set(), []
+    built = [name for name, svc in services.items() if "build" in svc]
+    assert built == ["origin-backup"], "one service builds the srsedge image"
     for name, svc in services.items():
+        image = svc["image"]
+        assert re.match(r"(localhost|[\w-]+\.[\w.-]+)/\S+:\S+$", image), f"{name}: {image} not fully qualified"
+        assert "healthcheck" in svc, f"{name}: no healthcheck"
+        for mapping in svc.get("ports", []):
+            host = re.fullmatch(r"(127\.0\.0\.1:)?\$\{(SRSEDGE_\w+_PORT):-(\d+)\}:(\d+)", mapping)
+            assert host, f"{name}: host port of {mapping} not overridable by an SRSEDGE_*_PORT variable"
+            port_vars.append(host.group(2))
         mounts = dict(host_path(v) for v in svc.get("volumes", []) if v.startswith("."))
         for src in mounts:
             assert os.path.exists(src), f"{name}: mount {src} missing"
         if name == "nginx-hls":
             continue
-        build = svc["build"]
+        assert svc["image"] == "localhost/srsedge:latest" and svc.get("pull_policy") == "never", name
+        build = services["origin-backup"]["build"]
         assert os.path.exists(os.path.join(COMPOSE_DIR, build["context"], build["dockerfile"]))
         conf = svc["command"][svc["command"].index("-c") + 1]
         assert mounts.get(os.path.join(ROOT, conf)) == f"{workdir}/{conf}", f"{name}: {conf} not mounted"
@@ -224,10 +238,15 @@ def test_compose_files_agree():
         used |= ports
         published = {container_port(p) for p in svc.get("ports", [])}
         assert published <= ports, f"{name}: publishes {published - ports}, conf listens on {ports}"
+        # the API listens on every container address, and is published on the host's loopback only
+        assert config.http_api.enabled and config.http_api.listen[0] == "0.0.0.0", name
+        api = [p for p in svc["ports"] if container_port(p) == config.http_api.listen[1]]
+        assert api and all(p.startswith("127.0.0.1:") for p in api), f"{name}: API published {api}"
         assert config.http_server.enabled
         if name != "edge":
             assert config.vhost("__defaultVhost__").hls.enabled
     assert used == exposed
+    assert len(port_vars) == len(set(port_vars)), f"a port variable is used twice: {port_vars}"
 
     rtmp = {name: config.listen[0][1] for name, config in configs.items()}
     edge = configs["edge"].vhost("__defaultVhost__")
@@ -239,7 +258,7 @@ def test_compose_files_agree():
 
     nginx = services["nginx-hls"]
     mounts = dict(host_path(v) for v in nginx["volumes"] if v.startswith("."))
-    prefix = nginx["command"][nginx["command"].index("-p") + 1].rstrip("/")
+    prefix = nginx["command"][-1].rstrip("/")          # compose/nginx-hls.sh CONF_DIR
     by_dst = {dst: src for src, dst in mounts.items()}
     assert by_dst[f"{prefix}/nginx.conf"] == os.path.join(ROOT, "nginx", "nginx.conf")
     listen = nginx_directives(by_dst[f"{prefix}/listen.conf"], "listen")
@@ -250,7 +269,7 @@ def test_compose_files_agree():
                         "$hls_backup": f"origin-backup:{http['origin-backup']}"}
 
 
-@pytest.mark.parametrize("name", ["compose-origin", "compose-backup", "compose-edge",
+@pytest.mark.parametrize("name", ["docker", "compose-origin", "compose-backup", "compose-edge",
                                   "demo-origin", "demo-backup", "demo-edge"])
 def test_ops_configs_pass_t(name):
     r = subprocess.run([PYTHON, "srsedge.py", "-t", "-c", f"conf/{name}.conf"], cwd=ROOT,
@@ -302,7 +321,7 @@ def test_demo_runs_and_stops_on_sigint():
         pytest.skip(f"a demo port ({ports}) is taken: is `make demo` running?")
     demo = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(CTL_ENV, DEMO_DURATION="90"))
+                            env=dict(CTL_ENV, DEMO_DURATION="90"), start_new_session=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
     reader.start()
@@ -327,9 +346,16 @@ def test_demo_runs_and_stops_on_sigint():
                     continue
             # (HLS lists each stream twice: in its program and alone)
             assert sorted(set(ffprobe_streams(url))) == ["aac,audio", "h264,video"], f"{label} {url}"
+        apis = re.findall(r"^\s+(origin|backup|edge):\s+(http://127\.0\.0\.1:\d+/api/v1/streams)$", output(), re.M)
+        assert [name for name, _ in apis] == ["origin", "backup", "edge"], output()
+        for name, url in apis:   # each API answers and knows the stream (the edge once played)
+            with urllib.request.urlopen(url, timeout=10) as r:
+                streams = json.load(r)["streams"]
+            assert "livestream" in {s["name"] for s in streams}, f"{name} {url}: {streams}"
         assert all(alive(pid) for pid in pids.values())
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(30) == 130
+        os.killpg(demo.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        assert demo.wait(30) == 0, output()  # a stop asked for is a success (make prints no error)
+        assert "exited" not in output()     # ffmpeg and nginx were not hit before the demo stopped them
         reader.join(5)
         assert "demo: stopped" in output()
         assert wait_for(lambda: not any(alive(p) for p in tree), 5), \
@@ -347,3 +373,46 @@ def test_demo_runs_and_stops_on_sigint():
         demo.stdout.close()
         for path in DEMO_CONFS:
             subprocess.run([CTL, "stop", path], env=CTL_ENV, capture_output=True, timeout=60)
+
+
+# ------------------------------------------------------------------ scripts/install-systools.sh
+def installs(tmp_path, profile):
+    """The packages install-systools.sh PROFILE asks apt-get for on a machine with no tools."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    calls = tmp_path / "apt-calls"
+    (stubs / "apt-get").write_text(f"#!/bin/bash\necho \"$*\" >> {calls}\n")
+    (stubs / "id").write_text("#!/bin/bash\necho 0\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    calls.write_text("")
+    res = subprocess.run([shutil.which("bash"), "scripts/install-systools.sh", profile], cwd=ROOT,
+                         env={"PATH": str(stubs)}, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return calls.read_text().split("--no-install-recommends")[-1].split()
+
+
+def test_demo_installs_only_what_it_uses(tmp_path):
+    assert set(installs(tmp_path, "demo")) == {"ffmpeg", "nginx"}
+    test = installs(tmp_path, "test")
+    assert {"ffmpeg", "nginx", "iproute2"} <= set(test)
+    if not os.path.exists("/usr/lib/nginx/modules/ngx_rtmp_module.so"):
+        assert "libnginx-mod-rtmp" in test
+    dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert "install-systools.sh demo" in dry.stdout and "install-systools.sh test" not in dry.stdout
+
+
+def test_compose_test_script_drives_every_port_and_runs_in_ci():
+    """scripts/compose-test.sh sets every SRSEDGE_*_PORT the compose file reads (so the CI run
+    never uses a default port), and .ci/run runs it after `make test`."""
+    with open(os.path.join(COMPOSE_DIR, "docker-compose.yml")) as f:
+        wanted = set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", f.read()))
+    with open(os.path.join(ROOT, "scripts", "compose-test.sh")) as f:
+        script = f.read()
+    exported = set(re.findall(r"\b(SRSEDGE_\w+_PORT)=\$", script))
+    assert wanted and exported == wanted
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        steps = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    assert steps.index("bash scripts/compose-test.sh") > steps.index("make test")
+    r = subprocess.run(["bash", "-n", "scripts/compose-test.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

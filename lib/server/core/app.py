@@ -152,7 +152,10 @@ class Server:
         deadline = time.time() + grace
         while grace and self.clients and time.time() < deadline:
             gevent.sleep(0.1)
+        if self.clients:
+            self.log.trace(f"quit: closing {len(self.clients)} clients")
         for conn in list(self.clients.values()):
+            conn.close_reason = "server quit"
             try:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -41,6 +41,7 @@ from lib.names import DEFAULT_VHOST, SERVER_NAME as SERVER, stream_key
 from lib.rtmp.limits import MAX_NAME, MAX_PARAM, check_request, check_text
 from lib.rtmp.url import UrlError, discover, parse_query
 from lib.server.core import refer, security
+from lib.server.core.errors import SOCKET_ERROR, socket_end
 from lib.server.core.consumer import Consumer
 from lib.server.core.client import ClientBase
 from lib.server.http.static import Response, status_line
@@ -199,7 +200,7 @@ class FlvPlayer(ClientBase):
                     break
                 self.bytes_in += len(data)
         except OSError as e:
-            if not self.kicked:        # a kick's shutdown: its reason stands
+            if not self.kicked and socket_end(e) == SOCKET_ERROR:   # a kick's reason stands
                 self.close_reason = f"socket: {e}"
         self.log.trace(f"http-{self.kind} player {self.ip}:{self.port} gone: {self.close_reason}, "
                        f"sent {self.send_bytes} bytes")

@@ -33,7 +33,12 @@ class Logger:
         self.tank, self.level, self.path = tank, LEVELS.get(level, 2), path
         self.reopen()
 
+    @property
+    def to_console(self):
+        return self._stream is sys.stderr
+
     def reopen(self):
+        """(Re)open the log file; True if there is one, False when logging to the console."""
         old = self._stream
         if self.tank == "file" and self.path:
             directory = os.path.dirname(self.path)
@@ -44,6 +49,7 @@ class Logger:
             self._stream = sys.stderr
         if old is not None and old is not sys.stderr and old is not self._stream:
             old.close()
+        return not self.to_console
 
     def write(self, level, cid, msg):
         if level < self.level:

@@ -24,7 +24,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.limits import MAX_URL, check_request, check_text, clip
 from lib.rtmp.url import discover
-from lib.server.core.errors import Reject
+from lib.server.core.errors import PEER_LEFT, SOCKET_ERROR, Reject, socket_end
 from lib.server.core import security
 from lib.server.core.hooks import redact
 from lib.server.core.client import ClientBase
@@ -67,9 +67,13 @@ class RtmpConnection(ClientBase):
             self.close_reason = "publisher idle"
             self.log.warn(f"close {self.ip}:{self.port}: publisher sent no media for "
                           f"{self.sock.gettimeout():g}s")
-        except (OSError, socket.error) as e:
-            self.close_reason = f"socket: {e}"
-            self.log.trace(f"client gone: {e}")
+        except OSError as e:
+            end = socket_end(e)
+            if end == PEER_LEFT:
+                self.log.trace(f"client {self.ip}:{self.port} closed the connection (reset)")
+            elif end == SOCKET_ERROR:
+                self.close_reason = f"socket: {e}"
+                self.log.warn(f"close {self.ip}:{self.port}: socket error: {e}")
         finally:
             self._cleanup()
             server.clients.pop(self.cid, None)

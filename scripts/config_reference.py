@@ -36,8 +36,8 @@ DIFFERS = {
     "vhost.hls.hls_ts_ctx": "default off (SRS: on), as hls_ctx",
     "vhost.http_remux.mount": "`.flv` (HTTP-FLV) and `.ts` (HTTP-TS) mounts; others are reported",
     "vhost.refer": "also checks the Referer header of HTTP-FLV/TS players (SRS: RTMP only)",
-    "vhost.play.time_jitter": "applied once per source; players do not start at 0 yet (issue 10 "
-                              "point 5, see docs/architecture.md)",
+    "vhost.play.time_jitter": "applied once per source (monotonic across publishers and origin "
+                              "switches), then per player as SRS: each starts near 0",
     "vhost.play.queue_length": "SRS's code default 30 s (full.conf's 10 is an example)",
     "vhost.cluster": "edges pull/push over RTMP; `workers` links are srsedge's",
     "vhost.security": "allow/deny publish|play with IPs and CIDRs, as SRS",

@@ -369,10 +369,6 @@ def test_unsupported_directives_are_reported_at_t_and_startup(tmp_path, server_f
 
 # ---------------------------------------------------------------- 5. player timestamps
 
-@pytest.mark.xfail(reason="needs the per-player timebase wired into the fan-out, which the lead "
-                          "is rewriting (core/source.py, core/consumer.py): see "
-                          "lib/rtmp/timebase.py and docs/architecture.md 'Per-player "
-                          "timestamps'", strict=False)
 def test_a_late_player_starts_near_zero(server_factory, media_file, publisher_factory):
     """SRS 7 with `time_jitter full` (the default): SrsLiveConsumer::enqueue runs each message
     through the consumer's own SrsRtmpJitter, whose first corrected timestamp is 0, so every

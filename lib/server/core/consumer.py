@@ -12,7 +12,10 @@ import socket
 import gevent
 from gevent.socket import wait_write
 
+from lib.rtmp.timebase import PlayerTimebase
+
 IOV_MAX = 1000
+NO_TIMEBASE = PlayerTimebase("off", 0)
 
 
 def advance(bufs, sent):
@@ -44,6 +47,7 @@ class Consumer:
         self.bytes_out = 0
         self.dropped = 0
         self.lagging = False           # the socket filled up since it last took everything
+        self.timebase = NO_TIMEBASE    # this player's timestamps (set by Source.attach)
         self.on_error = on_error
         self.on_shed = on_shed         # callback(count) the first time this consumer is shed
         self._writer = None
@@ -66,7 +70,7 @@ class Consumer:
                 self.pending = []
             end = source.end
             if cursor < end:
-                bufs.extend(source.logs[self.kind][cursor - source.base:])
+                bufs.extend(source.rebased(self, source.logs[self.kind][cursor - source.base:]))
             self.cursor = end
         if bufs:
             self._send(bufs)

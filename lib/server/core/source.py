@@ -32,6 +32,7 @@ from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.session import ON_METADATA, STREAM_ID
+from lib.rtmp.timebase import PlayerTimebase, rebase_all
 from lib.server.core.consumer import IOV_MAX, advance
 
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
@@ -208,17 +209,36 @@ class Source:
     def _header_ids(self):
         return (id(self.metadata), id(self.video_sh), id(self.audio_sh))
 
+    def start_position(self):
+        """The timestamp a (re)starting consumer begins at: the GOP cache's start."""
+        items = self.gop.items
+        return items[0].timestamp if items else self.jitter.last_out
+
     def start_bytes(self, kind):
         items = self.gop.items
-        ts = items[0].timestamp if items else self.jitter.last_out
-        out = self.headers(kind, ts)
+        out = self.headers(kind, self.start_position())
         out.extend(m.bytes_for(kind) for m in items)
         return out
 
+    def start_bytes_for(self, consumer):
+        """start_bytes in the consumer's own timestamps."""
+        return self.rebased(consumer, self.start_bytes(consumer.kind))
+
+    def rebased(self, consumer, bufs):
+        """`bufs` (whole encoded messages) as `consumer` sees them: its timestamps are the
+        source's minus its `timebase.base` (lib/rtmp/timebase.py); unchanged when base is 0."""
+        if not consumer.timebase.base:
+            return bufs
+        return rebase_all(bufs, consumer.kind, consumer.timebase, self.chunk_size)
+
     # ------------------------------------------------------------ consumers
     def attach(self, consumer):
+        """As SRS's time_jitter full/zero: every player starts near timestamp 0 (its timebase's
+        base is where it starts), off: the source's timestamps. One encoding per message stays
+        shared: a player with a base sends [its own small header prefix, the shared rest]."""
         consumer.cursor = self.end
-        consumer.pending.extend(self.start_bytes(consumer.kind))
+        consumer.timebase = PlayerTimebase(self.jitter.mode, self.start_position())
+        consumer.pending.extend(self.start_bytes_for(consumer))
         self.consumers.append(consumer)
         if self._flusher is None:
             self._flusher = gevent.spawn(self._flush_loop)
@@ -272,6 +292,7 @@ class Source:
         oldest_ok = msgs[-1].timestamp - self.queue_ms if msgs else 0
         logs = self.logs
         totals = self.totals
+        rebased = None                 # (kind, player base, index) -> (iovecs, bytes): shared
         for c in self.consumers:
             if c.blocked or c.closed:
                 continue
@@ -279,14 +300,27 @@ class Source:
             if cursor == end and not c.pending:
                 continue
             i = cursor - base
-            if (c.pending or c.paused or i < 0 or cursor > end or end - cursor > IOV_MAX
+            player_base = c.timebase.base
+            if (c.pending or c.paused or i < 0 or cursor > end
+                    or end - cursor > (IOV_MAX // 2 if player_base else IOV_MAX)
                     or (c.lagging and msgs[i].timestamp < oldest_ok)):
                 c.flush(self)
                 continue
             kind = c.kind
-            bufs = logs[kind][i:]
-            tot = totals[kind]
-            size = tot[-1] - (tot[i - 1] if i else self.total_base[kind])
+            if player_base:
+                # players that started at the same place share their rebased iovecs
+                if rebased is None:
+                    rebased = {}
+                key = (kind, player_base, i)
+                got = rebased.get(key)
+                if got is None:
+                    bufs = rebase_all(logs[kind][i:], kind, c.timebase, self.chunk_size)
+                    got = rebased[key] = (bufs, sum(map(len, bufs)))
+                bufs, size = got
+            else:
+                bufs = logs[kind][i:]
+                tot = totals[kind]
+                size = tot[-1] - (tot[i - 1] if i else self.total_base[kind])
             c.cursor = end
             sent = c._try_send(bufs)
             if sent is not None and sent != size:
@@ -316,7 +350,7 @@ class Source:
         self.dropped += target - cursor
         consumer.shed(target - cursor)
         ts = self.msgs[target - self.base].timestamp if target < self.end else self.jitter.last_out
-        consumer.pending.extend(self.headers(consumer.kind, ts))
+        consumer.pending.extend(self.rebased(consumer, self.headers(consumer.kind, ts)))
         return target
 
     def _clear_log(self):

@@ -307,7 +307,7 @@ class RtmpConnection(ClientBase):
             self.consumer.paused = ev.paused
             if not ev.paused:
                 self.consumer.cursor = self.source.end
-                self.consumer.pending.extend(self.source.start_bytes("rtmp"))
+                self.consumer.pending.extend(self.source.start_bytes_for(self.consumer))
                 self.consumer.flush(self.source)
 
     def _on_stop_play(self, ev):

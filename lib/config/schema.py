@@ -1,6 +1,10 @@
 """What each SRS directive means: a whitelist per block, with type and default.
 
 Rules:
+- These blocks are the one declaration of the config: sections.py generates the typed section
+  classes (field per Value, named and typed after it) from them. Adding a directive = adding
+  its line here (its field follows); tests/test_config.py fails if a section and its block
+  ever disagree.
 - The tables below are the whitelist. A directive not listed in its block is an error naming
   its dotted path (`unknown directive vhost.cluster.orign`). Blocks marked open() accept any
   children unchecked: features we accept for compatibility but do not implement.

@@ -1,11 +1,13 @@
-"""Typed, validated view of a config: Config, Vhost and their sections.
+"""Typed, validated view of a config: Config, and the sections built from its tree.
 
 Rules:
 - load_config(path) / parse_text(text) parse (parser.py), apply SRS's legacy transform, check
-  every directive against the tables in schema.py, then build frozen dataclasses. Any problem
-  is a ConfigError (`FILE:LINE: message`).
-- Section dataclasses have exactly the fields of their schema block, with the same names as
-  the directives (`vhost.hls.hls_fragment`), typed, with SRS's defaults filled in.
+  every directive against the tables in schema.py, then build the frozen section classes that
+  sections.py generates from those tables. Any problem is a ConfigError (`FILE:LINE: message`).
+- One generic builder (_section) fills a section from its block: typed values with SRS's
+  defaults, sub-sections recursively. Only what a directive alone does not give is written
+  here: labels, the mw_msgs rule of min_latency (Play), key paths defaulting to hls_path (Hls),
+  security rules, exec commands, engines and their checks (Transcode, Ingest).
 - Endpoints are (host, port) tuples. host "" means all interfaces.
 - Config.root and Vhost.directive keep the raw tree, so reload code can diff
   (Directive.equals) what changed.
@@ -16,6 +18,7 @@ Rules:
 from . import schema
 from .errors import ConfigError
 from .parser import parse_file, parse_string
+# The section classes, also named from here (view.Hls...) by callers and tests.
 from .sections import (FFMPEG_WORD_BLOCKS, Cluster, Dvr, Engine, Exec, Forward, Hls,  # noqa: F401
                        HttpApi, HttpAuth, HttpHooks, HttpRemux, HttpServer, HttpStatic, Ingest,
                        Play, Publish, RawApi, Refer, Security, Transcode, Vhost)

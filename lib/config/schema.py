@@ -23,7 +23,6 @@ Rules:
 import difflib
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
 
 from .errors import ConfigError
 from .parser import Directive
@@ -187,7 +186,7 @@ class Value:
         """The typed value's type: a list for "1+", Optional when there is no default."""
         if self.arity == "1+" or self.repeat:
             return list
-        return self.kind.py_type if self.default is not None else Optional[self.kind.py_type]
+        return self.kind.py_type if self.default is not None else self.kind.py_type | None
 
     def default_value(self):
         if not self.default and self.default != "":     # None, or [] for a list

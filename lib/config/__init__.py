@@ -1,7 +1,8 @@
 """SRS-compatible config: load_config(path) -> Config; ConfigError for any problem.
 
 parser.py: grammar -> Directive tree (file:line). schema.py: whitelist, types, defaults, SRS
-legacy transform. view.py: typed Config / Vhost. errors.py: ConfigError.
+legacy transform. sections.py: the typed section classes, generated from schema.py's blocks.
+view.py: builds Config / Vhost and their sections. errors.py: ConfigError.
 """
 
 from .errors import ConfigError

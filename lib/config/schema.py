@@ -1,6 +1,10 @@
 """What each SRS directive means: a whitelist per block, with type and default.
 
 Rules:
+- These blocks are the one declaration of the config: sections.py generates the typed section
+  classes (field per Value, named and typed after it) from them. Adding a directive = adding
+  its line here (its field follows); tests/test_config.py fails if a section and its block
+  ever disagree.
 - The tables below are the whitelist. A directive not listed in its block is an error naming
   its dotted path (`unknown directive vhost.cluster.orign`). Blocks marked open() accept any
   children unchecked: features we accept for compatibility but do not implement.
@@ -29,6 +33,7 @@ from .parser import Directive
 
 class Kind:
     want = "a value"
+    py_type = str               # the type of one parsed word (the typed view's field type)
 
     def parse(self, word):
         return word
@@ -36,6 +41,7 @@ class Kind:
 
 class OnOff(Kind):
     want = "on|off"
+    py_type = bool
 
     def parse(self, word):
         if word not in ("on", "off"):
@@ -59,6 +65,7 @@ class Number(Kind):
 
     def __init__(self, lo=None, hi=None, real=False):
         self.lo, self.hi, self.real = lo, hi, real
+        self.py_type = float if real else int
         noun = "a number" if real else "an integer"
         if lo is not None and hi is not None:
             self.want = f"{noun} in {lo}..{hi}"
@@ -91,6 +98,7 @@ class Listen(Kind):
     """`PORT` or `IP:PORT` ([v6]:PORT) -> (ip, port); a bare port binds `default_host`.
 
     Port 0 is allowed (the OS picks a free port; for tests)."""
+    py_type = tuple
 
     def __init__(self, default_host=""):
         self.default_host = default_host
@@ -112,6 +120,7 @@ class Listen(Kind):
 class HostPort(Kind):
     """`HOST[:PORT]` (origin, forward destination) -> (host, port), port defaults to 1935."""
     want = "host[:port]"
+    py_type = tuple
 
     def parse(self, word):
         host, sep, port = word.rpartition(":")
@@ -126,6 +135,7 @@ class HostPort(Kind):
 class SecurityRule(Kind):
     """The two words of `allow|deny publish|play all|IP|CIDR`."""
     want = "publish|play and all|IP|CIDR"
+    py_type = tuple
 
     def parse_args(self, args):
         method, spec = args
@@ -170,6 +180,13 @@ class Value:
             return _parse_word(self.kind.parse_args, args, " ".join(args))
         values = [_parse_word(self.kind.parse, word, word) for word in args]
         return values[0] if self.arity == 1 else values
+
+    @property
+    def py_type(self):
+        """The typed value's type: a list for "1+", Optional when there is no default."""
+        if self.arity == "1+" or self.repeat:
+            return list
+        return self.kind.py_type if self.default is not None else self.kind.py_type | None
 
     def default_value(self):
         if not self.default and self.default != "":     # None, or [] for a list

@@ -27,11 +27,11 @@ Rules:
   `handle_timer(now)` acts on it. Actions accumulate in `actions`; the driver takes them with
   `take_actions()`.
 """
-from lib.cluster.actions import Close, Connect, NotFound, Resumed, Stop
-from lib.cluster.origins import OriginPicker, format_origin
+from lib.cluster.actions import Close, NotFound, Resumed, Stop
+from lib.cluster.machine import BACKOFF, CONNECTING, ERROR, STOPPED, LinkMachine
+from lib.cluster.origins import format_origin
 
-IDLE, CONNECTING, WAITING, STREAMING, BACKOFF, STOPPED, ERROR = (
-    "idle", "connecting", "waiting", "streaming", "backoff", "stopped", "error")
+IDLE, WAITING, STREAMING = "idle", "waiting", "streaming"
 LIVE = (CONNECTING, WAITING, STREAMING, BACKOFF)
 LINKED = (CONNECTING, WAITING, STREAMING)
 
@@ -48,52 +48,21 @@ TABLE = {
 }
 
 
-class EdgePull:
+class EdgePull(LinkMachine):
+    NAME = "edge link"
+    TABLE = TABLE
+
     def __init__(self, origins, data_timeout, grace, now):
-        self.picker = OriginPicker(origins)
+        super().__init__(origins, now, IDLE)
         self.data_timeout = data_timeout
         self.grace = grace
-        self.state = IDLE
-        self.since = now
         self.players = 0
         self.linger_until = None
-        self.origin = None              # the origin of the current (or last) link
         self.got_media = False          # any origin ever gave media
         self.last_media = None          # `now` of the last media message
-        self.deadline = None            # data timeout (waiting, streaming) or retry (backoff)
         self.waiting_key = True         # video restarts at a keyframe after each connect
-        self.failed_round = set()
-        self.last_error = ""
         self.last_gap = None
         self.links_opened = 0
-        self.error = None
-        self.actions = []
-
-    # ------------------------------------------------------------ plumbing
-    def take_actions(self):
-        actions, self.actions = self.actions, []
-        return actions
-
-    def _allowed(self, event):
-        if self.state in TABLE[event]:
-            return True
-        self._fail_hard(f"edge link: {event} not allowed in state {self.state}")
-        return False
-
-    def _fail_hard(self, why):
-        self.error = why
-        self.last_error = why
-        self.actions += [Close(why), Stop(why)]
-        self._set(ERROR, self.since)
-
-    def _set(self, state, now):
-        if state != self.state:
-            self.state = state
-            self.since = now
-
-    @property
-    def done(self):
-        return self.state in (STOPPED, ERROR)
 
     @property
     def lingering(self):
@@ -201,17 +170,6 @@ class EdgePull:
         self._stop(now, reason)
 
     # ------------------------------------------------------------ internals
-    def _connect_next(self, now):
-        origin, wait = self.picker.choose(now)
-        self.origin = origin
-        if wait > 0:
-            self.deadline = now + wait
-            self._set(BACKOFF, now)
-        else:
-            self.deadline = None
-            self.actions.append(Connect(origin))
-            self._set(CONNECTING, now)
-
     def _stop(self, now, reason, not_found=False):
         self.actions.append(Close(reason))
         if not_found:

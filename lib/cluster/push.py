@@ -18,11 +18,11 @@ Rules:
 """
 from collections import deque
 
-from lib.cluster.actions import Accepted, Close, Connect, GiveUp, Stop
-from lib.cluster.origins import OriginPicker, format_origin
+from lib.cluster.actions import Accepted, Close, GiveUp, Stop
+from lib.cluster.machine import BACKOFF, CONNECTING, ERROR, STOPPED, LinkMachine
+from lib.cluster.origins import format_origin
 
-IDLE, CONNECTING, PUBLISHING, BACKOFF, STOPPED, ERROR = (
-    "idle", "connecting", "publishing", "backoff", "stopped", "error")
+IDLE, PUBLISHING = "idle", "publishing"
 
 TABLE = {
     "start": (IDLE,),
@@ -33,40 +33,15 @@ TABLE = {
 }
 
 
-class PushLink:
+class PushLink(LinkMachine):
+    NAME = "push link"
+    TABLE = TABLE
+
     def __init__(self, targets, give_up, now):
-        self.picker = OriginPicker(targets)
+        super().__init__(targets, now, IDLE)
         self.give_up = give_up
-        self.state = IDLE
-        self.since = now
-        self.origin = None
-        self.deadline = None
-        self.failed_round = set()
         self.accepted_once = False
         self.connected_since = None
-        self.last_error = ""
-        self.error = None
-        self.actions = []
-
-    def take_actions(self):
-        actions, self.actions = self.actions, []
-        return actions
-
-    @property
-    def done(self):
-        return self.state in (STOPPED, ERROR)
-
-    def _allowed(self, event):
-        if self.state in TABLE[event]:
-            return True
-        self.error = self.last_error = f"push link: {event} not allowed in state {self.state}"
-        self.actions += [Close(self.error), Stop(self.error)]
-        self._set(ERROR, self.since)
-        return False
-
-    def _set(self, state, now):
-        if state != self.state:
-            self.state, self.since = state, now
 
     def start(self, now):
         if self._allowed("start"):
@@ -110,17 +85,6 @@ class PushLink:
         self.actions += [Close(reason), Stop(reason)]
         self.deadline = None
         self._set(STOPPED, now)
-
-    def _connect_next(self, now):
-        origin, wait = self.picker.choose(now)
-        self.origin = origin
-        if wait > 0:
-            self.deadline = now + wait
-            self._set(BACKOFF, now)
-        else:
-            self.deadline = None
-            self.actions.append(Connect(origin))
-            self._set(CONNECTING, now)
 
     def describe(self):
         return {"state": self.state, "target": format_origin(self.origin) if self.origin else None,

@@ -27,6 +27,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
 from lib.server.core.hooks import redact
+from lib.server.edge.driver import LinkDriver
 from lib.server.edge.upstream import LinkError, debug_upnode_args, open_stream
 
 NOT_FOUND = ("NetStream.Play.StreamNotFound", "stream not found on any origin")
@@ -47,7 +48,7 @@ def connect_args_for(vhost_conf, cid):
     return ()
 
 
-class EdgeIngester:
+class EdgeIngester(LinkDriver):
     def __init__(self, server, source, req, vhost_conf, clock=time.monotonic):
         self.server = server
         self.source = source
@@ -102,25 +103,7 @@ class EdgeIngester:
     def _run(self):
         self.source.on_publish(self)
         try:
-            while True:
-                actions = self.machine.take_actions()
-                if actions:
-                    if self._perform(actions):
-                        break
-                    continue                 # performing may have queued more
-                now = self.clock()
-                timer = self.machine.get_timer()
-                if timer is not None and timer <= now:
-                    self.machine.handle_timer(now)
-                    continue
-                link = self.link
-                if link is not None and link.readable:
-                    self._read(link)
-                    continue
-                if link is not None:
-                    link.arm(self.wake)
-                self.wake.wait(None if timer is None else timer - now)
-                self.wake.clear()
+            self._loop()
         except gevent.GreenletExit:
             raise
         except Exception as e:  # noqa: BLE001 - a bug or a sink raising must not kill silently
@@ -131,6 +114,12 @@ class EdgeIngester:
         finally:
             self._close_link()
             self._release_source()
+
+    def _io(self, link):
+        if link.readable:
+            self._read(link)
+            return True
+        return False
 
     def _perform(self, actions):
         """Carry out the machine's actions in order; True when the link is over."""

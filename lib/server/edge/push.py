@@ -24,12 +24,13 @@ from lib.cluster.origins import format_origin
 from lib.cluster.push import MediaQueue, PushLink
 from lib.rtmp import session as rs
 from lib.server.core.hooks import redact
+from lib.server.edge.driver import LinkDriver
 from lib.server.edge.upstream import LinkError, open_stream
 
 BATCH = 256                 # messages written per turn before reading and yielding
 
 
-class Pusher:
+class Pusher(LinkDriver):
     def __init__(self, source, targets, names, log, connect_args=(), queue_ms=30000,
                  give_up=False, on_give_up=None, what="forward", clock=time.monotonic):
         self.source = source
@@ -82,29 +83,7 @@ class Pusher:
     # ------------------------------------------------------------ the owner greenlet
     def _run(self):
         try:
-            while True:
-                actions = self.machine.take_actions()
-                if actions:
-                    if self._perform(actions):
-                        break
-                    continue                 # performing may have queued more
-                now = self.clock()
-                timer = self.machine.get_timer()
-                if timer is not None and timer <= now:
-                    self.machine.handle_timer(now)
-                    continue
-                link = self.link
-                if link is not None:
-                    if link.readable:
-                        self._read(link)
-                        continue
-                    if len(self.queue):
-                        self._send(link)
-                        gevent.sleep(0)      # let the publisher's greenlet run between batches
-                        continue
-                    link.arm(self.wake)
-                self.wake.wait(None if timer is None else timer - now)
-                self.wake.clear()
+            self._loop()
         except gevent.GreenletExit:
             raise
         except Exception as e:  # noqa: BLE001 - never die silently
@@ -114,6 +93,16 @@ class Pusher:
             self._close(graceful=not self.machine.error)
             if not self.accepted.ready():
                 self.accepted.set(self.machine.last_error or "stopped")
+
+    def _io(self, link):
+        if link.readable:
+            self._read(link)
+            return True
+        if len(self.queue):
+            self._send(link)
+            gevent.sleep(0)                  # let the publisher's greenlet run between batches
+            return True
+        return False
 
     def _perform(self, actions):
         for action in actions:

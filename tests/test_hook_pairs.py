@@ -3,13 +3,15 @@
 Real server processes and a real HTTP hook server that can answer slowly, so a client waits in
 a hook while others come and go. Oracles: the hook server's record and the HTTP API.
 """
+import json
 import threading
+import time
 
 import requests
 
 from tests.conftest import free_port, wait_for
 from tests.rtmpclient import RtmpTestClient
-from tests.test_hooks import HookServer
+from tests.test_hooks import HookHandler, HookServer
 from tests.test_nothing_lost import AUDIO_SH, VIDEO_SH, audio_frame, metadata, video_frame
 
 CONF = """
@@ -156,3 +158,76 @@ def test_on_close_reports_the_bytes_a_player_was_sent(server_factory):
     assert body and body[0]["send_bytes"] >= got, body
     pub.close()
     hooks.shutdown()
+
+
+class SlowForSomeHooks(HookServer):
+    """Answers 0 to every hook; an on_play whose param holds `slow` waits 2 s first."""
+
+    def __init__(self):
+        super().__init__()
+        self.answer("/on_play")
+
+    def delay_for(self, body):
+        return 2.0 if "slow" in body.get("param", "") else 0.0
+
+
+def test_token_traverse_during_a_link_stop_opens_one_upstream_link(server_factory, media_file,
+                                                                   publisher_factory):
+    """Defect 3 with token_traverse: player A waits in its token check at the origin while the
+    stream's last other player leaves and the edge's grace period ends. Before pinning, the
+    source was dropped meanwhile: A then pulled into an orphan and the next player made a
+    second source and a second upstream link for the same stream."""
+    hooks = SlowForSomeHooks()
+    hooks.RequestHandlerClass = SlowHookHandler
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    origin_api = free_port()
+    origin = server_factory(f"""
+listen {{port}};
+srs_log_tank console;
+http_api {{ enabled on; listen {origin_api}; }}
+vhost __defaultVhost__ {{ http_hooks {{ enabled on; on_play {hooks.url('/on_play')}; }} }}
+""", name="origin")
+    publisher_factory(origin.url("live/tt"), media_file)
+    edge = server_factory(f"""
+listen {{port}};
+srs_log_tank console;
+vhost __defaultVhost__ {{
+    cluster {{ mode remote; origin 127.0.0.1:{origin.port}; token_traverse on;
+              edge_idle_timeout 0.5; }}
+}}
+""", name="edge")
+    first = connected(edge.url("live/tt?token=fast"))
+    assert first.play()
+    assert first.pump_until(lambda: any(t == 9 for t, _, _ in first.media), 10)
+    waiting = connected(edge.url("live/tt?token=slow"))
+    thread = threading.Thread(target=waiting.play, kwargs={"timeout": 15}, daemon=True)
+    thread.start()
+    assert wait_for(lambda: any("slow" in b.get("param", "") for b in calls(hooks, "on_play")), 5)
+    first.close()                          # the last attached player leaves; 0.5 s grace
+    thread.join(15)
+    assert waiting.session.state == "playing"
+    late = connected(edge.url("live/tt?token=fast"))
+    assert late.play()
+    for c in (waiting, late):
+        assert c.pump_until(lambda c=c: sum(1 for t, _, _ in c.media if t == 9) > 5, 10)
+
+    def edge_links():
+        clients = requests.get(f"http://127.0.0.1:{origin_api}/api/v1/clients?count=100").json()
+        return [c for c in clients["clients"] if not c["publish"]]
+    # token checks close at once, upstream links stay: one for the stream
+    assert wait_for(lambda: len(edge_links()) == 1, 5), edge_links()
+    for c in (waiting, late):
+        c.close()
+    hooks.shutdown()
+
+
+class SlowHookHandler(HookHandler):
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(raw)
+        self.server.calls.append((self.path, self.client_address[1], body))
+        time.sleep(self.server.delay_for(body))
+        self.send_response(200)
+        self.send_header("Content-Length", "1")
+        self.end_headers()
+        self.wfile.write(b"0")

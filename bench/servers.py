@@ -9,6 +9,7 @@ Rules:
   worker's work) so its pid is the one to measure, with `chunk_size 60000` like ours.
 - `play.mw_latency` is left at the server default unless the run sets it (for srsedge and SRS
   alike: both default to 350 ms).
+- SRSEDGE_BASELINE=DIR adds "srsedge-base", the srsedge tree in DIR (before/after in one run).
 - SRS runs as built (`daemon off`, log level warn, max_connections 15000: it refuses more than
   its fd limit allows); its edges use `cluster { mode remote; origin ...; }`.
 """
@@ -16,7 +17,7 @@ import os
 import shutil
 import signal
 
-from bench.procs import PYTHON, SERVER_CPU, raise_fd_limit, free_port, wait_port
+from bench.procs import PYTHON, ROOT, SERVER_CPU, raise_fd_limit, free_port, wait_port
 
 NGINX_RTMP_SO = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 STREAM = "live/bench"
@@ -59,7 +60,8 @@ class Target:
         d = os.path.join(self.workdir, f"{self.name}-{label}")
         os.makedirs(d, exist_ok=True)
         argv, log = self.write_config(d, port, extra)
-        proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu)
+        proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu,
+                                cwd=getattr(self, "root", ROOT))
         wait_port(port, proc=proc)
         return Server(self, role, label, port, proc, log)
 
@@ -73,9 +75,12 @@ class Target:
 class SrsEdgeTarget(Target):
     name = "srsedge"
 
-    def __init__(self, procs, workdir, mw_latency=None):
+    def __init__(self, procs, workdir, mw_latency=None, root=ROOT, name=None):
         super().__init__(procs, workdir)
         self.mw_latency = mw_latency
+        self.root = root               # the srsedge tree to run (a baseline checkout, or ours)
+        if name:
+            self.name = name
 
     def write_config(self, d, port, vhost_body):
         """(argv, log file) of a server on `port` with `vhost_body` in the default vhost."""
@@ -145,6 +150,9 @@ class SrsTarget(SrsEdgeTarget):
 
 def targets(procs, workdir, with_nginx=True, mw_latency=None):
     out = [SrsEdgeTarget(procs, workdir, mw_latency)]
+    base = os.environ.get("SRSEDGE_BASELINE")  # another srsedge tree (e.g. a `git archive` of
+    if base:                                   # an older commit) measured beside ours
+        out.append(SrsEdgeTarget(procs, workdir, mw_latency, root=base, name="srsedge-base"))
     if SrsTarget.binary():
         out.append(SrsTarget(procs, workdir, mw_latency))
     if with_nginx and NginxRtmpTarget.available():

@@ -63,12 +63,13 @@ def test_same_bytes_for_every_consumer_and_order_kept():
     for c in consumers:
         src.attach(c)
     publish(src, 50)
+    assert src.msgs[0].rtmp is src.logs["rtmp"][0]               # encoded once, shared
     src.flush_all()
     got = [drain(b, ChunkReader(60000)) for _, b in socks]
     assert got[0] == got[1] == got[2]
     video_ts = [m.timestamp for m in got[0] if m.type_id == 9]
     assert video_ts == sorted(video_ts) and len(video_ts) == 51  # sequence header + 50
-    assert src.msgs[0].rtmp is src.logs["rtmp"][0]               # encoded once, shared
+    assert not src.msgs                   # all caught up: the log holds nothing any more
 
 
 def test_late_consumer_starts_with_headers_and_gop():

@@ -2,15 +2,18 @@
 
 Rules:
 - One Source per stream key (vhost/app/stream) in a SourceRegistry that the server passes in.
-- A media message is encoded once per kind (RTMP chunks for the vhost's chunk size on stream 1,
-  FLV tag) into bytes appended to the source's shared log; every consumer sends the same bytes.
+- A media message is encoded at most once per kind (RTMP chunks for the vhost's chunk size on
+  stream 1, FLV tag), and only for the kinds some consumer reads, into bytes appended to the
+  source's shared log; every consumer sends the same bytes.
   Per message there is no per-consumer work at all: a consumer is a cursor into the shared log.
 - A single flusher greenlet per source wakes at most every `mw_latency` ms and, for each consumer,
   slices the shared log from its cursor and sends it with one non-blocking `sendmsg`. A consumer
   whose socket is full becomes `blocked`; its own writer greenlet finishes the backlog while the
   flusher skips it. A slow consumer never slows the others.
-- The shared log keeps about `queue_length` seconds. A slow consumer (its socket filled up) that
-  falls further behind is moved to the newest keyframe and gets metadata and sequence headers
+- The shared log keeps what the slowest consumer has not taken yet, at most about
+  `queue_length` seconds (a consumer that keeps up is at the end after each flush, so a stream
+  whose players keep up holds only what arrived since the last flush, plus the GOP cache). A
+  slow consumer (its socket filled up) that falls further behind is moved to the newest keyframe and gets metadata and sequence headers
   again before it (shed, not buffered; counted, and logged once by its connection): memory is
   bounded whatever players do. A consumer that keeps up is never shed, whatever the media rate.
 - Data messages (onMetaData, onCuePoint...) sit on the timeline at the newest media time; only
@@ -40,12 +43,14 @@ MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most t
 
 
 class SharedMessage:
-    """One media message, encoded once for every consumer.
+    """One media message, encoded at most once per kind for every consumer.
 
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
-    compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0)."""
-    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header", "rtmp",
-                 "flv")
+    compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0). The RTMP
+    chunks and the FLV tag are made on first use (`rtmp`, `flv`), once: a stream nobody plays
+    over RTMP never encodes chunks, one without HTTP-FLV players never builds tags."""
+    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header",
+                 "wire_ts", "chunk_size", "_rtmp", "_flv")
 
     def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None):
         self.type_id = type_id
@@ -55,11 +60,25 @@ class SharedMessage:
         self.is_sequence_header = (
             flv.is_video_sequence_header(payload) if type_id == MSG_VIDEO
             else type_id == MSG_AUDIO and flv.is_audio_sequence_header(payload))
-        if wire_ts is None:
-            wire_ts = timestamp
-        self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
-                                   wire_ts, payload, chunk_size)
-        self.flv = flv.tag(type_id, wire_ts, payload)
+        self.wire_ts = timestamp if wire_ts is None else wire_ts
+        self.chunk_size = chunk_size
+        self._rtmp = self._flv = None
+
+    @property
+    def rtmp(self):
+        data = self._rtmp
+        if data is None:
+            data = self._rtmp = encode_message(_CSID.get(self.type_id, CSID_DATA), self.type_id,
+                                               STREAM_ID, self.wire_ts, self.payload,
+                                               self.chunk_size)
+        return data
+
+    @property
+    def flv(self):
+        data = self._flv
+        if data is None:
+            data = self._flv = flv.tag(self.type_id, self.wire_ts, self.payload)
+        return data
 
     def bytes_for(self, kind):
         return self.rtmp if kind == "rtmp" else self.flv
@@ -82,7 +101,8 @@ class Source:
         self.publisher = None          # the object publishing (connection or ingester)
         self.consumers = []
         self.msgs = []                 # shared log of SharedMessage
-        self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing
+        self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing, kept only
+        self.kinds = {}                # for the kinds some consumer reads: kind -> consumers
         self.totals = {"rtmp": [], "flv": []}   # running byte count after each log entry
         self.total_base = {"rtmp": 0, "flv": 0}  # running byte count before msgs[0]
         self.base = 0                  # absolute sequence number of msgs[0]
@@ -164,14 +184,14 @@ class Source:
         else:
             msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size)
         if type_id == MSG_VIDEO:
-            if flv.is_video_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.video_sh = msg
             else:
                 if msg.is_keyframe:
                     self.last_key_seq = self.end
                 self.gop.add(msg, True, msg.is_keyframe)
         elif type_id == MSG_AUDIO:
-            if flv.is_audio_sequence_header(payload):
+            if msg.is_sequence_header:
                 self.audio_sh = msg
             else:
                 self.gop.add(msg, False, False)
@@ -183,7 +203,8 @@ class Source:
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
         self.msgs.append(msg)
-        for kind, data in (("rtmp", msg.rtmp), ("flv", msg.flv)):
+        for kind in self.kinds:
+            data = msg.bytes_for(kind)
             self.logs[kind].append(data)
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
@@ -213,6 +234,7 @@ class Source:
 
     # ------------------------------------------------------------ consumers
     def attach(self, consumer):
+        self._count_kind(consumer.kind, 1)
         consumer.cursor = self.end
         consumer.pending.extend(self.start_bytes(consumer.kind))
         self.consumers.append(consumer)
@@ -225,7 +247,28 @@ class Source:
             self.consumers.remove(consumer)
         except ValueError:
             return
+        self._count_kind(consumer.kind, -1)
         self.registry.maybe_remove(self)
+
+    def _count_kind(self, kind, step):
+        """Keep the encoded log of `kind` only while some consumer reads it; a kind that comes
+        into use gets the log's messages encoded (once each) so cursors line up."""
+        count = self.kinds.get(kind, 0) + step
+        if count > 0:
+            if kind not in self.kinds:
+                log, tot = self.logs[kind], self.totals[kind]
+                log[:] = [m.bytes_for(kind) for m in self.msgs]
+                total = 0
+                tot.clear()
+                for data in log:
+                    total += len(data)
+                    tot.append(total)
+                self.total_base[kind] = 0
+            self.kinds[kind] = count
+        else:
+            self.kinds.pop(kind, None)
+            self.logs[kind].clear()
+            self.totals[kind].clear()
 
     def stop(self):
         if self._flusher is not None:
@@ -268,9 +311,14 @@ class Source:
         oldest_ok = msgs[-1].timestamp - self.queue_ms if msgs else 0
         logs = self.logs
         totals = self.totals
+        low = end                      # the oldest entry a consumer may still need
         for c in self.consumers:
             if c.blocked or c.closed:
+                if c.blocked and c.cursor < low:
+                    low = c.cursor
                 continue
+            if c.paused and c.cursor < low:
+                low = c.cursor
             cursor = c.cursor
             if cursor == end and not c.pending:
                 continue
@@ -289,7 +337,7 @@ class Source:
                 c._block(advance(bufs, sent))
             elif c.lagging:
                 c.lagging = False
-        self._trim()
+        self._trim(low)
 
     def catch_up(self, consumer):
         """Where a consumer should continue from. Only a slow consumer is shed: one whose socket
@@ -318,30 +366,38 @@ class Source:
     def _clear_log(self):
         self.base += len(self.msgs)
         self.msgs.clear()
-        for kind, log in self.logs.items():
-            log.clear()
+        for kind in self.kinds:
+            self.logs[kind].clear()
             tot = self.totals[kind]
             if tot:
                 self.total_base[kind] = tot[-1]
                 tot.clear()
 
-    def _trim(self):
-        """Keep about queue_length of log; consumers further behind are shed in catch_up."""
+    def _trim(self, low):
+        """Drop what no consumer needs: entries before the lowest cursor `low` (a consumer
+        that keeps up is at the end after each flush, so memory follows what players actually
+        lag, not queue_length of every stream), and anything beyond about queue_length (a
+        consumer further behind is shed in catch_up). New players start from the GOP cache."""
         msgs = self.msgs
         if not msgs:
             return
+        i = low - self.base
         newest = msgs[-1].timestamp
-        if newest - msgs[0].timestamp <= self.queue_ms + TRIM_SLACK_MS and len(msgs) < MAX_LOG:
+        if newest - msgs[0].timestamp > self.queue_ms + TRIM_SLACK_MS or len(msgs) >= MAX_LOG:
+            last = len(msgs) - 1
+            k = 0
+            while k < last and (newest - msgs[k].timestamp > self.queue_ms or last - k >= MAX_LOG):
+                k += 1
+            if k > i:
+                i = k
+        if i <= 0:
             return
-        i = 0
-        last = len(msgs) - 1
-        while i < last and (newest - msgs[i].timestamp > self.queue_ms or last - i >= MAX_LOG):
-            i += 1
-        if i == 0:
+        if i >= len(msgs):
+            self._clear_log()
             return
         del msgs[:i]
-        for kind, log in self.logs.items():
-            del log[:i]
+        for kind in self.kinds:
+            del self.logs[kind][:i]
             self.total_base[kind] = self.totals[kind][i - 1]
             del self.totals[kind][:i]
         self.base += i

@@ -25,6 +25,7 @@ from lib.server.core import security
 from lib.server.core.hooks import redact
 from lib.server.core.client import ClientBase
 from lib.server.core.consumer import Consumer
+from lib.server.core.receiver import Receiver
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
                            on_unpublish=[], on_play=[], on_stop=[])
@@ -40,6 +41,7 @@ class RtmpConnection(ClientBase):
         self.session = rs.ServerSession(now_ms=int(time.time() * 1000) & 0xFFFFFFFF)
         self.publishing = False
         self.got_media = False
+        self.receiver = Receiver(sock)  # recv without a timer per packet; publish idle bounds
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -59,7 +61,7 @@ class RtmpConnection(ClientBase):
         except socket.timeout:
             self.close_reason = "publisher idle"
             self.log.warn(f"close {self.ip}:{self.port}: publisher sent no media for "
-                          f"{self.sock.gettimeout():g}s")
+                          f"{self.receiver.idle_timeout:g}s")
         except (OSError, socket.error) as e:
             self.close_reason = f"socket: {e}"
             self.log.trace(f"client gone: {e}")
@@ -90,7 +92,7 @@ class RtmpConnection(ClientBase):
         self.log.trace(f"client {self.ip}:{self.port} closed the connection")
 
     def _pump(self):
-        data = self.sock.recv(RECV_SIZE)
+        data = self.receiver.recv(RECV_SIZE)
         if not data:
             return False
         self.bytes_in += len(data)
@@ -204,7 +206,7 @@ class RtmpConnection(ClientBase):
             self.source = source
             self.publishing = True
         self.got_media = False
-        self.sock.settimeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
+        self.receiver.set_idle_timeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
         self.server.on_publish_started(self, source)
         self.session.accept_publish()
         self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
@@ -218,7 +220,7 @@ class RtmpConnection(ClientBase):
     def _on_media(self, ev):
         if not self.got_media:
             self.got_media = True
-            self.sock.settimeout(self.vhost_conf.publish.normal_timeout / 1000.0)
+            self.receiver.set_idle_timeout(self.vhost_conf.publish.normal_timeout / 1000.0)
         self.source.on_media(ev.type_id, ev.timestamp, ev.payload)
 
     def _on_unpublish(self, ev):
@@ -228,7 +230,7 @@ class RtmpConnection(ClientBase):
         if not self.publishing:
             return
         self.publishing = False
-        self.sock.settimeout(None)
+        self.receiver.set_idle_timeout(None)
         source = self.source
         self.source = None
         self.server.on_publish_stopped(self, source)
@@ -332,6 +334,7 @@ class RtmpConnection(ClientBase):
         except Exception as e:  # noqa: BLE001
             self.log.error(f"play cleanup failed: {e!r}")
         self.settle_all()               # refused after an accepted hook: its twin still goes
+        self.receiver.close()
         try:
             self.sock.close()
         except OSError:

@@ -6,8 +6,10 @@ Rules:
   stream 1, FLV tag), and only for the kinds some consumer reads, into bytes appended to the
   source's shared log; every consumer sends the same bytes.
   Per message there is no per-consumer work at all: a consumer is a cursor into the shared log.
-- A single flusher greenlet per source wakes at most every `mw_latency` ms and, for each consumer,
-  slices the shared log from its cursor and sends it with one non-blocking `sendmsg`. A consumer
+- A single flusher greenlet per source wakes at most every `mw_latency` ms, and (as SRS's
+  `mw_msgs`) once more than `mw_msgs` messages are new (or the first of them waited
+  MW_MSGS_WAIT); for each consumer it slices the shared log from its cursor and sends it with
+  one non-blocking `sendmsg`. mw_msgs is 8 by default, 0 with min_latency (each message at once). A consumer
   whose socket is full becomes `blocked`; its own writer greenlet finishes the backlog while the
   flusher skips it. A slow consumer never slows the others.
 - The shared log keeps what the slowest consumer has not taken yet, at most about
@@ -40,6 +42,7 @@ _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
 TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
 MAX_LOG = 50000            # and never more messages than this
 MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most this often
+MW_MSGS_WAIT = 0.35        # fewer than mw_msgs new messages are held at most this long
 
 
 class SharedMessage:
@@ -93,6 +96,7 @@ class Source:
         self.chunk_size = vhost_conf.chunk_size
         self.queue_ms = max(1000, int(play.queue_length * 1000))
         self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.mw_msgs = getattr(play, "mw_msgs", 0)
         self.jitter = Jitter(play.time_jitter)
         self.gop = GopCache(play.gop_cache, play.gop_cache_max_frames)
         self.metadata = None
@@ -113,6 +117,7 @@ class Source:
         self.dropped = 0               # messages skipped for slow consumers
         self._header_cache = None
         self._last_flush = 0.0
+        self._flushed_end = 0          # `end` at the last flush_all
         self._burst = False
         self._wake = Event()
         self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
@@ -129,6 +134,7 @@ class Source:
         play = vhost_conf.play
         self.queue_ms = max(1000, int(play.queue_length * 1000))
         self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.mw_msgs = getattr(play, "mw_msgs", 0)
         self.jitter.mode = play.time_jitter
         self.gop.enabled = play.gop_cache
         self.gop.max_frames = play.gop_cache_max_frames
@@ -209,7 +215,9 @@ class Source:
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
         if not self._wake.is_set():
-            self._wake.set()
+            new = self.end - self._flushed_end
+            if new == 1 or new > self.mw_msgs:
+                self._wake.set()
 
     def headers(self, kind, ts):
         """Metadata and sequence headers a (re)starting consumer needs first, stamped `ts` (the
@@ -279,6 +287,9 @@ class Source:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if not self._burst and 0 < self.end - self._flushed_end <= self.mw_msgs:
+                self._wake.wait(MW_MSGS_WAIT)      # until more than mw_msgs are new
+                self._wake.clear()
             interval = MIN_BURST_INTERVAL if self._burst else self.mw_latency
             wait = self._last_flush + interval - time.monotonic()
             if wait > 0:
@@ -312,6 +323,7 @@ class Source:
         logs = self.logs
         totals = self.totals
         low = end                      # the oldest entry a consumer may still need
+        self._flushed_end = end
         for c in self.consumers:
             if c.blocked or c.closed:
                 if c.blocked and c.cursor < low:

@@ -9,7 +9,8 @@ Rules:
   the generated media to a cache dir, never the repo.
 - SRS runs beside ours when SRS_BIN names its binary (issue 16; build it with a snapshot of
   ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
-- `soak` (issue 7) runs only when named: `python -m bench soak --minutes 30` (bench/soak.py).
+- `mwcurve` (edge CPU vs added latency per mw_latency) and `soak` (issue 7) run only when named;
+  soak: `python -m bench soak --minutes 30` (bench/soak.py).
 - `--selftest`: the chunk parser check, then 10 players against one origin for ~5 s; exit 0
   when all played, else 1.
 """
@@ -23,15 +24,15 @@ import sys
 import tempfile
 import time
 
-from bench import (failover, fanout, firstframe, ingest, latency, memory, parsercheck, soak, streams,
-                   workers)
+from bench import (failover, fanout, firstframe, ingest, latency, memory, mwcurve, parsercheck, soak,
+                   streams, workers)
 from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
              "failover": failover, "memory": memory, "ingest": ingest, "streams": streams}
-LONG_SCENARIOS = {"soak": soak, "workers": workers}   # run only when named
+LONG_SCENARIOS = {"soak": soak, "workers": workers, "mwcurve": mwcurve}   # run only when named
 
 
 def machine():
@@ -81,7 +82,7 @@ def selftest(ctx):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", metavar="scenario",
-                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers")
+                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers, mwcurve")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows (~2 min)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--selftest", action="store_true", help="10 players for ~5 s; exit 0/1")
@@ -93,6 +94,7 @@ def main(argv=None):
                     help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000); "
                          "streams: SxP cases, e.g. 100x5,200x5")
     ap.add_argument("--repeat", type=int, default=1, help="ingest/streams: runs per case")
+    ap.add_argument("--roles", default="origin,edge", help="fanout: roles to measure (origin,edge)")
     ap.add_argument("--minutes", type=float, default=30.0, help="soak: run time (default 30)")
     ap.add_argument("--no-nginx", action="store_true", help="do not run nginx-rtmp beside ours")
     ap.add_argument("--keep", action="store_true", help="keep the tmp dir (configs, logs)")
@@ -117,6 +119,7 @@ def main(argv=None):
                           args.quick, args.read_interval,
                           [int(x) for x in args.players.split(",") if "x" not in x] if args.players else None)
             ctx.players_raw, ctx.repeat = args.players, max(1, args.repeat)
+            ctx.roles = args.roles.split(",")
             ctx.minutes = args.minutes
             if args.selftest:
                 return selftest(ctx)

@@ -287,13 +287,13 @@ class Source:
         while True:
             self._wake.wait()
             self._wake.clear()
-            if not self._burst and 0 < self.end - self._flushed_end <= self.mw_msgs:
-                self._wake.wait(MW_MSGS_WAIT)      # until more than mw_msgs are new
-                self._wake.clear()
             interval = MIN_BURST_INTERVAL if self._burst else self.mw_latency
             wait = self._last_flush + interval - time.monotonic()
             if wait > 0:
                 gevent.sleep(wait)
+            if not self._burst and 0 < self.end - self._flushed_end <= self.mw_msgs:
+                self._wake.wait(MW_MSGS_WAIT)      # until more than mw_msgs are new
+                self._wake.clear()
             self._burst = False
             self._last_flush = time.monotonic()
             self.flush_all()

@@ -287,6 +287,8 @@ class Source:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if self.end == self._flushed_end and not self._burst:
+                continue               # flush_burst sent it already (an edge's upstream read)
             interval = MIN_BURST_INTERVAL if self._burst else self.mw_latency
             wait = self._last_flush + interval - time.monotonic()
             if wait > 0:

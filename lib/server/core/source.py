@@ -243,6 +243,8 @@ class Source:
     # ------------------------------------------------------------ consumers
     def attach(self, consumer):
         self._count_kind(consumer.kind, 1)
+        if not self.consumers:
+            self._flushed_end = self.end   # nothing before this is anyone's to send
         consumer.cursor = self.end
         consumer.pending.extend(self.start_bytes(consumer.kind))
         self.consumers.append(consumer)

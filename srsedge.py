@@ -18,7 +18,7 @@ import gevent.event  # noqa: E402
 
 from lib.config import ConfigError, load_config  # noqa: E402
 from lib.names import VERSION  # noqa: E402
-from lib.server.process import pidfile  # noqa: E402
+from lib.server.process import gctune, pidfile  # noqa: E402
 from lib.server.process.log import Logger  # noqa: E402
 
 def parse_args(argv):
@@ -130,6 +130,7 @@ def main(argv=None):
     if pool is not None:
         pool.upstream_port = server.start_internal()
         pool.start()
+    gctune.tune()
     try:
         done.wait()
     finally:

@@ -1,13 +1,16 @@
 """`python -m bench [scenario ...] [--quick] [--json]`: the fan-out benchmark of issue 5.
 
 Rules:
-- Scenarios: fanout, latency, firstframe, failover, memory (all by default, in that order).
+- Scenarios: fanout, latency, firstframe, failover, memory, ingest, streams (all by default, in
+  that order).
   Each prints one Markdown table; `--json` also prints all results as one JSON document.
 - Servers are real processes on the server core, load and publishers on the other core; every
   process is killed by pid at the end, on errors and on Ctrl-C. Work files go to a tmp dir,
   the generated media to a cache dir, never the repo.
-- nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
-- `soak` (issue 7) runs only when named: `python -m bench soak --minutes 30` (bench/soak.py).
+- SRS runs beside ours when SRS_BIN names its binary (issue 16; build it with a snapshot of
+  ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
+- `mwcurve` (edge CPU vs added latency per mw_latency) and `soak` (issue 7) run only when named;
+  soak: `python -m bench soak --minutes 30` (bench/soak.py).
 - `--selftest`: the chunk parser check, then 10 players against one origin for ~5 s; exit 0
   when all played, else 1.
 """
@@ -21,14 +24,15 @@ import sys
 import tempfile
 import time
 
-from bench import failover, fanout, firstframe, latency, memory, parsercheck, soak, workers
+from bench import (failover, fanout, firstframe, ingest, latency, memory, mwcurve, parsercheck, soak,
+                   streams, workers)
 from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
-             "failover": failover, "memory": memory}
-LONG_SCENARIOS = {"soak": soak, "workers": workers}   # run only when named
+             "failover": failover, "memory": memory, "ingest": ingest, "streams": streams}
+LONG_SCENARIOS = {"soak": soak, "workers": workers, "mwcurve": mwcurve}   # run only when named
 
 
 def machine():
@@ -78,7 +82,7 @@ def selftest(ctx):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", metavar="scenario",
-                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers")
+                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers, mwcurve")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows (~2 min)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--selftest", action="store_true", help="10 players for ~5 s; exit 0/1")
@@ -87,7 +91,10 @@ def main(argv=None):
     ap.add_argument("--mw-latency", type=int, default=None,
                     help="set play.mw_latency (ms) in srsedge configs (default: server default)")
     ap.add_argument("--players", default=None,
-                    help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000)")
+                    help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000); "
+                         "streams: SxP cases, e.g. 100x5,200x5")
+    ap.add_argument("--repeat", type=int, default=1, help="ingest/streams: runs per case")
+    ap.add_argument("--roles", default="origin,edge", help="fanout: roles to measure (origin,edge)")
     ap.add_argument("--minutes", type=float, default=30.0, help="soak: run time (default 30)")
     ap.add_argument("--no-nginx", action="store_true", help="do not run nginx-rtmp beside ours")
     ap.add_argument("--keep", action="store_true", help="keep the tmp dir (configs, logs)")
@@ -110,7 +117,9 @@ def main(argv=None):
             media = media_file()
             ctx = Context(procs, workdir, media, targets(procs, workdir, not args.no_nginx, args.mw_latency),
                           args.quick, args.read_interval,
-                          [int(x) for x in args.players.split(",")] if args.players else None)
+                          [int(x) for x in args.players.split(",") if "x" not in x] if args.players else None)
+            ctx.players_raw, ctx.repeat = args.players, max(1, args.repeat)
+            ctx.roles = args.roles.split(",")
             ctx.minutes = args.minutes
             if args.selftest:
                 return selftest(ctx)

@@ -59,7 +59,7 @@ def run(ctx):
         "packet work done in its context); ksoftirqd % = packet work the kernel deferred to "
         "the server core's ksoftirqd; core busy % = the whole core, neighbours included",
         "edge rows: the edge is measured, its origin runs on the load core"])
-    for role in ("origin", "edge"):
+    for role in getattr(ctx, "roles", ("origin", "edge")):
         topos = []
         try:
             for target in ctx.targets:

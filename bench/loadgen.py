@@ -206,21 +206,31 @@ class Player:
         elif type_id in (17, 20):
             self.on_command(parse_command(type_id, payload), now)
 
+    START_CODE = "NetStream.Play.Start"
+
+    def stream_request(self):
+        """What goes out once createStream is answered: buffer length, then play."""
+        return (encode_message(2, 4, 0, 0, user_control(3, self.stream_id, 3000), 128)
+                + self.command(8, self.stream_id, "play", 0.0, None, self.stream, -2.0))
+
+    def create_stream_request(self):
+        """What goes out once connect is answered."""
+        return self.command(3, 0, "createStream", 2.0, None)
+
     def on_command(self, cmd, now):
         if cmd.name == "_result" and cmd.tid == 1.0:
-            self.send(self.command(3, 0, "createStream", 2.0, None))
+            self.send(self.create_stream_request())
         elif cmd.name == "_result" and cmd.tid == 2.0:
             if cmd.args and isinstance(cmd.args[0], float):
                 self.stream_id = int(cmd.args[0])
-            self.send(encode_message(2, 4, 0, 0, user_control(3, self.stream_id, 3000), 128)
-                      + self.command(8, self.stream_id, "play", 0.0, None, self.stream, -2.0))
+            self.send(self.stream_request())
         elif cmd.name == "_error":
             self.fail(f"{cmd.name} {cmd.args!r}"[:200])
         elif cmd.name == "onStatus":
             info = cmd.args[0] if cmd.args and isinstance(cmd.args[0], dict) else {}
             if info.get("level") == "error":
                 self.fail(f"onStatus {info.get('code')}")
-            elif info.get("code") == "NetStream.Play.Start" and self.state == "setup":
+            elif info.get("code") == self.START_CODE and self.state == "setup":
                 self.state = "playing"
                 self.t_playing = now
                 self.gen.on_playing(self)

@@ -56,9 +56,11 @@ def wait_port(port, timeout=10.0, proc=None):
     raise TimeoutError(f"port {port} not listening after {timeout}s")
 
 
-def media_file():
-    """A ~1 Mbps H.264/AAC FLV, 640x360 25 fps, 2 s GOP, made once and cached."""
-    path = os.path.join(CACHE_DIR, f"bench-1mbps-{MEDIA_SECONDS}s.flv")
+def media_file(video_kbps=900):
+    """A ~1 Mbps (video_kbps + 64 kbps AAC) H.264/AAC FLV, 640x360 25 fps, 2 s GOP, made once and
+    cached."""
+    name = "1mbps" if video_kbps == 900 else f"{video_kbps}k"
+    path = os.path.join(CACHE_DIR, f"bench-{name}-{MEDIA_SECONDS}s.flv")
     if os.path.exists(path):
         return path
     os.makedirs(CACHE_DIR, exist_ok=True)
@@ -67,7 +69,7 @@ def media_file():
            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
            "-t", str(MEDIA_SECONDS), "-c:v", "libx264", "-preset", "veryfast",
-           "-b:v", "900k", "-maxrate", "900k", "-bufsize", "900k",
+           "-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps}k",
            "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
            "-c:a", "aac", "-b:a", "64k", "-f", "flv", tmp]
     subprocess.run(cmd, check=True, timeout=300)
@@ -210,3 +212,53 @@ def tcp_links(pid, remote_port):
         except OSError:
             pass
     return count
+
+
+class PubGen:
+    """bench.pubgen (N publishers in one process) on the load core; `start` returns once all
+    publish (or its setup bound passed), `stop` ends it and returns its result."""
+
+    def __init__(self, procs, media, urls, n, setup_timeout=60.0, log=None):
+        self.procs = procs
+        argv = [PYTHON, "-m", "bench.pubgen", *urls, "-n", str(n), "--media", media,
+                "--setup-timeout", str(setup_timeout)]
+        self.proc = procs.start(argv, log=log, stdout=subprocess.PIPE)
+        self.started = None
+        for line in self.proc.stdout:  # bounded by its setup timeout
+            msg = json.loads(line)
+            if msg.get("phase") == "publishing":
+                self.started = msg
+                break
+        if self.started is None:
+            self.stop()
+            raise RuntimeError(f"pubgen ended before publishing (rc {self.proc.returncode})")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        result = {}
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            for line in self.proc.stdout:
+                msg = json.loads(line)
+                result = msg.get("result", result)
+        finally:
+            self.proc.stdout.close()
+            self.procs.kill(self.proc)
+        return result
+
+
+def measure_window(pids, seconds):
+    """CPU % of one core and RSS MB of each named pid over `seconds`, plus each core's busy %."""
+    from bench.loadgen import cpu_busy, proc_cpu_seconds, read_cpu_times
+    t0, cpus0 = time.monotonic(), read_cpu_times()
+    c0 = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    span = time.monotonic() - t0
+    out = {name: {"cpu_pct": round((proc_cpu_seconds(pid) - c0[name]) / span * 100, 1),
+                  "rss_mb": round(proc_rss_mb(pid), 1)} for name, pid in pids.items()}
+    out["cores"] = cpu_busy(cpus0, read_cpu_times())
+    return out

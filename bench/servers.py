@@ -1,4 +1,5 @@
-"""Server implementations under test: srsedge (ours) and nginx-rtmp (the C reference).
+"""Server implementations under test: srsedge (ours), SRS (the C++ original, when `SRS_BIN`
+points to a binary) and nginx-rtmp (the C reference).
 
 Rules:
 - A Target makes origins and edges as real processes from generated configs in the run's tmp
@@ -6,13 +7,17 @@ Rules:
 - srsedge edges use `edge_idle_timeout 1` so a cold edge is reached quickly; nginx-rtmp edges use
   `pull` (no origin failover there). nginx-rtmp runs one process (`master_process off`, one
   worker's work) so its pid is the one to measure, with `chunk_size 60000` like ours.
-- `play.mw_latency` is left at the server default unless the run sets it.
+- `play.mw_latency` is left at the server default unless the run sets it (for srsedge and SRS
+  alike: both default to 350 ms).
+- SRSEDGE_BASELINE=DIR adds "srsedge-base", the srsedge tree in DIR (before/after in one run).
+- SRS runs as built (`daemon off`, log level warn, max_connections 15000: it refuses more than
+  its fd limit allows); its edges use `cluster { mode remote; origin ...; }`.
 """
 import os
 import shutil
 import signal
 
-from bench.procs import PYTHON, SERVER_CPU, raise_fd_limit, free_port, wait_port
+from bench.procs import PYTHON, ROOT, SERVER_CPU, raise_fd_limit, free_port, wait_port
 
 NGINX_RTMP_SO = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 STREAM = "live/bench"
@@ -55,7 +60,8 @@ class Target:
         d = os.path.join(self.workdir, f"{self.name}-{label}")
         os.makedirs(d, exist_ok=True)
         argv, log = self.write_config(d, port, extra)
-        proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu)
+        proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu,
+                                cwd=getattr(self, "root", ROOT))
         wait_port(port, proc=proc)
         return Server(self, role, label, port, proc, log)
 
@@ -69,9 +75,12 @@ class Target:
 class SrsEdgeTarget(Target):
     name = "srsedge"
 
-    def __init__(self, procs, workdir, mw_latency=None):
+    def __init__(self, procs, workdir, mw_latency=None, root=ROOT, name=None):
         super().__init__(procs, workdir)
         self.mw_latency = mw_latency
+        self.root = root               # the srsedge tree to run (a baseline checkout, or ours)
+        if name:
+            self.name = name
 
     def write_config(self, d, port, vhost_body):
         """(argv, log file) of a server on `port` with `vhost_body` in the default vhost."""
@@ -115,8 +124,37 @@ class NginxRtmpTarget(Target):
         return " ".join(f"pull rtmp://127.0.0.1:{o.port}/live;" for o in origins)
 
 
+class SrsTarget(SrsEdgeTarget):
+    name = "SRS"
+
+    @staticmethod
+    def binary():
+        path = os.environ.get("SRS_BIN", "")
+        return path if path and os.access(path, os.X_OK) else None
+
+    def write_config(self, d, port, vhost_body):
+        play = f"play {{ mw_latency {self.mw_latency}; }}" if self.mw_latency is not None else ""
+        conf = os.path.join(d, "srs.conf")
+        with open(conf, "w") as f:
+            f.write(f"listen {port};\nmax_connections 15000;\ndaemon off;\n"
+                    f"pid {d}/srs.pid;\nsrs_log_tank file;\nsrs_log_file {d}/srs.log;\n"
+                    f"srs_log_level warn;\n"
+                    f"vhost __defaultVhost__ {{\n    {play}\n    {vhost_body}\n}}\n")
+        return [self.binary(), "-c", conf], os.path.join(d, "srs.log")
+
+    @staticmethod
+    def edge_config(origins):
+        hosts = " ".join(f"127.0.0.1:{o.port}" for o in origins)
+        return f"cluster {{ mode remote; origin {hosts}; }}"
+
+
 def targets(procs, workdir, with_nginx=True, mw_latency=None):
     out = [SrsEdgeTarget(procs, workdir, mw_latency)]
+    base = os.environ.get("SRSEDGE_BASELINE")  # another srsedge tree (e.g. a `git archive` of
+    if base:                                   # an older commit) measured beside ours
+        out.append(SrsEdgeTarget(procs, workdir, mw_latency, root=base, name="srsedge-base"))
+    if SrsTarget.binary():
+        out.append(SrsTarget(procs, workdir, mw_latency))
     if with_nginx and NginxRtmpTarget.available():
         out.append(NginxRtmpTarget(procs, workdir))
     return out

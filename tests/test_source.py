@@ -63,12 +63,13 @@ def test_same_bytes_for_every_consumer_and_order_kept():
     for c in consumers:
         src.attach(c)
     publish(src, 50)
+    assert src.msgs[0].rtmp is src.logs["rtmp"][0]               # encoded once, shared
     src.flush_all()
     got = [drain(b, ChunkReader(60000)) for _, b in socks]
     assert got[0] == got[1] == got[2]
     video_ts = [m.timestamp for m in got[0] if m.type_id == 9]
     assert video_ts == sorted(video_ts) and len(video_ts) == 51  # sequence header + 50
-    assert src.msgs[0].rtmp is src.logs["rtmp"][0]               # encoded once, shared
+    assert not src.msgs                   # all caught up: the log holds nothing any more
 
 
 def test_late_consumer_starts_with_headers_and_gop():
@@ -158,3 +159,69 @@ def test_data_messages_never_shed_a_caught_up_player():
     assert frames == [i & 0xFF for i in range(200)], f"{len(frames)} of 200 frames"
     assert c.dropped == 0 and src.dropped == 0
     assert src.metadata is not None and amf0.decode_all(src.metadata.payload)[1] == {"i": 199.0}
+
+
+def test_log_follows_the_slowest_consumer_and_encodes_only_kinds_in_use():
+    """Issue 16: the shared log keeps what a blocked consumer has not taken (its cursor), not
+    queue_length of every stream; FLV tags are made only once an FLV consumer attaches."""
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", vhost_conf(queue_length=30))
+    src.on_publish(object())
+    src.on_media(9, 0, AVC_SH)
+    fast_a, fast_b = pair()
+    src.attach(Consumer(fast_a))
+    publish(src, 10)
+    assert src.msgs and all(m._flv is None for m in src.msgs)   # no HTTP-FLV player: no tags
+    src.flush_all()
+    drain(fast_b, ChunkReader(60000))
+    assert src.msgs == []                 # everyone took everything
+    slow_a, slow_b = pair(sndbuf=4096)
+    slow = Consumer(slow_a)
+    src.attach(slow)
+    for second in range(3):
+        publish(src, 25, start=10 + second * 25)
+        src.flush_all()
+        gevent.sleep(0)
+        drain(fast_b, ChunkReader(60000))
+    assert slow.blocked
+    assert src.base <= slow.cursor < src.end     # its place is still in the log
+    flv_a, flv_b = pair()
+    src.attach(Consumer(flv_a, kind="flv"))
+    assert len(src.logs["flv"]) == len(src.msgs)  # the log's messages got tags, once each
+    assert all(m._flv is not None for m in src.msgs)
+
+
+def test_mw_msgs_holds_a_flush_until_more_than_mw_msgs_are_new():
+    """SRS's play.mw_msgs: at mw_latency 0 a flush waits for more than mw_msgs new messages."""
+    conf = vhost_conf(queue_length=10, mw_latency=0)
+    conf.play.mw_msgs = 8
+    reg = SourceRegistry()
+    src = reg.fetch_or_create("v/a/s", "v", "a", "s", conf)
+    src.on_publish(object())
+    src.on_media(9, 0, AVC_SH)
+    a, b = pair()
+    src.attach(Consumer(a))
+    reader = ChunkReader(60000)
+    drain(b, reader)
+    for i in range(4):                    # 8 messages: not yet
+        src.on_media(9, i * 40, frame(i))
+        src.on_media(8, i * 40 + 5, b"\xaf\x01" + b"a" * 200)
+    gevent.sleep(0.1)
+    assert drain(b, reader) == []
+    src.on_media(9, 160, frame(4))        # the 9th: flushed at once
+    got = []
+    deadline = 50
+    while len(got) < 9 and deadline:
+        gevent.sleep(0.01)
+        got += drain(b, reader)
+        deadline -= 1
+    assert len(got) == 9
+    src.on_media(9, 200, frame(5))        # a lone message waits at most MW_MSGS_WAIT
+    got = []
+    for _ in range(100):
+        gevent.sleep(0.01)
+        got += drain(b, reader)
+        if got:
+            break
+    assert len(got) == 1
+    src.stop()

@@ -564,7 +564,6 @@ UNSUPPORTED = {
     "vhost.min_latency": "min_latency", "vhost.in_ack_size": "in_ack_size",
     "vhost.out_ack_size": "out_ack_size",
     "vhost.play.atc": "ATC", "vhost.play.atc_auto": "ATC", "vhost.play.mix_correct": "mix_correct",
-    "vhost.play.mw_msgs": "mw_msgs (merged writes are bounded by mw_latency)",
     "vhost.play.send_min_interval": "send_min_interval",
     "vhost.play.reduce_sequence_header": "reduce_sequence_header",
     "vhost.publish.mr": "merged read", "vhost.publish.mr_latency": "merged read",

@@ -127,6 +127,8 @@ class _Base:
 
     # -- output
     def data_to_send(self):
+        if not self._out:
+            return b""
         data = b"".join(self._out)
         self._out.clear()
         return data

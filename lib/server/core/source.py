@@ -2,15 +2,20 @@
 
 Rules:
 - One Source per stream key (vhost/app/stream) in a SourceRegistry that the server passes in.
-- A media message is encoded once per kind (RTMP chunks for the vhost's chunk size on stream 1,
-  FLV tag) into bytes appended to the source's shared log; every consumer sends the same bytes.
+- A media message is encoded at most once per kind (RTMP chunks for the vhost's chunk size on
+  stream 1, FLV tag), and only for the kinds some consumer reads, into bytes appended to the
+  source's shared log; every consumer sends the same bytes.
   Per message there is no per-consumer work at all: a consumer is a cursor into the shared log.
-- A single flusher greenlet per source wakes at most every `mw_latency` ms and, for each consumer,
-  slices the shared log from its cursor and sends it with one non-blocking `sendmsg`. A consumer
+- A single flusher greenlet per source wakes at most every `mw_latency` ms, and (as SRS's
+  `mw_msgs`) once more than `mw_msgs` messages are new (or the first of them waited
+  MW_MSGS_WAIT); for each consumer it slices the shared log from its cursor and sends it with
+  one non-blocking `sendmsg`. mw_msgs is 8 by default, 0 with min_latency (each message at once). A consumer
   whose socket is full becomes `blocked`; its own writer greenlet finishes the backlog while the
   flusher skips it. A slow consumer never slows the others.
-- The shared log keeps about `queue_length` seconds. A slow consumer (its socket filled up) that
-  falls further behind is moved to the newest keyframe and gets metadata and sequence headers
+- The shared log keeps what the slowest consumer has not taken yet, at most about
+  `queue_length` seconds (a consumer that keeps up is at the end after each flush, so a stream
+  whose players keep up holds only what arrived since the last flush, plus the GOP cache). A
+  slow consumer (its socket filled up) that falls further behind is moved to the newest keyframe and gets metadata and sequence headers
   again before it (shed, not buffered; counted, and logged once by its connection): memory is
   bounded whatever players do. A consumer that keeps up is never shed, whatever the media rate.
 - Data messages (onMetaData, onCuePoint...) sit on the timeline at the newest media time; only
@@ -39,15 +44,18 @@ _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
 TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
 MAX_LOG = 50000            # and never more messages than this
 MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most this often
+MW_MSGS_WAIT = 0.35        # fewer than mw_msgs new messages are held at most this long
 
 
 class SharedMessage:
-    """One media message, encoded once for every consumer.
+    """One media message, encoded at most once per kind for every consumer.
 
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
-    compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0)."""
+    compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0). The RTMP
+    chunks and the FLV tag are made on first use (`rtmp`, `flv`), once: a stream nobody plays
+    over RTMP never encodes chunks, one without HTTP-FLV players never builds tags."""
     __slots__ = ("type_id", "timestamp", "payload", "frame", "is_keyframe", "is_sequence_header",
-                 "rtmp", "flv")
+                 "wire_ts", "chunk_size", "_rtmp", "_flv")
 
     def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None, frame=None):
         self.type_id = type_id
@@ -58,11 +66,25 @@ class SharedMessage:
         self.frame = frame
         self.is_keyframe = type_id == MSG_VIDEO and self.frame.is_keyframe
         self.is_sequence_header = self.frame is not None and self.frame.is_sequence_header
-        if wire_ts is None:
-            wire_ts = timestamp
-        self.rtmp = encode_message(_CSID.get(type_id, CSID_DATA), type_id, STREAM_ID,
-                                   wire_ts, payload, chunk_size)
-        self.flv = flv.tag(type_id, wire_ts, payload)
+        self.wire_ts = timestamp if wire_ts is None else wire_ts
+        self.chunk_size = chunk_size
+        self._rtmp = self._flv = None
+
+    @property
+    def rtmp(self):
+        data = self._rtmp
+        if data is None:
+            data = self._rtmp = encode_message(_CSID.get(self.type_id, CSID_DATA), self.type_id,
+                                               STREAM_ID, self.wire_ts, self.payload,
+                                               self.chunk_size)
+        return data
+
+    @property
+    def flv(self):
+        data = self._flv
+        if data is None:
+            data = self._flv = flv.tag(self.type_id, self.wire_ts, self.payload)
+        return data
 
     def bytes_for(self, kind):
         return self.rtmp if kind == "rtmp" else self.flv
@@ -77,6 +99,7 @@ class Source:
         self.chunk_size = vhost_conf.chunk_size
         self.queue_ms = max(1000, int(play.queue_length * 1000))
         self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.mw_msgs = getattr(play, "mw_msgs", 0)
         self.jitter = Jitter(play.time_jitter)
         self.gop = GopCache(play.gop_cache, play.gop_cache_max_frames)
         self.metadata = None
@@ -85,7 +108,8 @@ class Source:
         self.publisher = None          # the object publishing (connection or ingester)
         self.consumers = []
         self.msgs = []                 # shared log of SharedMessage
-        self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing
+        self.logs = {"rtmp": [], "flv": []}   # parallel encoded bytes for slicing, kept only
+        self.kinds = {}                # for the kinds some consumer reads: kind -> consumers
         self.totals = {"rtmp": [], "flv": []}   # running byte count after each log entry
         self.total_base = {"rtmp": 0, "flv": 0}  # running byte count before msgs[0]
         self.base = 0                  # absolute sequence number of msgs[0]
@@ -96,6 +120,7 @@ class Source:
         self.dropped = 0               # messages skipped for slow consumers
         self._header_cache = None
         self._last_flush = 0.0
+        self._flushed_end = 0          # `end` at the last flush_all
         self._burst = False
         self._wake = Event()
         self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
@@ -112,6 +137,7 @@ class Source:
         play = vhost_conf.play
         self.queue_ms = max(1000, int(play.queue_length * 1000))
         self.mw_latency = max(0, play.mw_latency) / 1000.0
+        self.mw_msgs = getattr(play, "mw_msgs", 0)
         self.jitter.mode = play.time_jitter
         self.gop.enabled = play.gop_cache
         self.gop.max_frames = play.gop_cache_max_frames
@@ -188,12 +214,15 @@ class Source:
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
         self.msgs.append(msg)
-        for kind, data in (("rtmp", msg.rtmp), ("flv", msg.flv)):
+        for kind in self.kinds:
+            data = msg.bytes_for(kind)
             self.logs[kind].append(data)
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
         if not self._wake.is_set():
-            self._wake.set()
+            new = self.end - self._flushed_end
+            if new == 1 or new > self.mw_msgs:
+                self._wake.set()
 
     def headers(self, kind, ts):
         """Metadata and sequence headers a (re)starting consumer needs first, stamped `ts` (the
@@ -236,6 +265,9 @@ class Source:
         """As SRS's time_jitter full/zero: every player starts near timestamp 0 (its timebase's
         base is where it starts), off: the source's timestamps. One encoding per message stays
         shared: a player with a base sends [its own small header prefix, the shared rest]."""
+        self._count_kind(consumer.kind, 1)
+        if not self.consumers:
+            self._flushed_end = self.end   # nothing before this is anyone's to send
         consumer.cursor = self.end
         consumer.timebase = PlayerTimebase(self.jitter.mode, self.start_position())
         consumer.pending.extend(self.start_bytes_for(consumer))
@@ -249,7 +281,28 @@ class Source:
             self.consumers.remove(consumer)
         except ValueError:
             return
+        self._count_kind(consumer.kind, -1)
         self.registry.maybe_remove(self)
+
+    def _count_kind(self, kind, step):
+        """Keep the encoded log of `kind` only while some consumer reads it; a kind that comes
+        into use gets the log's messages encoded (once each) so cursors line up."""
+        count = self.kinds.get(kind, 0) + step
+        if count > 0:
+            if kind not in self.kinds:
+                log, tot = self.logs[kind], self.totals[kind]
+                log[:] = [m.bytes_for(kind) for m in self.msgs]
+                total = 0
+                tot.clear()
+                for data in log:
+                    total += len(data)
+                    tot.append(total)
+                self.total_base[kind] = 0
+            self.kinds[kind] = count
+        else:
+            self.kinds.pop(kind, None)
+            self.logs[kind].clear()
+            self.totals[kind].clear()
 
     def stop(self):
         if self._flusher is not None:
@@ -260,10 +313,15 @@ class Source:
         while True:
             self._wake.wait()
             self._wake.clear()
+            if self.end == self._flushed_end and not self._burst:
+                continue               # flush_burst sent it already (an edge's upstream read)
             interval = MIN_BURST_INTERVAL if self._burst else self.mw_latency
             wait = self._last_flush + interval - time.monotonic()
             if wait > 0:
                 gevent.sleep(wait)
+            if not self._burst and 0 < self.end - self._flushed_end <= self.mw_msgs:
+                self._wake.wait(MW_MSGS_WAIT)      # until more than mw_msgs are new
+                self._wake.clear()
             self._burst = False
             self._last_flush = time.monotonic()
             self.flush_all()
@@ -293,9 +351,15 @@ class Source:
         logs = self.logs
         totals = self.totals
         rebased = None                 # (kind, player base, index) -> (iovecs, bytes): shared
+        low = end                      # the oldest entry a consumer may still need
+        self._flushed_end = end
         for c in self.consumers:
             if c.blocked or c.closed:
+                if c.blocked and c.cursor < low:
+                    low = c.cursor
                 continue
+            if c.paused and c.cursor < low:
+                low = c.cursor
             cursor = c.cursor
             if cursor == end and not c.pending:
                 continue
@@ -327,7 +391,7 @@ class Source:
                 c._block(advance(bufs, sent))
             elif c.lagging:
                 c.lagging = False
-        self._trim()
+        self._trim(low)
 
     def catch_up(self, consumer):
         """Where a consumer should continue from. Only a slow consumer is shed: one whose socket
@@ -356,30 +420,38 @@ class Source:
     def _clear_log(self):
         self.base += len(self.msgs)
         self.msgs.clear()
-        for kind, log in self.logs.items():
-            log.clear()
+        for kind in self.kinds:
+            self.logs[kind].clear()
             tot = self.totals[kind]
             if tot:
                 self.total_base[kind] = tot[-1]
                 tot.clear()
 
-    def _trim(self):
-        """Keep about queue_length of log; consumers further behind are shed in catch_up."""
+    def _trim(self, low):
+        """Drop what no consumer needs: entries before the lowest cursor `low` (a consumer
+        that keeps up is at the end after each flush, so memory follows what players actually
+        lag, not queue_length of every stream), and anything beyond about queue_length (a
+        consumer further behind is shed in catch_up). New players start from the GOP cache."""
         msgs = self.msgs
         if not msgs:
             return
+        i = low - self.base
         newest = msgs[-1].timestamp
-        if newest - msgs[0].timestamp <= self.queue_ms + TRIM_SLACK_MS and len(msgs) < MAX_LOG:
+        if newest - msgs[0].timestamp > self.queue_ms + TRIM_SLACK_MS or len(msgs) >= MAX_LOG:
+            last = len(msgs) - 1
+            k = 0
+            while k < last and (newest - msgs[k].timestamp > self.queue_ms or last - k >= MAX_LOG):
+                k += 1
+            if k > i:
+                i = k
+        if i <= 0:
             return
-        i = 0
-        last = len(msgs) - 1
-        while i < last and (newest - msgs[i].timestamp > self.queue_ms or last - i >= MAX_LOG):
-            i += 1
-        if i == 0:
+        if i >= len(msgs):
+            self._clear_log()
             return
         del msgs[:i]
-        for kind, log in self.logs.items():
-            del log[:i]
+        for kind in self.kinds:
+            del self.logs[kind][:i]
             self.total_base[kind] = self.totals[kind][i - 1]
             del self.totals[kind][:i]
         self.base += i

@@ -101,6 +101,8 @@ class RtmpLink:
                 events.extend(self.session.feed(data))
             except ProtocolError as e:
                 raise LinkError(f"{self._where()}: protocol error: {e}") from e
+            if len(data) < RECV_SIZE:
+                return events            # a short read emptied the socket: no failing recv
         if got >= READ_BUDGET:
             self.readable = True         # more may be waiting: come back at once
         return events

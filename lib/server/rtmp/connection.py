@@ -29,6 +29,7 @@ from lib.server.core import security
 from lib.server.core.hooks import redact
 from lib.server.core.client import ClientBase
 from lib.server.core.consumer import Consumer
+from lib.server.core.receiver import Receiver
 from lib.server.rtmp import admission
 
 NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish=[],
@@ -47,6 +48,7 @@ class RtmpConnection(ClientBase):
         self.got_media = False
         self.on_connect_done = False   # admission.py: on_connect once, when play/publish comes
         self.play_limit = None         # admission.PlayLimit when play asked for a duration
+        self.receiver = Receiver(sock)  # recv without a timer per packet; publish idle bounds
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -66,7 +68,7 @@ class RtmpConnection(ClientBase):
         except socket.timeout:
             self.close_reason = "publisher idle"
             self.log.warn(f"close {self.ip}:{self.port}: publisher sent no media for "
-                          f"{self.sock.gettimeout():g}s")
+                          f"{self.receiver.idle_timeout:g}s")
         except OSError as e:
             end = socket_end(e)
             if end == PEER_LEFT:
@@ -101,7 +103,7 @@ class RtmpConnection(ClientBase):
         self.log.trace(f"client {self.ip}:{self.port} closed the connection")
 
     def _pump(self):
-        data = self.sock.recv(RECV_SIZE)
+        data = self.receiver.recv(RECV_SIZE)
         if not data:
             return False
         self.bytes_in += len(data)
@@ -213,7 +215,7 @@ class RtmpConnection(ClientBase):
             self.source = source
             self.publishing = True
         self.got_media = False
-        self.sock.settimeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
+        self.receiver.set_idle_timeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
         self.server.on_publish_started(self, source)
         self.session.accept_publish()
         self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
@@ -227,7 +229,7 @@ class RtmpConnection(ClientBase):
     def _on_media(self, ev):
         if not self.got_media:
             self.got_media = True
-            self.sock.settimeout(self.vhost_conf.publish.normal_timeout / 1000.0)
+            self.receiver.set_idle_timeout(self.vhost_conf.publish.normal_timeout / 1000.0)
         self.source.on_media(ev.type_id, ev.timestamp, ev.payload)
 
     def _on_unpublish(self, ev):
@@ -237,7 +239,7 @@ class RtmpConnection(ClientBase):
         if not self.publishing:
             return
         self.publishing = False
-        self.sock.settimeout(None)
+        self.receiver.set_idle_timeout(None)
         source = self.source
         self.source = None
         self.server.on_publish_stopped(self, source)
@@ -348,6 +350,7 @@ class RtmpConnection(ClientBase):
         except Exception as e:  # noqa: BLE001
             self.log.error(f"play cleanup failed: {e!r}")
         self.settle_all()               # refused after an accepted hook: its twin still goes
+        self.receiver.close()
         try:
             self.sock.close()
         except OSError:

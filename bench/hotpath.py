@@ -1,0 +1,100 @@
+"""`python -m bench.hotpath [--seconds S] [--players N]`: the ingest hot path in one process,
+without sockets, for instruction counts that do not depend on a busy machine:
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out .venv/bin/python -m bench.hotpath
+    callgrind_annotate /tmp/cg.out | head -40
+
+Rules: the bench media file is encoded once as a publisher sends it (chunk size 4096, one write
+per 20 ms of media like bench.pubgen), then fed, write by write, through what a publishing
+connection runs per read: ServerSession.feed, the connection's event dispatch and
+Source.on_media (GOP cache, jitter, shared log). `--players` attaches that many consumers on
+socket pairs that are drained (0 by default: pure ingest). Prints the messages handled; the
+setup (file parse, encoding) is the same for every tree, so instruction-count differences are
+the hot path's.
+"""
+import argparse
+import socket
+import sys
+import time
+from types import SimpleNamespace
+
+from bench.procs import media_file
+from bench.pubgen import CHUNK_SIZE, TICK_S, _CSID, load_tags
+from lib.rtmp import session as rs
+from lib.rtmp.chunk import encode_message
+from lib.server.core.consumer import Consumer
+from lib.server.core.source import SourceRegistry
+
+
+def writes(seconds):
+    """The publisher's writes for `seconds` of media: a list of bytes."""
+    tags, duration = load_tags(media_file())
+    out, batch, tick_end, loop = [], [], TICK_S * 1000, 0
+    set_chunk = encode_message(2, 1, 0, 0, CHUNK_SIZE.to_bytes(4, "big"), 128)
+    out.append(set_chunk)
+    while True:
+        for t, ts, payload in tags:
+            ts += loop * duration
+            if ts >= seconds * 1000:
+                if batch:
+                    out.append(b"".join(batch))
+                return out
+            while ts >= tick_end:
+                if batch:
+                    out.append(b"".join(batch))
+                    batch = []
+                tick_end += TICK_S * 1000
+            batch.append(encode_message(_CSID[t], t, 1, ts, payload, CHUNK_SIZE))
+        loop += 1
+
+
+def run(seconds, players):
+    data = writes(seconds)
+    play = SimpleNamespace(queue_length=30, mw_latency=350, time_jitter="full", gop_cache=True,
+                           gop_cache_max_frames=2500)
+    src = SourceRegistry().fetch_or_create("v/a/s", "v", "a", "s",
+                                           SimpleNamespace(play=play, chunk_size=60000))
+    sess = rs.ServerSession()
+    sess.state = "publishing"
+    conn = SimpleNamespace(source=src, got_media=True)
+    src.on_publish(conn)
+    socks = []
+    for _ in range(players):
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        socks.append(b)
+        src.attach(Consumer(a))
+    handled = 0
+    t0 = time.process_time()
+    for i, chunk in enumerate(data):
+        for ev in sess.feed(chunk):    # what RtmpConnection._pump does per read
+            if type(ev) is rs.Media:
+                src.on_media(ev.type_id, ev.timestamp, ev.payload)
+                handled += 1
+        sess.data_to_send()
+        if players and i % 17 == 0:    # ~every 350 ms of media
+            src.flush_all()
+            for b in socks:
+                try:
+                    while b.recv(1 << 20):
+                        pass
+                except BlockingIOError:
+                    pass
+    cpu = time.process_time() - t0
+    print(f"{handled} messages in {len(data)} writes, {cpu * 1e6 / max(1, len(data)):.1f} us CPU "
+          f"per write ({cpu:.2f} s)")
+    return handled
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="media seconds to ingest")
+    ap.add_argument("--players", type=int, default=0)
+    args = ap.parse_args(argv)
+    run(args.seconds, args.players)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

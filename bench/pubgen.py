@@ -1,0 +1,169 @@
+"""Publish generator: N RTMP publishers of one FLV file in one process, on raw non-blocking
+sockets and one epoll (what N `ffmpeg -re -c copy` would send, without N processes).
+
+Rules:
+- Setup per publisher: simple handshake, connect, createStream, publish (waiting for each
+  answer, like ffmpeg), with Set Chunk Size 4096 first (ffmpeg's and OBS's chunk size).
+- Media is paced in real time: every TICK_S each publisher sends, in one write, the tags whose
+  media time is due; the file loops with continuing timestamps. Publishers start staggered over
+  one GOP so their keyframes do not line up. Server acks and pings are read and answered.
+- A publisher whose socket is full keeps its bytes for the next tick (nothing is skipped), so a
+  server that cannot keep up shows as `late_ms` (how far behind the send schedule it fell).
+- Prints one JSON line `{"phase": "publishing", ...}` once all are set up (or the setup bound
+  passed), then `{"result": ...}` when `--seconds` are over or on SIGTERM.
+"""
+import argparse
+import json
+import select
+import signal
+import sys
+import time
+
+from bench.loadgen import Player, own_cpu_seconds, raise_fd_limit
+from lib.media.flv import iter_tags
+from lib.rtmp.chunk import encode_message
+
+CHUNK_SIZE = 4096
+TICK_S = 0.02
+STAGGER_S = 2.0
+_CSID = {8: 4, 9: 6, 18: 5}
+
+
+def load_tags(path):
+    """[(type, ts, payload)] of the file and its duration in ms (for looping)."""
+    with open(path, "rb") as f:
+        tags = [(t, ts, p) for t, ts, p in iter_tags(f.read()) if t in _CSID]
+    media = [ts for t, ts, _ in tags if t != 18]
+    step = (media[-1] - media[0]) / max(1, len(media) - 1)
+    return tags, int(media[-1] + step)
+
+
+class Pub(Player):
+    """One publisher: the player's setup and reader, with publish instead of play."""
+
+    def __init__(self, gen, url, delay):
+        super().__init__(gen, url)
+        self.delay = delay
+        self.idx = 0
+        self.loop = 0
+        self.t0 = None                 # wall time of media time 0
+        self.late = 0.0
+        self.sent_bytes = 0
+
+    START_CODE = "NetStream.Publish.Start"
+
+    def create_stream_request(self):
+        return (encode_message(2, 1, 0, 0, CHUNK_SIZE.to_bytes(4, "big"), 128)
+                + super().create_stream_request())
+
+    def stream_request(self):
+        return self.command(8, self.stream_id, "publish", 3.0, None, self.stream, "live")
+
+    def on_video_start(self, ch, now):
+        pass
+
+    def pump(self, tags, duration, now):
+        """Send the tags due by `now` in one write."""
+        if self.t0 is None:
+            self.t0 = self.t_playing + self.delay
+        if now < self.t0:
+            return
+        due_ms = (now - self.t0) * 1000.0
+        parts = []
+        while True:
+            t, ts, payload = tags[self.idx]
+            ts += self.loop * duration
+            if ts > due_ms:
+                break
+            parts.append(encode_message(_CSID[t], t, self.stream_id, ts, payload, CHUNK_SIZE))
+            self.idx += 1
+            if self.idx == len(tags):
+                self.idx = 0
+                self.loop += 1
+        if parts:
+            data = b"".join(parts)
+            self.sent_bytes += len(data)
+            self.send(data)
+        if self.out:
+            self.late = max(self.late, due_ms - (tags[self.idx][1] + self.loop * duration))
+
+
+def run(urls, n, media, seconds, setup_timeout, out=sys.stdout):
+    tags, duration = load_tags(media)
+    gen = type("Gen", (), {})()
+    gen.pending = n
+    gen.on_playing = lambda p: setattr(gen, "pending", gen.pending - 1)
+
+    def on_gone(p):
+        byfd.pop(p.fd, None)
+        if p.t_playing is None:
+            gen.pending -= 1
+    gen.on_gone = on_gone
+    pubs = [Pub(gen, urls[i % len(urls)].replace("{i}", str(i)), STAGGER_S * i / max(1, n)) for i in range(n)]
+    ep = select.epoll()
+    byfd = {}
+    buf = bytearray(65536)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    t_start = time.monotonic()
+    for p in pubs:
+        p.start(ep, t_start)
+        byfd[p.fd] = p
+    announced = False
+    end = None
+    cpu0 = own_cpu_seconds()
+    while not stop:
+        now = time.monotonic()
+        if not announced and (gen.pending <= 0 or now - t_start > setup_timeout):
+            announced = True
+            end = now + seconds
+            cpu0, t_cpu0 = own_cpu_seconds(), now
+            print(json.dumps({"phase": "publishing", "t": time.time(),
+                              "publishing": sum(p.state == "playing" for p in pubs),
+                              "setup_s": round(now - t_start, 2)}), file=out, flush=True)
+        if end is not None and now >= end:
+            break
+        for fd, ev in ep.poll(TICK_S):
+            p = byfd.get(fd)
+            if p is None:
+                continue
+            if p.state == "connecting":
+                p.on_writable(ep)
+            else:
+                p.read(buf, now)
+        now = time.monotonic()
+        for p in pubs:
+            if p.state == "playing":
+                p.pump(tags, duration, now)
+    now = time.monotonic()
+    span = now - t_cpu0 if announced else 0
+    errors = {}
+    for p in pubs:
+        if p.error:
+            errors[p.error[:80]] = errors.get(p.error[:80], 0) + 1
+    result = {"publishers": n, "publishing": sum(p.state == "playing" for p in pubs),
+              "mbps": round(sum(p.sent_bytes for p in pubs) * 8 / max(1e-9, now - t_start) / 1e6, 1),
+              "late_ms_max": round(max((p.late for p in pubs), default=0) * 1.0, 1),
+              "pubgen_cpu_pct": round((own_cpu_seconds() - cpu0) / span * 100, 1) if span else None,
+              "errors": errors}
+    for p in pubs:
+        p.close()
+    print(json.dumps({"result": result}), file=out, flush=True)
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="bench.pubgen", description=__doc__.split("\n")[0])
+    ap.add_argument("urls", nargs="+", help="rtmp://host:port/app/stream to publish (round robin; {i} = publisher number)")
+    ap.add_argument("-n", type=int, default=1, help="publishers (spread over the urls)")
+    ap.add_argument("--media", required=True, help="FLV file to publish in a loop")
+    ap.add_argument("--seconds", type=float, default=3600.0, help="publish time after setup")
+    ap.add_argument("--setup-timeout", type=float, default=30.0)
+    args = ap.parse_args(argv)
+    raise_fd_limit()
+    run(args.urls, args.n, args.media, args.seconds, args.setup_timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

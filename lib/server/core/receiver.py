@@ -1,0 +1,99 @@
+"""Reading a long-lived connection without arming a timer for every recv.
+
+Rules:
+- `recv` reads the real non-blocking socket under gevent's and, when it has nothing, waits on
+  one io watcher made once per connection (gevent's socket arms and cancels a timeout around
+  every wait when the socket has one: the ingest hot path paid for it on every packet). A read
+  that returned less than asked emptied the socket, so the next one waits for readiness first
+  instead of paying a failing recv and its exception.
+- The idle bound (`set_idle_timeout`, None = none) is one repeating loop timer per connection
+  that checks, a few times per bound, whether bytes arrived since its last tick. When nothing
+  arrived for the whole bound it raises `socket.timeout` in the reading greenlet, and only while
+  that greenlet waits in `recv` (never inside a hook or a send). So a silent peer is closed
+  between `timeout` and `timeout * (1 + 1/TICKS)` after its last bytes.
+- A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
+  so does everything when the idle bound is not used.
+"""
+import _socket
+import socket
+import time
+
+import gevent
+from gevent import getcurrent
+
+TICKS = 4                  # idle checks per timeout
+
+
+class Receiver:
+    def __init__(self, sock):
+        self.sock = sock
+        raw = getattr(sock, "_sock", None)    # gevent's plain socket underneath, not TLS
+        self.raw = raw if isinstance(raw, _socket.socket) and not hasattr(sock, "do_handshake") else None
+        self.hub = gevent.get_hub()
+        self.watcher = None
+        self.idle_timeout = None
+        self._timer = None
+        self._reader = None            # the greenlet waiting in recv, while it waits
+        self._reads = 0                # recvs that returned data
+        self._drained = False          # the last recv took less than asked: nothing is left
+        self._reads_at_tick = 0
+        self._last_seen = 0.0
+
+    def recv(self, size):
+        raw = self.raw
+        if raw is None:
+            return self.sock.recv(size)
+        while True:
+            if self._drained:          # the last read emptied the socket: wait before reading
+                self._wait(raw)
+            try:
+                data = raw.recv(size)
+            except (BlockingIOError, InterruptedError):
+                self._drained = True
+                continue
+            self._reads += 1
+            self._drained = len(data) < size
+            return data
+
+    def _wait(self, raw):
+        if self.watcher is None:
+            self.watcher = self.hub.loop.io(raw.fileno(), 1)
+        self._reader = getcurrent()
+        try:
+            self.hub.wait(self.watcher)
+        finally:
+            self._reader = None
+        self._drained = False
+
+    def set_idle_timeout(self, seconds):
+        """Raise socket.timeout in `recv` once nothing arrived for `seconds` (None: never)."""
+        self.idle_timeout = seconds
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self.raw is None:
+            self.sock.settimeout(seconds)
+            return
+        if seconds is None:
+            return
+        self._last_seen = time.monotonic()
+        self._reads_at_tick = self._reads
+        period = max(0.01, seconds / TICKS)
+        self._timer = self.hub.loop.timer(period, period)
+        self._timer.start(self._tick)
+
+    def _tick(self):
+        now = time.monotonic()
+        if self._reads != self._reads_at_tick:
+            self._reads_at_tick = self._reads
+            self._last_seen = now
+        elif now - self._last_seen >= self.idle_timeout and self._reader is not None:
+            self._reader.throw(socket.timeout("timed out"))
+
+    def close(self):
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None

@@ -93,10 +93,10 @@ vhost __defaultVhost__ {{
         pub.send_media(9, i * 40, video_frame(i, i % 50 == 0) + b"\x00" * 20000)
         pub.send_media(8, i * 40, audio_frame())
     got = wait_for(lambda: len(frame_numbers(origin.media)) >= frames or origin.error, 60)
+    log = edge.log_text()                # before the fake origin goes away (that loses the link)
     origin.stop.set()
     assert origin.error is None, f"the origin saw bad bytes: {origin.error!r}"
     assert got and frame_numbers(origin.media) == list(range(frames))
-    log = edge.log_text()
     assert "ConcurrentObjectUseError" not in log and "link lost" not in log, log[-2000:]
     pub.close()
 

@@ -123,11 +123,17 @@ class DvrPlan:
     def on_unpublish(self):
         return self._close()
 
-    def feed(self, type_id, ts, payload, is_keyframe, now):
-        if type_id == flv.TAG_VIDEO and flv.is_video_sequence_header(payload):
+    def feed(self, type_id, ts, payload, is_keyframe, now, is_sequence_header=None):
+        """One message; the server passes its media facts (`is_keyframe`, `is_sequence_header`,
+        lib/media/frame.py), a caller without them lets the sequence-header fact be read here."""
+        if is_sequence_header is None:
+            is_sequence_header = (flv.is_video_sequence_header(payload) if type_id == flv.TAG_VIDEO
+                                  else type_id == flv.TAG_AUDIO
+                                  and flv.is_audio_sequence_header(payload))
+        if type_id == flv.TAG_VIDEO and is_sequence_header:
             is_keyframe = False
             self.video_sh = (type_id, payload)
-        elif type_id == flv.TAG_AUDIO and flv.is_audio_sequence_header(payload):
+        elif type_id == flv.TAG_AUDIO and is_sequence_header:
             self.audio_sh = (type_id, payload)
         elif type_id == flv.TAG_SCRIPT and bytes(payload[:len(ON_METADATA)]) == ON_METADATA:
             self.metadata = (type_id, payload)      # not onCuePoint & co: they are not headers
@@ -138,7 +144,7 @@ class DvrPlan:
             self.need_key = self.conf.dvr_wait_keyframe
         if self.file is None:
             return actions
-        if type_id == flv.TAG_VIDEO and not flv.is_video_sequence_header(payload):
+        if type_id == flv.TAG_VIDEO and not is_sequence_header:
             if self.need_key and not is_keyframe:
                 return actions
             self.need_key = False

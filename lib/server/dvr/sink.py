@@ -29,7 +29,6 @@ import weakref
 import gevent
 from gevent.event import Event
 
-from lib.media import flv
 from lib.media.dvr import DvrPathError, DvrPlan
 from lib.server.core.hooks import HookContext
 
@@ -162,9 +161,7 @@ class DvrSink:
             self._worker = gevent.spawn(self._run)
 
     def _drop(self):
-        kept = [m for m in self.queue if isinstance(m, _Marker) or (
-            flv.is_video_sequence_header(m.payload) if m.type_id == flv.TAG_VIDEO else
-            m.type_id == flv.TAG_AUDIO and flv.is_audio_sequence_header(m.payload))]
+        kept = [m for m in self.queue if isinstance(m, _Marker) or m.is_sequence_header]
         count = len(self.queue) - len(kept)
         kept.append(_Marker("drop", count))
         self.queue, self.queued_bytes = kept, 0
@@ -193,7 +190,7 @@ class DvrSink:
                     actions += self._on_marker(item, now)
                 elif self.plan is not None:
                     actions += self.plan.feed(item.type_id, item.timestamp, item.payload,
-                                              item.is_keyframe, now)
+                                              item.is_keyframe, now, item.is_sequence_header)
             except Exception as e:  # a bug must not stop DVR for good: say it once, go on
                 self._log_once(f"dvr {self.key}: internal error: {e!r}")
             if i % YIELD_EVERY == YIELD_EVERY - 1:

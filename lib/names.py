@@ -8,10 +8,20 @@ whatever it is (everything from the LAST "."), is not part of the stream's ident
 source. `stream_key` is used wherever a source is looked up or made (RTMP play/publish,
 HTTP-FLV/TS, API, hooks' stream_url), so the rule lives here only.
 """
+import random
+import string
+
 VERSION = "0.1.0"
 SERVER_NAME = f"srsedge/{VERSION}"
 DEFAULT_VHOST = "__defaultVhost__"
 DEFAULT_APP = "__defaultApp__"
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def new_id(prefix="vid-"):
+    """An SRS-style random id ("vid-" + 7 lowercase letters or digits): API ids of streams and
+    vhosts, server ids."""
+    return prefix + "".join(random.choice(_ID_CHARS) for _ in range(7))
 
 
 def stream_name(stream):

@@ -386,7 +386,7 @@ class ApiServer:
             "id": self.stats.stream_id(src), "name": src.stream,
             "vhost": self.stats.vhost_id(src.vhost), "app": src.app, "tcUrl": tc_url,
             "url": stream_url(src.vhost, src.app, src.stream),
-            "live_ms": int(time.time() * 1000), "clients": len(clients), "frames": _frames(src),
+            "live_ms": int(time.time() * 1000), "clients": len(clients), "frames": src.video_frames,
             "send_bytes": traffic.send.total, "recv_bytes": src.bytes_in,
             "kbps": traffic.kbps(), "publish": publish,
             "video": video_json(getattr(src.video_sh, "payload", None)),
@@ -442,11 +442,6 @@ class ApiServer:
             "send_bytes": client_bytes_out(conn), "recv_bytes": conn.bytes_in,
             "kbps": self.stats.client_kbps(conn.cid),
         }
-
-
-def _frames(src):
-    counter = getattr(src, "video_frames", None)
-    return counter.count if counter is not None else 0
 
 
 # ------------------------------------------------------------------ wiring

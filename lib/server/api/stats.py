@@ -5,46 +5,15 @@ the API's sampler greenlet every SAMPLE_INTERVAL seconds (kbps over KBPS_WINDOW)
 members that come and go (a stream's consumers, a vhost's sources) stay monotonic (`ByteTotal`).
 """
 import os
-import random
 import re
-import string
 import sys
 import time
 from collections import deque
 
-from lib.names import VERSION
+from lib.names import VERSION, new_id
 
 _LEADING_INT = re.compile(r"^\s*[+-]?\d+")
 KBPS_WINDOW = 30.0             # SRS's kbps.recv_30s / send_30s
-_ID_CHARS = string.ascii_lowercase + string.digits
-
-
-def _random_id():
-    return "vid-" + "".join(random.choice(_ID_CHARS) for _ in range(7))
-
-
-new_stream_id = _random_id
-
-
-class VideoFrameCounter:
-    """A source sink counting video messages: the API's `frames`, as SRS's (SRS counts the
-    video messages a publisher sent, sequence headers included; it does not count at an edge,
-    we do, from the edge's pull)."""
-    __slots__ = ("count",)
-
-    def __init__(self, source):
-        self.count = 0
-        source.sinks.append(self)
-
-    def on_publish(self, source):
-        pass
-
-    def on_message(self, msg):
-        if msg.type_id == 9:
-            self.count += 1
-
-    def on_unpublish(self, source):
-        pass
 
 
 def client_bytes_out(conn):
@@ -167,7 +136,7 @@ class Stats:
     def vhost_id(self, name):
         vid = self.vhost_ids.get(name)
         if vid is None:
-            vid = self.vhost_ids[name] = _random_id()
+            vid = self.vhost_ids[name] = new_id()
         return vid
 
     def vhost_by_id(self, vid):
@@ -178,10 +147,7 @@ class Stats:
 
     @staticmethod
     def stream_id(source):
-        sid = getattr(source, "api_id", None)
-        if sid is None:
-            sid = source.api_id = _random_id()
-        return sid
+        return source.api_id
 
     # -- byte totals (cheap: one pass over sources and consumers; run per request and sample)
     def refresh(self):

@@ -13,7 +13,6 @@ import gevent
 from gevent.server import StreamServer
 
 from lib.names import VERSION, stream_key
-from lib.server.api.stats import VideoFrameCounter, new_stream_id
 from lib.server.core.hooks import Hooks
 from lib.server.rtmp.connection import RtmpConnection
 from lib.server.core.source import SourceRegistry
@@ -47,7 +46,7 @@ class Server:
     def stream_id(self, req):
         """The API id of the stream `req` names (hooks' stream_id), "" when it has no source."""
         source = self.sources.get(stream_key(req.vhost, req.app, req.stream))
-        return getattr(source, "api_id", "") if source is not None else ""
+        return source.api_id if source is not None else ""
 
     # ------------------------------------------------------------ extension points
     def _dispatch(self, hook, *args):
@@ -69,9 +68,6 @@ class Server:
         self._dispatch("after_play", conn, source)
 
     def _on_source_created(self, source):
-        # the API id is given when the source is made, so hooks and the API agree on it
-        source.api_id = new_stream_id()
-        source.video_frames = VideoFrameCounter(source)
         self._dispatch("on_source_created", source)
 
     def on_publish_started(self, conn, source):

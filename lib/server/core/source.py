@@ -37,6 +37,7 @@ from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.session import ON_METADATA, STREAM_ID
+from lib.names import new_id
 from lib.rtmp.timebase import PlayerTimebase, rebase_all
 from lib.server.core.consumer import IOV_MAX, advance
 
@@ -127,6 +128,8 @@ class Source:
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
         self.pins = 0                  # clients being set up on this source (registry.pinned)
+        self.api_id = new_id()         # the API's stream id, given here so hooks and API agree
+        self.video_frames = 0          # video messages received: the API's `frames`, as SRS
         self.sinks = []                # per-source consumers of every message (HLS, forward):
         # objects with on_publish(source), on_message(SharedMessage), on_unpublish(source).
         # on_message is called inline on the hot path: it must only queue, never block.
@@ -195,6 +198,7 @@ class Source:
             msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
                                 frame=frame)
         if type_id == MSG_VIDEO:
+            self.video_frames += 1
             if msg.is_sequence_header:
                 self.video_sh = msg
             else:

@@ -6,7 +6,7 @@ PY      := .venv/bin/python
 CONF    ?= conf/srs.conf
 PYTEST_ARGS ?=
 
-.PHONY: run test bench demo compose-test setup venv devvenv systools demotools www clean
+.PHONY: run test bench demo compose-test setup venv devvenv systools demotools www accel clean
 
 venv: .venv/.deps-ok
 
@@ -39,9 +39,14 @@ www/node_modules/.installed: www/package.json www/package-lock.json
 		echo "npm not found: the browser players (/players/) need it once: apt-get install npm, then make www"; \
 	fi
 
-setup: devvenv systools www
+# The optional C chunk reader (lib/rtmp/_chunkc.c): built when a C compiler is there, otherwise
+# the pure-Python reader runs (the server says which at -t and at start).
+accel: venv
+	@$(PY) scripts/build_accel.py
 
-run: venv
+setup: devvenv systools www accel
+
+run: venv accel
 	@$(MAKE) --no-print-directory www || echo "warning: npm ci failed in www/: /players/ will say what is missing"
 	@mkdir -p objs
 	$(PY) srsedge.py -c $(CONF)
@@ -52,7 +57,7 @@ test: setup
 bench: setup
 	$(PY) -m bench
 
-demo: venv demotools
+demo: venv accel demotools
 	@bash scripts/demo.sh
 
 # the compose stack for real with podman (root; installs podman & co. when missing; CI runs it)

@@ -83,6 +83,14 @@ def install_signals(server, logger, path, done, pool=None):
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(reload))
 
 
+def reader_note():
+    from lib.rtmp import chunk
+    if chunk.IMPLEMENTATION == "c":
+        return "RTMP chunk reader: C accelerator (lib/rtmp/_chunkc.c)"
+    return ("RTMP chunk reader: pure Python (the C accelerator is not built: "
+            "python scripts/build_accel.py, or SRSEDGE_PURE_PYTHON is set)")
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.version:
@@ -99,6 +107,7 @@ def main(argv=None):
             print(f"srsedge: warning: {line}", file=sys.stderr)
         for warning in config.warnings:
             print(f"srsedge: warning: {warning}", file=sys.stderr)
+        print(f"srsedge: {reader_note()}")
         print(f"srsedge: config file {path} test is successful")
         return 0
     if args.worker:
@@ -121,6 +130,7 @@ def main(argv=None):
         return 1
     for warning in config.unsupported + config.warnings:
         server.log.warn(warning)
+    server.log.trace(reader_note())
     try:
         server.start()
     except OSError as e:

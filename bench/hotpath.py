@@ -6,8 +6,8 @@ without sockets, for instruction counts that do not depend on a busy machine:
 
 Rules: the bench media file is encoded once as a publisher sends it (chunk size 4096, one write
 per 20 ms of media like bench.pubgen), then fed, write by write, through what a publishing
-connection runs per read: ServerSession.feed, the connection's event dispatch and
-Source.on_media (GOP cache, jitter, shared log). `--players` attaches that many consumers on
+connection runs per read: RtmpConnection._media_in_hub (the chunk reader, then
+Source.on_media for each audio/video message: GOP cache, jitter, shared log). `--players` attaches that many consumers on
 socket pairs that are drained (0 by default: pure ingest). Prints the messages handled; the
 setup (file parse, encoding) is the same for every tree, so instruction-count differences are
 the hot path's.
@@ -24,6 +24,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.chunk import encode_message
 from lib.server.core.consumer import Consumer
 from lib.server.core.source import SourceRegistry
+from lib.server.rtmp.connection import RtmpConnection
 
 
 def writes(seconds):
@@ -56,7 +57,7 @@ def run(seconds, players):
                                            SimpleNamespace(play=play, chunk_size=60000))
     sess = rs.ServerSession()
     sess.state = "publishing"
-    conn = SimpleNamespace(source=src, got_media=True)
+    conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0)
     src.on_publish(conn)
     socks = []
     for _ in range(players):
@@ -65,13 +66,12 @@ def run(seconds, players):
         b.setblocking(False)
         socks.append(b)
         src.attach(Consumer(a))
-    handled = 0
     t0 = time.process_time()
     for i, chunk in enumerate(data):
-        for ev in sess.feed(chunk):    # what RtmpConnection._pump does per read
+        events = RtmpConnection._media_in_hub(conn, chunk)    # what a publisher's read runs
+        for ev in events or ():
             if type(ev) is rs.Media:
                 src.on_media(ev.type_id, ev.timestamp, ev.payload)
-                handled += 1
         sess.data_to_send()
         if players and i % 17 == 0:    # ~every 350 ms of media
             src.flush_all()
@@ -82,6 +82,7 @@ def run(seconds, players):
                 except BlockingIOError:
                     pass
     cpu = time.process_time() - t0
+    handled = src.end
     print(f"{handled} messages in {len(data)} writes, {cpu * 1e6 / max(1, len(data)):.1f} us CPU "
           f"per write ({cpu:.2f} s)")
     return handled

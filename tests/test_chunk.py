@@ -1,12 +1,33 @@
-"""Tests for lib/rtmp/chunk.py: byte vectors, every-split feeding, round trips, errors."""
+"""Tests for lib/rtmp/chunk.py: byte vectors, every-split feeding, round trips, errors.
+
+Every test runs on the pure-Python reader (the reference) and, when it is built, on the C
+accelerator (lib/rtmp/_chunkc.c): the `implementation` fixture swaps the module's names.
+"""
 
 import struct
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from lib.rtmp import chunk
 from lib.rtmp.chunk import ChunkReader, ChunkWriter, Message, encode_message
 from lib.rtmp.errors import ChunkError, ProtocolError
+
+try:
+    from lib.rtmp import _chunkc
+except ImportError:             # not built (no compiler): only the reference runs
+    _chunkc = None
+
+IMPLEMENTATIONS = {"python": (chunk.PureChunkReader, chunk.PureMessage)}
+if _chunkc is not None:
+    IMPLEMENTATIONS["c"] = (_chunkc.ChunkReader, _chunkc.Message)
+
+
+@pytest.fixture(autouse=True, params=sorted(IMPLEMENTATIONS))
+def implementation(request):
+    global ChunkReader, Message
+    ChunkReader, Message = IMPLEMENTATIONS[request.param]
+    yield request.param
 
 
 def fmt0(csid_byte, ts, length, type_id, stream_id):
@@ -323,7 +344,7 @@ def test_exact_multiple_of_chunk_size():
 
 csids = st.one_of(st.integers(2, 70), st.integers(300, 330), st.sampled_from([319, 320, 65599]))
 messages = st.builds(
-    Message, csids, st.integers(3, 255), st.integers(0, 2**32 - 1),
+    lambda *fields: Message(*fields), csids, st.integers(3, 255), st.integers(0, 2**32 - 1),
     st.one_of(st.integers(0, 0x1000010), st.integers(0, 2**32 - 1)), st.binary(max_size=600))
 items = st.lists(st.one_of(messages, st.integers(1, 700)), max_size=12)
 

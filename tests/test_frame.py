@@ -195,3 +195,21 @@ def test_enhanced_rtmp_sequence_headers_reach_late_players_after_gop_resets():
     assert payloads[:2] == [av1_sh, opus_sh]
     first_video = next(p for p in payloads[2:] if p[:5] == b"\xa1av01" or p[:5] == b"\x91av01")
     assert first_video[0] == 0x91 and first_video[5] == 50  # the keyframe of frame 50
+
+
+def test_quick_facts_agree_with_the_full_parse_for_every_first_two_bytes():
+    """The ingest path reads keyframe/sequence header with quick_facts and parses the Frame
+    later: both must say the same for any payload quick_facts answers."""
+    answered = 0
+    for type_id in (8, 9, 18):
+        for first in range(256):
+            for rest in (b"", b"\x00", b"\x01", b"\x02", b"\x03", b"\xff"):
+                for tail in (b"", b"\x00\x00\x10abcd"):
+                    payload = bytes([first]) + rest + tail
+                    quick = F.quick_facts(type_id, payload)
+                    if quick is None:
+                        continue
+                    answered += 1
+                    full = F.parse(type_id, payload)
+                    assert quick == (type_id == 9 and full.is_keyframe, full.is_sequence_header), payload
+    assert answered > 4000           # legacy audio and video are answered without a parse

@@ -207,6 +207,32 @@ def _enhanced_body(payload, packet, pos, frame_type, multitrack_packet, video):
     return Frame(codec, True, frame_type, packet, cts, pos, end, multitrack)
 
 
+def quick_facts(type_id, payload):
+    """(is_keyframe, is_sequence_header) of a legacy audio/video message without building a
+    Frame (the ingest hot path; the Frame is parsed later only if someone reads it), or None
+    when only a full parse can tell (Enhanced RTMP, empty payloads). Always the same answer as
+    `parse` (tests/test_frame.py checks every first two bytes)."""
+    n = len(payload)
+    if n == 0:
+        return None
+    first = payload[0]
+    if type_id == 9:
+        if first & 0x80:
+            return None
+        codec_id = first & 0x0F
+        if codec_id != 7 and codec_id != 12:
+            return first >> 4 == KEY_FRAME, False
+        if n < 2 or payload[1] > 2:
+            return False, False
+        packet = payload[1]
+        return first >> 4 == KEY_FRAME and packet == CODED_FRAMES, packet == SEQUENCE_START
+    if type_id == 8:
+        if first >> 4 == _EX_AUDIO:
+            return None
+        return False, first >> 4 == 10 and n >= 2 and payload[1] == SEQUENCE_START
+    return None
+
+
 def parse(type_id, payload):
     """Facts of an audio (8) or video (9) message; None for any other message type."""
     if type_id == 9:
@@ -216,4 +242,4 @@ def parse(type_id, payload):
     return None
 
 
-__all__ = ["Frame", "parse", "parse_video", "parse_audio", "CODEC_NAMES"]
+__all__ = ["Frame", "parse", "quick_facts", "parse_video", "parse_audio", "CODEC_NAMES"]

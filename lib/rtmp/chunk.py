@@ -21,17 +21,22 @@ Rules (this module owns the chunk layer):
   send is refused). Past it: ChunkError. Unparsed bytes are at most one chunk.
 - Set Chunk Size (type 1) and Abort (type 2) are applied by the reader as soon as they are
   parsed; they are still returned.
+- `ChunkReader` and `Message` are the C accelerator's (lib/rtmp/_chunkc.c, built by
+  scripts/build_accel.py) when it is built and SRSEDGE_PURE_PYTHON is unset; otherwise the
+  pure-Python `PureChunkReader`/`PureMessage` below, which stay the reference the C one is
+  tested against (tests/test_chunk.py runs on both). `IMPLEMENTATION` says which ("c"/"python").
 - Writer: fmt 0 header on the first chunk, fmt 3 on the rest, and the extended timestamp after
   every chunk header when the timestamp is >= 0xFFFFFF. No header compression, so the bytes do
   not depend on connection state and one encoding is shared by every player.
 """
 
+import os
 import struct
 from functools import lru_cache
 
 from lib.rtmp.errors import ChunkError
 
-__all__ = ["Message", "ChunkReader", "ChunkWriter", "encode_message"]
+__all__ = ["Message", "ChunkReader", "ChunkWriter", "encode_message", "IMPLEMENTATION"]
 
 # Same values as lib.rtmp.message's public constants; kept here so the chunk layer stands alone.
 _MSG_SET_CHUNK_SIZE = 1
@@ -46,7 +51,7 @@ _TS_LEN_TYPE = struct.Struct(">BHBHB")  # timestamp(3) length(3) type(1): fmt 1,
 _MESSAGE_HEADER_SIZE = (11, 7, 3, 0)
 
 
-class Message:
+class PureMessage:
     """One RTMP message. `payload` is bytes."""
 
     __slots__ = ("csid", "type_id", "stream_id", "timestamp", "payload")
@@ -65,7 +70,7 @@ class Message:
                 f"timestamp={self.timestamp}, payload={bytes(payload)!r}{more} [{len(self.payload)}])")
 
     def __eq__(self, other):
-        if not isinstance(other, Message):
+        if not isinstance(other, PureMessage):
             return NotImplemented
         return (self.csid == other.csid and self.type_id == other.type_id
                 and self.stream_id == other.stream_id and self.timestamp == other.timestamp
@@ -90,7 +95,7 @@ class _ChunkStream:
         self.received = 0
 
 
-class ChunkReader:
+class PureChunkReader:
     """Incremental chunk stream parser: `feed(data) -> list[Message]`."""
 
     def __init__(self, chunk_size=128, max_message_size=16 * 1024 * 1024, max_partial_bytes=None):
@@ -250,7 +255,7 @@ class ChunkReader:
             cs.parts = None
             cs.received = 0
 
-        out.append(Message(csid, cs.type_id, cs.stream_id, cs.timestamp, payload))
+        out.append(PureMessage(csid, cs.type_id, cs.stream_id, cs.timestamp, payload))
         if cs.type_id <= _MSG_ABORT:
             self._apply_control(cs.type_id, payload)
         return end
@@ -271,6 +276,20 @@ class ChunkReader:
                 self.partial_bytes -= cs.received
                 cs.parts = None
                 cs.received = 0
+
+
+def _select():
+    if not os.environ.get("SRSEDGE_PURE_PYTHON"):
+        try:
+            from lib.rtmp import _chunkc
+        except ImportError:
+            pass
+        else:
+            return _chunkc.ChunkReader, _chunkc.Message, "c"
+    return PureChunkReader, PureMessage, "python"
+
+
+ChunkReader, Message, IMPLEMENTATION = _select()
 
 
 @lru_cache(maxsize=1024)

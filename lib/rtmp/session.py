@@ -126,6 +126,10 @@ class _Base:
         self.state = None
 
     # -- output
+    def has_output(self):
+        """Bytes are queued for the peer (a reply, an acknowledgement)."""
+        return bool(self._out)
+
     def data_to_send(self):
         if not self._out:
             return b""
@@ -286,8 +290,17 @@ class ServerSession(_Base):
                 return []
         if self.state == "closed":
             return []
+        return self.handle(self._read_messages(data) if data else [])
+
+    def read_messages(self, data):
+        """The chunk layer alone (after the handshake): the messages in `data`, with any
+        acknowledgement due queued to send. A publishing connection's hot path hands plain
+        audio and video straight on and gives the rest to `handle`, in order."""
+        return self._read_messages(data)
+
+    def handle(self, messages):
+        """Events for parsed messages (and for the messages held after a decision)."""
         events = []
-        messages = self._read_messages(data) if data else []
         if self.held:
             messages, self.held = self.held + messages, []
         for i, msg in enumerate(messages):

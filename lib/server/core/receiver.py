@@ -11,15 +11,25 @@ Rules:
   arrived for the whole bound it raises `socket.timeout` in the reading greenlet, and only while
   that greenlet waits in `recv` (never inside a hook or a send). So a silent peer is closed
   between `timeout` and `timeout * (1 + 1/TICKS)` after its last bytes.
+- `stream(on_data)` is the hot path of a long-lived reader (a publisher, an edge's pull
+  link): while the owning greenlet sleeps in it, each readable event runs one recv and
+  `on_data(bytes)` inside the event loop's own io callback, with no greenlet switch and no
+  readiness wait per read. `on_data` must not block (no sends that can wait, no hooks); it
+  returns None to go on reading, or a value that is handed back to the owner, which then does
+  the slow work (replies, commands) in its own greenlet and may stream again. The owner still
+  owns the socket: the callback only reads, and only while the owner waits in `stream`.
+  EOF returns b"", a socket error or an exception from `on_data` is raised in the owner.
 - A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
-  so does everything when the idle bound is not used.
+  so does everything when the idle bound is not used; it cannot `stream` (`can_stream`).
 """
 import _socket
 import socket
+import sys
 import time
 
 import gevent
 from gevent import getcurrent
+from gevent.hub import Waiter
 
 TICKS = 4                  # idle checks per timeout
 
@@ -38,6 +48,11 @@ class Receiver:
         self._drained = False          # the last recv took less than asked: nothing is left
         self._reads_at_tick = 0
         self._last_seen = 0.0
+        self._streaming = None         # (on_data, size, waiter) while the owner waits in stream
+
+    @property
+    def can_stream(self):
+        return self.raw is not None
 
     def recv(self, size):
         raw = self.raw
@@ -64,6 +79,56 @@ class Receiver:
         finally:
             self._reader = None
         self._drained = False
+
+    def stream(self, on_data, size=65536):
+        """Read in the event loop until `on_data` returns a value (returned here), EOF (b"")
+        or an error (raised here). See the module rules."""
+        if self.watcher is None:
+            self.watcher = self.hub.loop.io(self.raw.fileno(), 1)
+        waiter = Waiter(self.hub)
+        self._streaming = (on_data, size, waiter)
+        self._reader = getcurrent()
+        self.watcher.start(self._on_readable)
+        try:
+            return waiter.get()
+        finally:
+            self.watcher.stop()
+            self._streaming = None
+            self._reader = None
+            self._drained = False
+
+    def _on_readable(self):
+        """The io callback while streaming: runs in the hub, so it must never block."""
+        streaming = self._streaming
+        if streaming is None:
+            return
+        on_data, size, waiter = streaming
+        try:
+            data = self.raw.recv(size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except BaseException:                   # noqa: BLE001 - the owner decides
+            self._hand_back(waiter, exc_info=sys.exc_info())
+            return
+        self._reads += 1
+        if not data:
+            self._hand_back(waiter, b"")
+            return
+        try:
+            result = on_data(data)
+        except BaseException:                   # noqa: BLE001
+            self._hand_back(waiter, exc_info=sys.exc_info())
+            return
+        if result is not None:
+            self._hand_back(waiter, result)
+
+    def _hand_back(self, waiter, value=None, exc_info=None):
+        self.watcher.stop()
+        self._streaming = None
+        if exc_info is not None:
+            waiter.throw(*exc_info)
+        else:
+            waiter.switch(value)
 
     def set_idle_timeout(self, seconds):
         """Raise socket.timeout in `recv` once nothing arrived for `seconds` (None: never)."""

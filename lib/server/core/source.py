@@ -32,6 +32,7 @@ from gevent.event import Event
 
 from lib.media import flv
 from lib.media import frame as media_frame
+from lib.media.frame import quick_facts
 from lib.media.gop import GopCache
 from lib.media.jitter import Jitter
 from lib.rtmp.chunk import encode_message
@@ -41,6 +42,7 @@ from lib.names import new_id
 from lib.rtmp.timebase import PlayerTimebase, rebase_all
 from lib.server.core.consumer import IOV_MAX, advance
 
+_UNPARSED = object()       # SharedMessage._frame before anyone asked for the full facts
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
 TRIM_SLACK_MS = 1000       # trim the shared log once it holds this much more than queue_length
 MAX_LOG = 50000            # and never more messages than this
@@ -54,22 +56,38 @@ class SharedMessage:
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
     compare); the bytes carry `wire_ts` (the same, except onMetaData, sent at 0). The RTMP
     chunks and the FLV tag are made on first use (`rtmp`, `flv`), once: a stream nobody plays
-    over RTMP never encodes chunks, one without HTTP-FLV players never builds tags."""
-    __slots__ = ("type_id", "timestamp", "payload", "frame", "is_keyframe", "is_sequence_header",
-                 "wire_ts", "chunk_size", "_rtmp", "_flv")
+    over RTMP never encodes chunks, one without HTTP-FLV players never builds tags. The media
+    facts too: keyframe and sequence header are known at once, the full `frame`
+    (lib/media/frame.py) is parsed when a sink first reads it (HLS, DVR), or given by the caller."""
+    __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header",
+                 "wire_ts", "chunk_size", "_frame", "_rtmp", "_flv")
 
-    def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None, frame=None):
+    def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None, frame=None,
+                 facts=None):
         self.type_id = type_id
         self.timestamp = timestamp
         self.payload = payload
-        if frame is None:
-            frame = media_frame.parse(type_id, payload)    # media facts, once (None: data)
-        self.frame = frame
-        self.is_keyframe = type_id == MSG_VIDEO and self.frame.is_keyframe
-        self.is_sequence_header = self.frame is not None and self.frame.is_sequence_header
         self.wire_ts = timestamp if wire_ts is None else wire_ts
         self.chunk_size = chunk_size
         self._rtmp = self._flv = None
+        if frame is None:
+            if facts is None:
+                facts = quick_facts(type_id, payload)
+            if facts is not None:
+                self.is_keyframe, self.is_sequence_header = facts
+                self._frame = _UNPARSED
+                return
+            frame = media_frame.parse(type_id, payload)    # media facts, once (None: data)
+        self._frame = frame
+        self.is_keyframe = type_id == MSG_VIDEO and frame.is_keyframe
+        self.is_sequence_header = frame is not None and frame.is_sequence_header
+
+    @property
+    def frame(self):
+        frame = self._frame
+        if frame is _UNPARSED:
+            frame = self._frame = media_frame.parse(self.type_id, self.payload)
+        return frame
 
     @property
     def rtmp(self):
@@ -178,9 +196,9 @@ class Source:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
 
-    def on_media(self, type_id, timestamp, payload, frame=None):
+    def on_media(self, type_id, timestamp, payload, frame=None, facts=None):
         """A message from the publisher (or the edge ingester, which passes the media facts it
-        already parsed as `frame`)."""
+        already read: a parsed `frame`, or `facts` from lib.media.frame.quick_facts)."""
         if not self.media_ready.is_set():
             self.media_ready.set()
         self.bytes_in += len(payload)
@@ -196,7 +214,7 @@ class Source:
                 self.metadata = msg
         else:
             msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
-                                frame=frame)
+                                frame=frame, facts=facts)
         if type_id == MSG_VIDEO:
             self.video_frames += 1
             if msg.is_sequence_header:

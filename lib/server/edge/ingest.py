@@ -169,13 +169,17 @@ class EdgeIngester(LinkDriver):
             for ev in events:
                 if type(ev) is rs.Media:
                     t, payload = ev.type_id, ev.payload
-                    frame = media_frame.parse(t, payload)     # the facts, parsed once here
+                    facts = media_frame.quick_facts(t, payload)   # the facts, read once here
+                    frame = None
+                    if facts is None:
+                        frame = media_frame.parse(t, payload)
+                        facts = ((frame.is_keyframe, frame.is_sequence_header)
+                                 if frame is not None else (False, False))    # data
                     video = t == MSG_VIDEO
-                    if machine.media(self.clock(), video, video and frame.is_keyframe,
-                                     video and frame.is_sequence_header):
+                    if machine.media(self.clock(), video, video and facts[0], video and facts[1]):
                         if machine.actions:       # Resumed: continue the timeline first
                             self._perform(machine.take_actions())
-                        src.on_media(t, ev.timestamp, payload, frame)
+                        src.on_media(t, ev.timestamp, payload, frame, facts)
                 elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
                     raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
             link.flush()                          # acks, ping replies

@@ -22,6 +22,7 @@ import gevent
 
 from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
+from lib.rtmp.message import MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.limits import MAX_URL, check_request, check_text, clip
 from lib.rtmp.url import discover
 from lib.server.core.errors import PEER_LEFT, SOCKET_ERROR, Reject, socket_end
@@ -98,19 +99,53 @@ class RtmpConnection(ClientBase):
                 raise gevent.Timeout(seconds, why) from None
             finally:
                 timer.close()
-        while self._pump():
-            pass
+        receiver = self.receiver
+        while True:
+            if self.got_media and self.session.state == "publishing" and receiver.can_stream:
+                # the ingest hot path: media is read and published from the event loop's
+                # callback; anything else comes back here (receiver.py)
+                events = receiver.stream(self._media_in_hub, RECV_SIZE)
+                if not events or not self._dispatch(events):
+                    break
+            elif not self._pump():
+                break
         self.log.trace(f"client {self.ip}:{self.port} closed the connection")
+
+    def _media_in_hub(self, data):
+        """Receiver.stream's callback (in the hub, must not block): plain audio and video go
+        to the source at once; from the first other message on, the session makes events,
+        which are returned for `_dispatch` in this greenlet (as is anything with a reply to
+        send, such as an acknowledgement). None: all done here."""
+        self.bytes_in += len(data)
+        session = self.session
+        messages = session.read_messages(data)
+        if session.has_output() or session.held or session.state != "publishing":
+            return session.handle(messages) or [None]
+        on_media = self.source.on_media
+        for i, msg in enumerate(messages):
+            t = msg.type_id
+            if t != MSG_VIDEO and t != MSG_AUDIO:
+                events = session.handle(messages[i:])
+                if events or session.has_output() or session.held:
+                    return events or [None]
+                return None
+            on_media(t, msg.timestamp, msg.payload)
+        return None
 
     def _pump(self):
         data = self.receiver.recv(RECV_SIZE)
         if not data:
             return False
         self.bytes_in += len(data)
-        events = self.session.feed(data)
+        return self._dispatch(self.session.feed(data))
+
+    def _dispatch(self, events):
+        """Handle the session's events in order (and what it held back); False once closed."""
         while True:
             self._flush_session()
             for ev in events:
+                if ev is None:
+                    continue
                 handler = self._handlers.get(type(ev))
                 if handler is not None:
                     handler(self, ev)

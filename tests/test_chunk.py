@@ -1,7 +1,8 @@
 """Tests for lib/rtmp/chunk.py: byte vectors, every-split feeding, round trips, errors.
 
 Every test runs on the pure-Python reader (the reference) and, when it is built, on the C
-accelerator (lib/rtmp/_chunkc.c): the `implementation` fixture swaps the module's names.
+accelerator (lib/rtmp/_chunkc.c): the `implementation` fixture swaps the module's names
+(reader, message, encoder).
 """
 
 import struct
@@ -18,15 +19,15 @@ try:
 except ImportError:             # not built (no compiler): only the reference runs
     _chunkc = None
 
-IMPLEMENTATIONS = {"python": (chunk.PureChunkReader, chunk.PureMessage)}
+IMPLEMENTATIONS = {"python": (chunk.PureChunkReader, chunk.PureMessage, chunk.pure_encode_message)}
 if _chunkc is not None:
-    IMPLEMENTATIONS["c"] = (_chunkc.ChunkReader, _chunkc.Message)
+    IMPLEMENTATIONS["c"] = (_chunkc.ChunkReader, _chunkc.Message, _chunkc.encode_message)
 
 
 @pytest.fixture(autouse=True, params=sorted(IMPLEMENTATIONS))
 def implementation(request):
-    global ChunkReader, Message
-    ChunkReader, Message = IMPLEMENTATIONS[request.param]
+    global ChunkReader, Message, encode_message
+    ChunkReader, Message, encode_message = IMPLEMENTATIONS[request.param]
     yield request.param
 
 

@@ -1,4 +1,4 @@
-"""The C chunk reader (lib/rtmp/_chunkc.c) against the pure-Python reference, on streams that
+"""The C chunk reader and encoder (lib/rtmp/_chunkc.c) against the pure-Python reference, on streams that
 neither was written for: random chunk headers of every format (extended timestamps, fmt 3
 starting messages, chunk size changes, aborts, bad values), random bytes, random splits.
 After every feed both must agree: the same messages, or the same ChunkError text, and the same
@@ -152,5 +152,42 @@ def test_c_reader_matches_the_reference_on_random_bytes(data, piece):
     compare(data, list(range(piece, len(data), piece)), chunk_size=16, max_message_size=4096)
 
 
+def outcome(func, *args):
+    try:
+        return ("ok", func(*args))
+    except Exception as e:       # noqa: BLE001 - the same kind of error is what is compared
+        return ("error", type(e))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.integers(2, 65599), st.integers(-5, 70000)), st.integers(-2, 300),
+       st.one_of(st.integers(0, 2**32 - 1), st.integers(-2**40, 2**40)),
+       st.one_of(st.integers(0, 0x1000010), st.integers(-2**70, 2**70),
+                 st.sampled_from([0xFFFFFE, 0xFFFFFF, 0x1000000, 2**32 - 1, 2**32, -1])),
+       st.one_of(st.binary(max_size=700), st.binary(max_size=700).map(bytearray),
+                 st.binary(max_size=700).map(memoryview)),
+       st.one_of(st.integers(1, 800), st.integers(-3, 3), st.sampled_from([128, 350, 700])))
+def test_c_encoder_gives_the_reference_bytes(csid, type_id, stream_id, timestamp, payload, size):
+    want = outcome(chunk.pure_encode_message, csid, type_id, stream_id, timestamp, payload, size)
+    assert outcome(_chunkc.encode_message, csid, type_id, stream_id, timestamp, payload, size) == want
+
+
+def test_c_encoder_at_the_boundaries():
+    for ts in (0xFFFFFE, 0xFFFFFF, 0x1000000):
+        for csid in (2, 63, 64, 319, 320, 65599):
+            for length in (0, 127, 128, 129, 256, 300):
+                args = (csid, 9, 1, ts, bytes(i % 251 for i in range(length)), 128)
+                assert _chunkc.encode_message(*args) == chunk.pure_encode_message(*args), args
+
+
+def test_c_encoder_round_trips_a_large_message():
+    payload = bytes(range(256)) * 4000
+    data = _chunkc.encode_message(6, 9, 1, 0x1234567, payload, 4096)
+    assert data == chunk.pure_encode_message(6, 9, 1, 0x1234567, payload, 4096)
+    [msg] = chunk.PureChunkReader(4096).feed(data)
+    assert (msg.csid, msg.type_id, msg.stream_id, msg.timestamp, msg.payload) == (6, 9, 1, 0x1234567, payload)
+
+
 def test_the_server_uses_the_accelerator_when_built():
     assert chunk.IMPLEMENTATION == "c" and chunk.ChunkReader is _chunkc.ChunkReader
+    assert chunk.encode_message is _chunkc.encode_message

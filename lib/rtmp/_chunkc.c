@@ -1,4 +1,4 @@
-/* The RTMP chunk reader of lib/rtmp/chunk.py in C: an optional accelerator.
+/* The RTMP chunk reader and message encoder of lib/rtmp/chunk.py in C: an optional accelerator.
  *
  * Rules:
  * - Same behaviour as the pure-Python ChunkReader, which stays the reference: the same messages
@@ -6,6 +6,8 @@
  *   `chunk_size`, `partial_bytes` and `bytes_received` after every feed.
  *   tests/test_chunk.py runs every test on both, and tests/test_chunk_accel.py feeds both the
  *   same random streams, split at random, and compares them after every feed.
+ * - encode_message gives the reference's bytes for every input (tested the same way); arguments
+ *   that are not plain in-range ints go to the reference itself (`set_reference`).
  * - Memory a peer can make us hold is bounded as in the reference: a partial message holds at
  *   most twice what arrived of it (its buffer grows by doubling, capped at the message length),
  *   the unparsed tail is at most one chunk, the chunk stream table at most 65600 pointers.
@@ -576,9 +578,133 @@ static PyTypeObject ReaderType = {
     .tp_members = reader_members,
 };
 
+
+/* ------------------------------------------------------------------ encode_message */
+
+static PyObject *pure_encode;   /* lib.rtmp.chunk.pure_encode_message: odd arguments go there */
+
+static void
+put_basic(unsigned char **q, int fmt, int csid)
+{
+    unsigned char *p = *q;
+    if (csid <= 63) {
+        *p++ = (unsigned char)(fmt << 6 | csid);
+    } else if (csid <= 319) {
+        *p++ = (unsigned char)(fmt << 6);
+        *p++ = (unsigned char)(csid - 64);
+    } else {
+        *p++ = (unsigned char)(fmt << 6 | 1);
+        *p++ = (unsigned char)((csid - 64) & 0xFF);
+        *p++ = (unsigned char)((csid - 64) >> 8);
+    }
+    *q = p;
+}
+
+static inline void
+put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+
+/* encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size) -> bytes: the same
+ * bytes as the Python reference (fmt 0 header, fmt 3 between chunks, the extended timestamp
+ * after every chunk header when needed). Arguments it does not take as plain in-range ints go
+ * to the reference, which raises what it raises. */
+static PyObject *
+encode_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || pure_encode == NULL)
+        goto fallback;
+    long csid = PyLong_Check(args[0]) ? PyLong_AsLong(args[0]) : -1;
+    long type_id = PyLong_Check(args[1]) ? PyLong_AsLong(args[1]) : -1;
+    long long stream_id = PyLong_Check(args[2]) ? PyLong_AsLongLong(args[2]) : -1;
+    long chunk_size = PyLong_Check(args[5]) ? PyLong_AsLong(args[5]) : -1;
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        goto fallback;
+    }
+    if (csid < 2 || csid > MAX_CSID || type_id < 0 || type_id > 255 || stream_id < 0
+        || stream_id > 0xFFFFFFFFLL || chunk_size < 1 || !PyLong_Check(args[3]))
+        goto fallback;
+    uint32_t ts = (uint32_t)(PyLong_AsUnsignedLongLongMask(args[3]) & 0xFFFFFFFFu);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[4], &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        goto fallback;
+    }
+    Py_ssize_t length = view.len;
+    if (length > 0xFFFFFF) {
+        PyBuffer_Release(&view);
+        goto fallback;
+    }
+    int ext = ts >= EXTENDED;
+    int basic = csid <= 63 ? 1 : (csid <= 319 ? 2 : 3);
+    Py_ssize_t chunks = length ? (length + chunk_size - 1) / chunk_size : 1;
+    Py_ssize_t size = basic + 11 + (ext ? 4 : 0) + length + (chunks - 1) * (basic + (ext ? 4 : 0));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(out);
+    const unsigned char *src = view.buf;
+    put_basic(&q, 0, (int)csid);
+    uint32_t field = ext ? EXTENDED : ts;
+    q[0] = field >> 16; q[1] = field >> 8; q[2] = field;
+    q[3] = length >> 16; q[4] = length >> 8; q[5] = length;
+    q[6] = (unsigned char)type_id;
+    q[7] = stream_id; q[8] = stream_id >> 8; q[9] = stream_id >> 16; q[10] = stream_id >> 24;
+    q += 11;
+    if (ext) {
+        put_be32(q, ts);
+        q += 4;
+    }
+    Py_ssize_t first = length < chunk_size ? length : chunk_size;
+    memcpy(q, src, first);
+    q += first;
+    for (Py_ssize_t pos = first; pos < length; pos += chunk_size) {
+        put_basic(&q, 3, (int)csid);
+        if (ext) {
+            put_be32(q, ts);
+            q += 4;
+        }
+        Py_ssize_t n = length - pos < chunk_size ? length - pos : chunk_size;
+        memcpy(q, src + pos, n);
+        q += n;
+    }
+    PyBuffer_Release(&view);
+    return out;
+
+fallback:
+    if (pure_encode == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_chunkc.encode_message: no reference set");
+        return NULL;
+    }
+    return PyObject_Vectorcall(pure_encode, args, nargs, NULL);
+}
+
+static PyObject *
+set_reference(PyObject *module, PyObject *func)
+{
+    Py_XDECREF(pure_encode);
+    Py_INCREF(func);
+    pure_encode = func;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"encode_message", (PyCFunction)(void (*)(void))encode_message, METH_FASTCALL,
+     "encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size) -> bytes"},
+    {"set_reference", set_reference, METH_O,
+     "set_reference(pure_encode_message): where arguments the C encoder does not take go"},
+    {NULL}
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_chunkc", "The RTMP chunk reader in C (see lib/rtmp/chunk.py).", -1,
-    NULL,
+    module_methods,
 };
 
 PyMODINIT_FUNC

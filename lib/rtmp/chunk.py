@@ -21,9 +21,10 @@ Rules (this module owns the chunk layer):
   send is refused). Past it: ChunkError. Unparsed bytes are at most one chunk.
 - Set Chunk Size (type 1) and Abort (type 2) are applied by the reader as soon as they are
   parsed; they are still returned.
-- `ChunkReader` and `Message` are the C accelerator's (lib/rtmp/_chunkc.c, built by
+- `ChunkReader`, `Message` and `encode_message` are the C accelerator's (lib/rtmp/_chunkc.c, built by
   scripts/build_accel.py) when it is built and SRSEDGE_PURE_PYTHON is unset; otherwise the
-  pure-Python `PureChunkReader`/`PureMessage` below, which stay the reference the C one is
+  pure-Python `PureChunkReader`/`PureMessage`/`pure_encode_message` below, which stay the
+  reference the C one is
   tested against (tests/test_chunk.py runs on both). `IMPLEMENTATION` says which ("c"/"python").
 - Writer: fmt 0 header on the first chunk, fmt 3 on the rest, and the extended timestamp after
   every chunk header when the timestamp is >= 0xFFFFFF. No header compression, so the bytes do
@@ -278,18 +279,6 @@ class PureChunkReader:
                 cs.received = 0
 
 
-def _select():
-    if not os.environ.get("SRSEDGE_PURE_PYTHON"):
-        try:
-            from lib.rtmp import _chunkc
-        except ImportError:
-            pass
-        else:
-            return _chunkc.ChunkReader, _chunkc.Message, "c"
-    return PureChunkReader, PureMessage, "python"
-
-
-ChunkReader, Message, IMPLEMENTATION = _select()
 
 
 @lru_cache(maxsize=1024)
@@ -305,7 +294,7 @@ def _basic_headers(csid):
     raise ValueError(f"chunk stream id {csid} out of range 2..65599")
 
 
-def encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size):
+def pure_encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size):
     """One message as chunks: fmt 0 header first, fmt 3 headers between chunks."""
     first, cont = _basic_headers(csid)
     timestamp &= MASK32
@@ -325,6 +314,21 @@ def encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size):
     chunks = [view[i:i + chunk_size] for i in range(chunk_size, length, chunk_size)]
     chunks.insert(0, header + view[:chunk_size])
     return cont.join(chunks)
+
+
+def _select():
+    if not os.environ.get("SRSEDGE_PURE_PYTHON"):
+        try:
+            from lib.rtmp import _chunkc
+        except ImportError:
+            pass
+        else:
+            _chunkc.set_reference(pure_encode_message)
+            return _chunkc.ChunkReader, _chunkc.Message, _chunkc.encode_message, "c"
+    return PureChunkReader, PureMessage, pure_encode_message, "python"
+
+
+ChunkReader, Message, encode_message, IMPLEMENTATION = _select()
 
 
 class ChunkWriter:

@@ -221,7 +221,7 @@ class Source:
                 self.video_sh = msg
             else:
                 if msg.is_keyframe:
-                    self.last_key_seq = self.end
+                    self.last_key_seq = self.base + len(self.msgs)
                 self.gop.add(msg, True, msg.is_keyframe)
         elif type_id == MSG_AUDIO:
             if msg.is_sequence_header:
@@ -235,14 +235,15 @@ class Source:
                 self._clear_log()
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
-        self.msgs.append(msg)
+        msgs = self.msgs
+        msgs.append(msg)
         for kind in self.kinds:
-            data = msg.bytes_for(kind)
+            data = msg.rtmp if kind == "rtmp" else msg.flv
             self.logs[kind].append(data)
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
         if not self._wake.is_set():
-            new = self.end - self._flushed_end
+            new = self.base + len(msgs) - self._flushed_end
             if new == 1 or new > self.mw_msgs:
                 self._wake.set()
 

@@ -141,6 +141,8 @@ class Source:
         self._last_flush = 0.0
         self._flushed_end = 0          # `end` at the last flush_all
         self._burst = False
+        self.burst_fed = False         # the publisher calls flush_burst after every read (an
+        # edge ingester): media then never wakes the flusher (it would find the burst sent)
         self._wake = Event()
         self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
         self._flusher = None
@@ -173,8 +175,10 @@ class Source:
     def can_publish(self):
         return self.publisher is None
 
-    def on_publish(self, publisher):
+    def on_publish(self, publisher, burst_fed=False):
+        """`burst_fed`: the publisher calls flush_burst after each read (an edge ingester)."""
         self.publisher = publisher
+        self.burst_fed = burst_fed
         self.publish_count += 1
         self.jitter.restart()
         for sink in self.sinks:
@@ -189,6 +193,7 @@ class Source:
         if self.publisher is not publisher:
             return
         self.publisher = None
+        self.burst_fed = False
         self.gop.clear()
         self.metadata = self.video_sh = self.audio_sh = None
         self.media_ready.clear()
@@ -242,7 +247,7 @@ class Source:
             self.logs[kind].append(data)
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))
-        if not self._wake.is_set():
+        if not self.burst_fed and not self._wake.is_set():
             new = self.base + len(msgs) - self._flushed_end
             if new == 1 or new > self.mw_msgs:
                 self._wake.set()

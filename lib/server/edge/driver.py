@@ -4,7 +4,7 @@ Rules: one greenlet runs `_loop` and is the only one to touch the link's socket 
 Each turn it first performs the machine's queued actions (performing may queue more), then a
 due timer, then the subclass's IO step (`_io(link)`: read what arrived, write what is queued;
 True when it did something), and otherwise sleeps until the wake event is set: by the link's
-one-shot read watcher (`link.arm`), by another greenlet that told the machine something, or
+read watcher (`_arm`: one-shot, or a reader lent to the hub, edge/ingest.py), by another greenlet that told the machine something, or
 by the machine's next timer.
 """
 
@@ -32,7 +32,7 @@ class LinkDriver:
             if link is not None:
                 if self._io(link):
                     continue
-                link.arm(wake)
+                self._arm(link)
             wake.wait(None if timer is None else timer - now)
             wake.clear()
 
@@ -42,3 +42,7 @@ class LinkDriver:
 
     def _io(self, link):
         raise NotImplementedError
+
+    def _arm(self, link):
+        """Before sleeping: wake up when the link is readable (subclasses may read in the hub)."""
+        link.arm(self.wake)

@@ -6,7 +6,10 @@ Rules:
   module only performs its actions and feeds it events: players come and go, the link came up
   or failed, media arrived, a timer fired.
 - One greenlet (`_run`) owns the upstream socket and the ClientSession: it connects, reads,
-  writes and closes. Players' greenlets only call `add_player`/`remove_player`, which tell the
+  writes and closes. While the machine is streaming it lends the read side to the event loop
+  (`_read_in_hub`): each burst from the origin is read and delivered in the io callback,
+  without waking the owner; anything to send, any action of the machine and any failure go
+  back to the owner. Players' greenlets only call `add_player`/`remove_player`, which tell the
   machine and wake the owner.
 - The ingester is the source's publisher while it lives. It never dies silently: anything
   unexpected (a bug, a sink raising) puts the machine in its error state, the players are told,
@@ -21,7 +24,7 @@ from gevent.event import Event
 
 from lib.cluster.actions import Close, Connect, NotFound, Resumed, Stop
 from lib.cluster.origins import format_origin
-from lib.cluster.pull import EdgePull
+from lib.cluster.pull import STREAMING, EdgePull
 from lib.media import frame as media_frame
 from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_VIDEO
@@ -63,6 +66,7 @@ class EdgeIngester(LinkDriver):
         self.wake = Event()
         self.link = None
         self.greenlet = None
+        self._hub_crash = None              # an exception from _read_in_hub, raised by the owner
         self.started_at = time.time()
 
     # ------------------------------------------------------------ from other greenlets
@@ -101,7 +105,7 @@ class EdgeIngester(LinkDriver):
 
     # ------------------------------------------------------------ the owner greenlet
     def _run(self):
-        self.source.on_publish(self)
+        self.source.on_publish(self, burst_fed=True)     # _read ends with flush_burst
         try:
             self._loop()
         except gevent.GreenletExit:
@@ -116,10 +120,32 @@ class EdgeIngester(LinkDriver):
             self._release_source()
 
     def _io(self, link):
+        crash, self._hub_crash = self._hub_crash, None
+        if crash is not None:
+            raise crash
         if link.readable:
             self._read(link)
             return True
         return False
+
+    def _arm(self, link):
+        # once media flows, reads run in the hub (no wake-up of this greenlet per burst)
+        link.arm(self.wake, self._read_in_hub if self.machine.state == STREAMING else None)
+
+    def _read_in_hub(self):
+        """The link's reader while streaming, in the event loop (must not block or write):
+        True to go on; False hands over to this greenlet (something to send, a decision of
+        the machine to perform, a read budget used up, a failure)."""
+        link, machine = self.link, self.machine
+        if link is None or link.closed or machine.state != STREAMING or machine.actions:
+            return False
+        try:
+            self._read(link, in_hub=True)
+        except Exception as e:  # noqa: BLE001 - raised in the owner, as if it had read
+            self._hub_crash = e
+            return False
+        return not (link.readable or machine.actions or link.session.has_output()
+                    or link is not self.link or machine.state != STREAMING)
 
     def _perform(self, actions):
         """Carry out the machine's actions in order; True when the link is over."""
@@ -161,11 +187,14 @@ class EdgeIngester(LinkDriver):
                        f"{format_origin(origin)} ({redact(tc_url)})")
         self.machine.link_up(self.clock())
 
-    def _read(self, link):
-        """Feed what the origin sent: media to the source (as the machine says), statuses."""
+    def _read(self, link, in_hub=False):
+        """Feed what the origin sent: media to the source (as the machine says), statuses.
+        In the hub (`_read_in_hub`) it neither performs the machine's actions nor writes:
+        those are left to this greenlet."""
         machine, src = self.machine, self.source
         try:
             events = link.read_available()
+            now = self.clock()
             for ev in events:
                 if type(ev) is rs.Media:
                     t, payload = ev.type_id, ev.payload
@@ -176,13 +205,14 @@ class EdgeIngester(LinkDriver):
                         facts = ((frame.is_keyframe, frame.is_sequence_header)
                                  if frame is not None else (False, False))    # data
                     video = t == MSG_VIDEO
-                    if machine.media(self.clock(), video, video and facts[0], video and facts[1]):
-                        if machine.actions:       # Resumed: continue the timeline first
+                    if machine.media(now, video, video and facts[0], video and facts[1]):
+                        if machine.actions and not in_hub:   # Resumed: timeline first
                             self._perform(machine.take_actions())
                         src.on_media(t, ev.timestamp, payload, frame, facts)
                 elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
                     raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
-            link.flush()                          # acks, ping replies
+            if not in_hub:
+                link.flush()                      # acks, ping replies
         except LinkError as e:
             if self.link is link:
                 self.log.warn(f"edge {src.key}: pull from {format_origin(link.origin)} failed: {e}")

@@ -5,7 +5,10 @@ Rules:
   the sans-IO ClientSession and writes. No other greenlet touches the socket or the session.
   To wait for "readable, or something else to do" in that one greenlet, `arm(event)` starts a
   one-shot read watcher that sets the owner's wake-up event; `read_available()` then reads what
-  the kernel has without blocking.
+  the kernel has without blocking. `arm(event, reader)` instead keeps the watcher on and calls
+  `reader()` in the event loop's io callback for each readable event (the owner lends the
+  read side while it sleeps: the reader must not block or write); when `reader` returns False
+  the watcher stops and the owner is woken as with the one-shot watcher.
 - Every failure is a LinkError that says which origin and why (connect error/timeout, refused,
   closed, protocol error, write error).
 - The SRS debug object (`debug_srs_upnode`) is sent as the optional connect argument.
@@ -51,6 +54,7 @@ class RtmpLink:
         self.readable = False
         self._watcher = None
         self._event = None
+        self._reader = None
 
     def _where(self):
         return format_origin(self.origin)
@@ -66,18 +70,24 @@ class RtmpLink:
                 raise LinkError(f"{self._where()}: write failed: {e}") from e
 
     # ------------------------------------------------------------ reading, owner's wake-up
-    def arm(self, event):
-        """Set `event` once the socket is readable (one shot; re-arm after reading)."""
+    def arm(self, event, reader=None):
+        """Set `event` once the socket is readable (one shot; re-arm after reading); with
+        `reader`, call it in the hub on every readable event until it returns False."""
         if self.closed:
             return
         if self._watcher is None:
             self._watcher = get_hub().loop.io(self.raw.fileno(), 1)
         self._event = event
+        self._reader = reader
         if not self._watcher.active:
             self._watcher.start(self._on_readable)
 
     def _on_readable(self):
-        self._watcher.stop()
+        reader = self._reader
+        if reader is not None and reader():
+            return
+        if self._watcher is not None:
+            self._watcher.stop()
         self.readable = True
         self._event.set()
 

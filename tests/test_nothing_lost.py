@@ -142,3 +142,28 @@ def test_republish_storm_loses_no_media(server_factory):
     assert len(got) == 1500 and not lost, f"player got {len(got)} of 1500; lost {lost[:20]}..."
     assert timestamp_regressions(player.media) == 0
     player.close()
+
+
+def test_merged_read_loses_no_media(server_factory):
+    """SRS's merged read (`publish { mr on; }`): the publisher's socket is read in pauses of
+    mr_latency; every frame still reaches the player, in order, data messages included, and
+    nothing published is held back by the pauses."""
+    srv = server_factory(CONF.replace("vhost __defaultVhost__ { }",
+                                      "vhost __defaultVhost__ { publish { mr on; mr_latency 100; } }"))
+    url = srv.url("live/mr")
+    player, reader = start_player(url)
+    pub = publisher(url)
+    pub.send_media(9, 0, VIDEO_SH)
+    pub.send_media(8, 0, AUDIO_SH)
+    for n in range(600):
+        pub.send_media(9, n * 40, video_frame(n, n % 50 == 0))
+        pub.send_media(8, n * 40, audio_frame())
+        if n % 100 == 50:
+            pub.send_media(18, n * 40, amf0.encode("onCuePoint", {"name": f"cue{n}"}))
+        if n % 10 == 0:
+            time.sleep(0.02)
+    got = finish(reader, 600)
+    assert got == list(range(600)), f"player got {len(got)} of 600 frames"
+    assert sum(1 for t, _, p in player.media if t == 18 and b"onCuePoint" in p) == 6
+    pub.close()
+    player.close()

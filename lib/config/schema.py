@@ -566,7 +566,6 @@ UNSUPPORTED = {
     "vhost.play.atc": "ATC", "vhost.play.atc_auto": "ATC", "vhost.play.mix_correct": "mix_correct",
     "vhost.play.send_min_interval": "send_min_interval",
     "vhost.play.reduce_sequence_header": "reduce_sequence_header",
-    "vhost.publish.mr": "merged read", "vhost.publish.mr_latency": "merged read",
     "vhost.publish.try_annexb_first": "Annex-B probing",
     "vhost.publish.kickoff_for_idle": "kickoff_for_idle",
     "vhost.http_hooks.on_hls": "HLS hook", "vhost.http_hooks.on_hls_notify": "HLS notify",

@@ -19,6 +19,9 @@ Rules:
   the slow work (replies, commands) in its own greenlet and may stream again. The owner still
   owns the socket: the callback only reads, and only while the owner waits in `stream`.
   EOF returns b"", a socket error or an exception from `on_data` is raised in the owner.
+  With `merge` (SRS's merged read, `publish { mr on; mr_latency; }`) a read of less than
+  4096 bytes pauses reading for mr_latency, so reads are fewer and larger, at the cost of that
+  much latency (as SRS: stream latency >= mw_latency + mr_latency).
 - A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
   so does everything when the idle bound is not used; it cannot `stream` (`can_stream`).
 """
@@ -32,6 +35,7 @@ from gevent import getcurrent
 from gevent.hub import Waiter
 
 TICKS = 4                  # idle checks per timeout
+MR_SMALL_BYTES = 4096      # SRS_MR_SMALL_BYTES: a read below this pauses a merged reader
 
 
 class Receiver:
@@ -49,6 +53,8 @@ class Receiver:
         self._reads_at_tick = 0
         self._last_seen = 0.0
         self._streaming = None         # (on_data, size, waiter) while the owner waits in stream
+        self._merge = 0.0              # merged read: seconds to pause after a small read
+        self._merge_timer = None       # ... and the pause under way
 
     @property
     def can_stream(self):
@@ -80,22 +86,34 @@ class Receiver:
             self._reader = None
         self._drained = False
 
-    def stream(self, on_data, size=65536):
+    def stream(self, on_data, size=65536, merge=0.0):
         """Read in the event loop until `on_data` returns a value (returned here), EOF (b"")
-        or an error (raised here). See the module rules."""
+        or an error (raised here). See the module rules. `merge` > 0 is SRS's merged read
+        (`publish.mr`): after a read of less than MR_SMALL_BYTES, stop reading for `merge`
+        seconds so the next read takes what arrived meanwhile at once."""
         if self.watcher is None:
             self.watcher = self.hub.loop.io(self.raw.fileno(), 1)
         waiter = Waiter(self.hub)
         self._streaming = (on_data, size, waiter)
         self._reader = getcurrent()
+        self._merge = merge
         self.watcher.start(self._on_readable)
         try:
             return waiter.get()
         finally:
             self.watcher.stop()
+            if self._merge_timer is not None:
+                self._merge_timer.close()
+                self._merge_timer = None
             self._streaming = None
             self._reader = None
             self._drained = False
+
+    def _resume(self):
+        self._merge_timer.close()
+        self._merge_timer = None
+        if self._streaming is not None:
+            self.watcher.start(self._on_readable)
 
     def _on_readable(self):
         """The io callback while streaming: runs in the hub, so it must never block."""
@@ -121,6 +139,11 @@ class Receiver:
             return
         if result is not None:
             self._hand_back(waiter, result)
+        elif self._merge and len(data) < MR_SMALL_BYTES:
+            self.watcher.stop()                 # merged read: let more arrive first
+            # a new one-shot timer each time: gevent fires a restarted one at once
+            self._merge_timer = self.hub.loop.timer(self._merge)
+            self._merge_timer.start(self._resume)
 
     def _hand_back(self, waiter, value=None, exc_info=None):
         self.watcher.stop()

@@ -50,6 +50,7 @@ class RtmpConnection(ClientBase):
         self.on_connect_done = False   # admission.py: on_connect once, when play/publish comes
         self.play_limit = None         # admission.PlayLimit when play asked for a duration
         self.receiver = Receiver(sock)  # recv without a timer per packet; publish idle bounds
+        self.mr_buffer_set = False     # merged read sized the receive buffer (_merged_read)
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -104,12 +105,29 @@ class RtmpConnection(ClientBase):
             if self.got_media and self.session.state == "publishing" and receiver.can_stream:
                 # the ingest hot path: media is read and published from the event loop's
                 # callback; anything else comes back here (receiver.py)
-                events = receiver.stream(self._media_in_hub, RECV_SIZE)
+                events = receiver.stream(self._media_in_hub, RECV_SIZE, self._merged_read())
                 if not events or not self._dispatch(events):
                     break
             elif not self._pump():
                 break
         self.log.trace(f"client {self.ip}:{self.port} closed the connection")
+
+    def _merged_read(self):
+        """SRS's publish.mr: the pause after a small read (seconds), 0 when off or with
+        min_latency (SRS's realtime mode). As SRS, the receive buffer is sized for the pause
+        at 5 Mbps once it is on."""
+        vhost_conf = self.vhost_conf
+        publish = vhost_conf.publish
+        if not publish.mr or vhost_conf.min_latency or publish.mr_latency <= 0:
+            return 0.0
+        if not self.mr_buffer_set:
+            self.mr_buffer_set = True
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                     publish.mr_latency * 5000 // 8 // 2)
+            except OSError:
+                pass
+        return publish.mr_latency / 1000.0
 
     def _media_in_hub(self, data):
         """Receiver.stream's callback (in the hub, must not block): plain audio and video go

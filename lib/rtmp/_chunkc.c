@@ -11,6 +11,8 @@
  * - Memory a peer can make us hold is bounded as in the reference: a partial message holds at
  *   most twice what arrived of it (its buffer grows by doubling, capped at the message length),
  *   the unparsed tail is at most one chunk, the chunk stream table at most 65600 pointers.
+ * - Its limits are read-only attributes, checked when it is made (chunk_size >= 1), so no
+ *   state can make a length negative.
  * - Built by scripts/build_accel.py (`make` runs it; no compiler: the pure reader is used).
  *   Nothing here does IO or reads a clock.
  */
@@ -175,6 +177,10 @@ reader_init(ReaderObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nnO", kwlist, &chunk_size, &max_message_size,
                                      &max_partial))
         return -1;
+    if (chunk_size < 1 || max_message_size < 0) {
+        PyErr_SetString(PyExc_ValueError, "chunk_size must be >= 1 and max_message_size >= 0");
+        return -1;
+    }
     self->chunk_size = chunk_size;
     self->max_message_size = max_message_size;
     if (max_partial == Py_None) {
@@ -557,9 +563,9 @@ static PyMethodDef reader_methods[] = {
 };
 
 static PyMemberDef reader_members[] = {
-    {"chunk_size", T_PYSSIZET, offsetof(ReaderObject, chunk_size), 0, NULL},
-    {"max_message_size", T_PYSSIZET, offsetof(ReaderObject, max_message_size), 0, NULL},
-    {"max_partial_bytes", T_PYSSIZET, offsetof(ReaderObject, max_partial_bytes), 0, NULL},
+    {"chunk_size", T_PYSSIZET, offsetof(ReaderObject, chunk_size), READONLY, NULL},
+    {"max_message_size", T_PYSSIZET, offsetof(ReaderObject, max_message_size), READONLY, NULL},
+    {"max_partial_bytes", T_PYSSIZET, offsetof(ReaderObject, max_partial_bytes), READONLY, NULL},
     {"partial_bytes", T_PYSSIZET, offsetof(ReaderObject, partial_bytes), READONLY, NULL},
     {"bytes_received", T_LONGLONG, offsetof(ReaderObject, bytes_received), READONLY, NULL},
     {NULL}

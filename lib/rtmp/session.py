@@ -159,6 +159,12 @@ class _Base:
         self.state = nxt
 
     # -- input
+    def read_messages(self, data):
+        """The chunk layer alone (after the handshake): the messages in `data`, with any
+        acknowledgement due queued to send. Hot paths (a publishing connection, an edge's pull
+        link) hand plain audio and video straight on and give the rest to `handle`, in order."""
+        return self._read_messages(data)
+
     def _read_messages(self, data):
         messages = self.reader.feed(data)
         received = self.reader.bytes_received
@@ -291,12 +297,6 @@ class ServerSession(_Base):
         if self.state == "closed":
             return []
         return self.handle(self._read_messages(data) if data else [])
-
-    def read_messages(self, data):
-        """The chunk layer alone (after the handshake): the messages in `data`, with any
-        acknowledgement due queued to send. A publishing connection's hot path hands plain
-        audio and video straight on and gives the rest to `handle`, in order."""
-        return self._read_messages(data)
 
     def handle(self, messages):
         """Events for parsed messages (and for the messages held after a decision)."""
@@ -560,7 +560,13 @@ class ClientSession(_Base):
             data = self.handshake.leftover
             if not data:
                 return events
-        for msg in self._read_messages(data):
+        return self.handle(self._read_messages(data), events)
+
+    def handle(self, messages, events=None):
+        """Events for parsed messages (`read_messages`)."""
+        if events is None:
+            events = []
+        for msg in messages:
             t = msg.type_id
             if t in MEDIA_TYPES or t == MSG_AGGREGATE:
                 if self.state == "playing":

@@ -27,7 +27,7 @@ from lib.cluster.origins import format_origin
 from lib.cluster.pull import STREAMING, EdgePull
 from lib.media import frame as media_frame
 from lib.rtmp import session as rs
-from lib.rtmp.message import MSG_VIDEO
+from lib.rtmp.message import MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
 from lib.server.core.hooks import redact
 from lib.server.edge.driver import LinkDriver
@@ -191,34 +191,46 @@ class EdgeIngester(LinkDriver):
         """Feed what the origin sent: media to the source (as the machine says), statuses.
         In the hub (`_read_in_hub`) it neither performs the machine's actions nor writes:
         those are left to this greenlet."""
-        machine, src = self.machine, self.source
+        src = self.source
         try:
-            events = link.read_available()
+            messages = link.read_available(raw=True)
             now = self.clock()
-            for ev in events:
-                if type(ev) is rs.Media:
-                    t, payload = ev.type_id, ev.payload
-                    facts = media_frame.quick_facts(t, payload)   # the facts, read once here
-                    frame = None
-                    if facts is None:
-                        frame = media_frame.parse(t, payload)
-                        facts = ((frame.is_keyframe, frame.is_sequence_header)
-                                 if frame is not None else (False, False))    # data
-                    video = t == MSG_VIDEO
-                    if machine.media(now, video, video and facts[0], video and facts[1]):
-                        if machine.actions and not in_hub:   # Resumed: timeline first
-                            self._perform(machine.take_actions())
-                        src.on_media(t, ev.timestamp, payload, frame, facts)
-                elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
-                    raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
+            session = link.session
+            playing = session.state == "playing"
+            for msg in messages:
+                t = msg.type_id
+                if playing and (t == MSG_VIDEO or t == MSG_AUDIO):    # plain media: no event
+                    self._deliver(t, msg.timestamp, msg.payload, now, in_hub)
+                    continue
+                for ev in session.handle((msg,)):
+                    if type(ev) is rs.Media:
+                        self._deliver(ev.type_id, ev.timestamp, ev.payload, now, in_hub)
+                    elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
+                        raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
+                playing = session.state == "playing"
             if not in_hub:
                 link.flush()                      # acks, ping replies
         except LinkError as e:
             if self.link is link:
                 self.log.warn(f"edge {src.key}: pull from {format_origin(link.origin)} failed: {e}")
-                machine.link_failed(str(e), self.clock())
+                self.machine.link_failed(str(e), self.clock())
             return
         src.flush_burst()
+
+    def _deliver(self, t, timestamp, payload, now, in_hub):
+        """One message to the source, if the machine says so (video resumes at a keyframe)."""
+        machine = self.machine
+        facts = media_frame.quick_facts(t, payload)       # the facts, read once here
+        frame = None
+        if facts is None:
+            frame = media_frame.parse(t, payload)
+            facts = ((frame.is_keyframe, frame.is_sequence_header)
+                     if frame is not None else (False, False))    # data
+        video = t == MSG_VIDEO
+        if machine.media(now, video, video and facts[0], video and facts[1]):
+            if machine.actions and not in_hub:   # Resumed: timeline first
+                self._perform(machine.take_actions())
+            self.source.on_media(t, timestamp, payload, frame, facts)
 
     def _resumed(self, action):
         self.source.on_upstream_switch()

@@ -91,10 +91,12 @@ class RtmpLink:
         self.readable = True
         self._event.set()
 
-    def read_available(self):
+    def read_available(self, raw=False):
         """Events from what the kernel holds now (never blocks); LinkError on close or bad
-        bytes. Reads at most READ_BUDGET bytes, then leaves the rest for the next wake-up."""
+        bytes. Reads at most READ_BUDGET bytes, then leaves the rest for the next wake-up.
+        `raw`: the parsed messages instead, for the caller to pass on (session.handle)."""
         self.readable = False
+        feed = self.session.read_messages if raw else self.session.feed
         events = []
         got = 0
         while got < READ_BUDGET:
@@ -108,7 +110,7 @@ class RtmpLink:
                 raise LinkError(f"{self._where()}: closed by the server")
             got += len(data)
             try:
-                events.extend(self.session.feed(data))
+                events.extend(feed(data))
             except ProtocolError as e:
                 raise LinkError(f"{self._where()}: protocol error: {e}") from e
             if len(data) < RECV_SIZE:

@@ -39,6 +39,10 @@ MR_SMALL_BYTES = 4096      # SRS_MR_SMALL_BYTES: a read below this pauses a merg
 
 
 class Receiver:
+    __slots__ = ("sock", "raw", "hub", "watcher", "idle_timeout", "_timer", "_reader", "_reads",
+                 "_drained", "_reads_at_tick", "_last_seen", "_streaming", "_merge",
+                 "_merge_timer")      # one per connection: players included
+
     def __init__(self, sock):
         self.sock = sock
         raw = getattr(sock, "_sock", None)    # gevent's plain socket underneath, not TLS

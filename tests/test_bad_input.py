@@ -246,9 +246,22 @@ def junk_while_publishing(port, tc_url):
     return c, "protocol error: fmt 2 on chunk stream 41 never opened"
 
 
+def junk_while_streaming(port, tc_url):
+    """A publisher whose media already flows (read in the event loop's callback, not by its
+    greenlet) breaks: the error still closes only it, with one line."""
+    c = BadClient(port)
+    cs = c.connect(tc_url, ("publish", "bad2"))
+    for ts in (0, 40, 80):
+        cs.send_media(MSG_VIDEO, ts, (b"\x17" if ts == 0 else b"\x27") + b"\x01\x00\x00\x00" + bytes(20))
+        c.send(cs.data_to_send())
+        time.sleep(0.15)
+    c.send(bytes([0x80 | 42]) + bytes(32))
+    return c, "protocol error: fmt 2 on chunk stream 42 never opened"
+
+
 BAD_CLIENTS = dict(SIMPLE_BAD_CLIENTS, **{f.__name__: f for f in (
     largest_message, partial_messages_flood, no_transaction_id, random_after_connect, random_command_after_connect,
-    junk_while_playing, junk_while_publishing)})
+    junk_while_playing, junk_while_publishing, junk_while_streaming)})
 
 
 def fmt1_unopened_is_tolerated(port, tc_url):
@@ -325,6 +338,7 @@ def test_bad_clients_do_not_disturb_publisher_and_player(server_factory, media_f
     assert len(warns) == len(BAD_CLIENTS) + len(silent), "\n".join(warns)
     assert "[Error]" not in log and "Traceback" not in log, log
     assert re.search(r"unpublish \S*live/bad: client closed", log), log
+    assert re.search(r"unpublish \S*live/bad2: client closed", log), log
 
     assert player.has_video and player.has_audio, player.stderr
     assert player.frames >= 0.9 * PLAY_SECONDS * FPS, (player.frames, player.stderr)

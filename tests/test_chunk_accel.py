@@ -191,3 +191,20 @@ def test_c_encoder_round_trips_a_large_message():
 def test_the_server_uses_the_accelerator_when_built():
     assert chunk.IMPLEMENTATION == "c" and chunk.ChunkReader is _chunkc.ChunkReader
     assert chunk.encode_message is _chunkc.encode_message
+
+
+def test_pure_python_is_selected_cleanly_when_asked():
+    """SRSEDGE_PURE_PYTHON=1 (and an unbuilt accelerator, which imports the same way) selects
+    the reference, and -t says so."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, SRSEDGE_PURE_PYTHON="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", "from lib.rtmp import chunk; "
+                          "print(chunk.IMPLEMENTATION, chunk.ChunkReader.__name__)"],
+                         env=env, cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["python", "PureChunkReader"]
+    said = subprocess.run([sys.executable, "srsedge.py", "-t", "-c", "conf/srs.conf"], env=env,
+                          cwd=root, capture_output=True, text=True)
+    assert said.returncode == 0 and "RTMP chunk reader: pure Python" in said.stdout

@@ -21,7 +21,8 @@ Rules:
   EOF returns b"", a socket error or an exception from `on_data` is raised in the owner.
   With `merge` (SRS's merged read, `publish { mr on; mr_latency; }`) a read of less than
   4096 bytes pauses reading for mr_latency, so reads are fewer and larger, at the cost of that
-  much latency (as SRS: stream latency >= mw_latency + mr_latency).
+  much latency (as SRS: stream latency >= mw_latency + mr_latency), and a peer that leaves
+  is noticed up to that much later.
 - A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
   so does everything when the idle bound is not used; it cannot `stream` (`can_stream`).
 """

@@ -5,7 +5,7 @@ reference and picks the C one when it imports). Compiled with the C compiler and
 Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
 line saying so, the old build removed, exit 0 (the server runs the pure-Python reader; `-t`
 and the start log say which one is in use). Rebuilds only when the source is newer.
-`--check` exits 1 when the accelerator is not importable (used by `make bench`).
+`--check` prints which reader the server would use and exits 1 when it is not the C one.
 """
 import os
 import shlex

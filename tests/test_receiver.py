@@ -69,7 +69,7 @@ def test_stream_reads_in_the_hub_until_the_callback_hands_back():
     gevent.sleep(0.05)
     assert len(seen) == 3 and rx.recv(100) == b"later"
     a.close()
-    assert rx.stream(on_data) == b""              # EOF
+    assert rx.stream(on_data) is None             # EOF
     rx.close()
     b.close()
 
@@ -120,3 +120,22 @@ def test_merged_read_pauses_after_small_reads_and_loses_nothing():
     merged, plain = reads_for(0.2), reads_for(0.0)
     assert sum(merged) == sum(plain) == 10000
     assert len(merged) <= 10 < 60 <= len(plain), (len(merged), len(plain))
+
+
+def test_merged_reader_that_goes_silent_is_closed_by_the_idle_bound():
+    """A publisher stops sending while the merged reader pauses: the idle bound still fires in
+    the owner, and the paused read's timer is gone with it (nothing reads afterwards)."""
+    a, b = gsocket.socketpair()
+    rx = Receiver(b)
+    rx.set_idle_timeout(0.3)
+    got = []
+    g = gevent.spawn(rx.stream, lambda data: got.append(data), 65536, 0.1)
+    for _ in range(3):
+        a.sendall(b"small")
+        gevent.sleep(0.05)
+    g.join(timeout=3)
+    assert isinstance(g.exception, socket.timeout) and b"".join(got) == b"small" * 3
+    assert rx._merge_timer is None and not rx.watcher.active
+    rx.close()
+    a.close()
+    b.close()

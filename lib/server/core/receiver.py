@@ -18,7 +18,7 @@ Rules:
   returns None to go on reading, or a value that is handed back to the owner, which then does
   the slow work (replies, commands) in its own greenlet and may stream again. The owner still
   owns the socket: the callback only reads, and only while the owner waits in `stream`.
-  EOF returns b"", a socket error or an exception from `on_data` is raised in the owner.
+  EOF returns None, a socket error or an exception from `on_data` is raised in the owner.
   With `merge` (SRS's merged read, `publish { mr on; mr_latency; }`) a read of less than
   4096 bytes pauses reading for mr_latency, so reads are fewer and larger, at the cost of that
   much latency (as SRS: stream latency >= mw_latency + mr_latency), and a peer that leaves
@@ -92,7 +92,7 @@ class Receiver:
         self._drained = False
 
     def stream(self, on_data, size=65536, merge=0.0):
-        """Read in the event loop until `on_data` returns a value (returned here), EOF (b"")
+        """Read in the event loop until `on_data` returns a value (returned here), EOF (None)
         or an error (raised here). See the module rules. `merge` > 0 is SRS's merged read
         (`publish.mr`): after a read of less than MR_SMALL_BYTES, stop reading for `merge`
         seconds so the next read takes what arrived meanwhile at once."""
@@ -135,7 +135,7 @@ class Receiver:
             return
         self._reads += 1
         if not data:
-            self._hand_back(waiter, b"")
+            self._hand_back(waiter, None)
             return
         try:
             result = on_data(data)

@@ -243,7 +243,7 @@ class Source:
         msgs = self.msgs
         msgs.append(msg)
         for kind in self.kinds:
-            data = msg.rtmp if kind == "rtmp" else msg.flv
+            data = msg.bytes_for(kind)
             self.logs[kind].append(data)
             tot = self.totals[kind]
             tot.append((tot[-1] if tot else self.total_base[kind]) + len(data))

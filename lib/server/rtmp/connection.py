@@ -106,7 +106,7 @@ class RtmpConnection(ClientBase):
                 # the ingest hot path: media is read and published from the event loop's
                 # callback; anything else comes back here (receiver.py)
                 events = receiver.stream(self._media_in_hub, RECV_SIZE, self._merged_read())
-                if not events or not self._dispatch(events):
+                if events is None or not self._dispatch(events):     # None: the client closed
                     break
             elif not self._pump():
                 break
@@ -133,19 +133,19 @@ class RtmpConnection(ClientBase):
         """Receiver.stream's callback (in the hub, must not block): plain audio and video go
         to the source at once; from the first other message on, the session makes events,
         which are returned for `_dispatch` in this greenlet (as is anything with a reply to
-        send, such as an acknowledgement). None: all done here."""
+        send, such as an acknowledgement; possibly no event then). None: all done here."""
         self.bytes_in += len(data)
         session = self.session
         messages = session.read_messages(data)
         if session.has_output() or session.held or session.state != "publishing":
-            return session.handle(messages) or [None]
+            return session.handle(messages)    # all of it is this greenlet's (it sends first)
         on_media = self.source.on_media
         for i, msg in enumerate(messages):
             t = msg.type_id
             if t != MSG_VIDEO and t != MSG_AUDIO:
                 events = session.handle(messages[i:])
                 if events or session.has_output() or session.held:
-                    return events or [None]
+                    return events
                 return None
             on_media(t, msg.timestamp, msg.payload)
         return None
@@ -162,8 +162,6 @@ class RtmpConnection(ClientBase):
         while True:
             self._flush_session()
             for ev in events:
-                if ev is None:
-                    continue
                 handler = self._handlers.get(type(ev))
                 if handler is not None:
                     handler(self, ev)

@@ -34,20 +34,22 @@ vhost __defaultVhost__ {
 
 
 class ApiProc(ServerProc):
-    """A server process with the HTTP API on `api_port`."""
+    """A server process with the HTTP API on `api_port` (API_CONF, or `conf` with `{api}`)."""
+    extra_ports = ()           # more ports a subclass's config listens on, waited for at start
 
-    def __init__(self, tmp_path, name, api_extra="", vhost_extra=""):
+    def __init__(self, tmp_path, name, api_extra="", vhost_extra="", conf=None):
         self.api_port = free_port()
-        conf = (API_CONF % (api_extra, vhost_extra)).replace("{api}", str(self.api_port))
-        super().__init__(tmp_path, conf, name=name)
+        if conf is None:
+            conf = API_CONF % (api_extra, vhost_extra)
+        super().__init__(tmp_path, conf.replace("{api}", str(self.api_port)), name=name)
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([PYTHON, "tests/api_server.py", str(self.conf),
                                       "--sample-interval", "0.5"], cwd=ROOT,
                                      stdout=self.logf, stderr=subprocess.STDOUT)
-        wait_port(self.port, proc=self.proc)
-        wait_port(self.api_port, proc=self.proc)
+        for port in (self.port, self.api_port, *self.extra_ports):
+            wait_port(port, proc=self.proc)
         return self
 
     def request(self, method, path, **kw):

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from lib.media import flv
-from tests.conftest import PYTHON, ROOT, ServerProc, free_port, wait_for, wait_port
+from tests.conftest import free_port, wait_for
+from tests.test_api import ApiProc
 
 WIDTH, HEIGHT, FPS = 160, 90, 15
 
@@ -87,33 +88,23 @@ HLS = "hls { enabled on; hls_path {dir}/hls; hls_fragment 1; hls_window 20; hls_
 CLUSTER = "cluster { mode remote; origin 127.0.0.1:%d; }"
 
 
-class Node(ServerProc):
+class Node(ApiProc):
     """A server process with the HTTP API and an HTTP server (HTTP-FLV)."""
 
     def __init__(self, tmp_path, name, vhost_extra):
-        self.api_port, self.http_port = free_port(), free_port()
-        conf = (CONF % vhost_extra).replace("{api}", str(self.api_port)) \
-            .replace("{http}", str(self.http_port))
-        super().__init__(tmp_path, conf, name=name)
-
-    def start(self, wait=True):
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([PYTHON, "tests/api_server.py", str(self.conf),
-                                      "--sample-interval", "0.5"], cwd=ROOT,
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
-        for port in (self.port, self.api_port, self.http_port):
-            wait_port(port, proc=self.proc)
-        return self
+        self.http_port = free_port()
+        self.extra_ports = (self.http_port,)
+        super().__init__(tmp_path, name, conf=(CONF % vhost_extra).replace("{http}", str(self.http_port)))
 
     def flv_url(self, stream):
         return f"http://127.0.0.1:{self.http_port}/live/{stream}.flv"
 
     def stream(self, name):
-        r = requests.get(f"http://127.0.0.1:{self.api_port}/api/v1/streams?count=100", timeout=5)
-        return next((s for s in r.json()["streams"] if s["name"] == name), None)
+        streams = self.get("/api/v1/streams?count=100")["streams"]
+        return next((s for s in streams if s["name"] == name), None)
 
     def metrics(self):
-        return requests.get(f"http://127.0.0.1:{self.api_port}/metrics", timeout=5).text
+        return self.request("GET", "/metrics").text
 
 
 @pytest.fixture

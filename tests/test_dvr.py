@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import urllib.request
 
 import pytest
@@ -30,12 +29,8 @@ vhost __defaultVhost__ {
 
 @pytest.fixture
 def hook_server():
-    srv = HookServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with HookServer.running() as srv:
+        yield srv
 
 
 def start(server_factory, hook_server, plan, path, api=None):

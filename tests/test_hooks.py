@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,6 +37,18 @@ class HookServer(ThreadingHTTPServer):
     def paths(self):
         return [path.split("?")[0] for path, _, _ in self.calls]
 
+    @classmethod
+    @contextmanager
+    def running(cls):
+        """A hook server answering on its own thread until the block ends."""
+        srv = cls()
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            yield srv
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
 
 class HookHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so Session reuse is visible
@@ -60,12 +73,8 @@ class HookHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def running_server():
-    srv = HookServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with HookServer.running() as srv:
+        yield srv
 
 
 @pytest.fixture

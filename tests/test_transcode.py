@@ -203,3 +203,57 @@ def test_reload_adds_and_removes_an_ingest(server_factory, media_file):
     srv.send_signal(signal.SIGHUP)
     assert wait_for(lambda: not procs(api), timeout=20)
     assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)
+
+
+SECRET = "S3cr3tT0k3n"
+TOKENS_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/sh {dir}/say.sh [url] [param];
+    }
+    transcode live {
+        enabled on;
+        ffmpeg ffmpeg;
+        engine sd {
+            enabled on;
+            vcodec copy;
+            acodec copy;
+            output rtmp://127.0.0.1:[port]/[app]/[stream]_sd[param];
+        }
+    }
+}
+"""
+
+
+def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publisher_factory,
+                                                        media_file):
+    """Issue 20 point 2: the publisher's `?token=` reaches the transcoder's output URL ([param])
+    and exec's [url]/[param]; the API's process fields (output, argv, last_output), the client
+    and stream lists and every log line (stderr of both children too) show it redacted."""
+    api = free_port()
+    srv = server_factory(TOKENS_CONF.replace("API", str(api)), start=False)
+    (srv.dir / "say.sh").write_text('echo "exec says $1 $2" >&2\nexec sleep 300\n')
+    srv.start()
+    wait_port(api)
+    publisher_factory(srv.url(f"live/cam?token={SECRET}"), media_file)
+
+    def said(kind, words):
+        return [p for p in procs(api, kind) if any(words in line for line in p["last_output"])]
+    assert wait_for(lambda: said("exec", "exec says"), timeout=20), procs(api)
+    assert wait_for(lambda: any(s["name"] == "cam_sd" and s["publish"]["active"]
+                                for s in api_get(api, "/api/v1/streams")["streams"]), 20)
+    (transcoder,) = procs(api, "transcode")
+    assert transcoder["output"] == f"rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***"
+    assert transcoder["argv"][-1] == transcoder["output"]
+    shown = json.dumps([api_get(api, f"/api/v1/{what}")
+                        for what in ("processes", "clients", "streams")])
+    assert SECRET not in shown, shown
+    assert "token=***" in " ".join(said("exec", "exec says")[0]["last_output"])
+    # ffmpeg names its output on stderr (the API keeps only the last lines): logged redacted
+    assert wait_for(lambda: "Output #0, flv, to 'rtmp://" in srv.log_text(), timeout=10)
+    assert SECRET not in srv.log_text(), srv.log_text()
+    assert f"to 'rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***'" in srv.log_text()

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import free_port, need_tool, wait_for, wait_port
+from tests.rtmpclient import RtmpTestClient
 
 TRANSCODE_CONF = """
 listen {port};
@@ -257,3 +258,44 @@ def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publishe
     assert wait_for(lambda: "Output #0, flv, to 'rtmp://" in srv.log_text(), timeout=10)
     assert SECRET not in srv.log_text(), srv.log_text()
     assert f"to 'rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***'" in srv.log_text()
+
+
+NESTED_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/sh {dir}/rec.sh -o {dir}/rec/[app]/[stream].txt [pageUrl];
+        publish /bin/sh {dir}/rec.sh [stream];
+    }
+}
+"""
+
+
+def test_exec_variables_expand_once_and_a_name_never_becomes_an_option(server_factory):
+    """Issue 20 point 5 end to end: app `live/[param]` with `?x=/../../../esc` in the tcUrl's
+    query stays literal in exec's `-o` path (before: `[param]` was expanded inside the app and
+    the path left `rec/`), `[pageUrl]` is the publisher's page (before: always ""), and a stream
+    named `-f` never becomes an option of a `[stream]` word (that line is not run)."""
+    api = free_port()
+    srv = server_factory(NESTED_CONF.replace("API", str(api)), start=False)
+    (srv.dir / "rec.sh").write_text('exec sleep 300\n')
+    srv.start()
+    wait_port(api)
+    nested = RtmpTestClient(srv.url("live/[param]?x=/../../../esc/s"),
+                            connect_extra={"pageUrl": "http://page.test/p"})
+    dashed = RtmpTestClient(srv.url("live/-f"))
+    try:
+        assert nested.publish() and dashed.publish()
+        # each publish starts all its lines at once: 3 or more means both publishes did
+        assert wait_for(lambda: len(procs(api, "exec")) >= 3, timeout=20), procs(api)
+        runs = [p["argv"][2:] for p in procs(api, "exec")]
+        assert sorted(runs) == [
+            ["-o", f"{srv.dir}/rec/live/-f.txt", ""],
+            ["-o", f"{srv.dir}/rec/live/[param]/s.txt", "http://page.test/p"],
+            ["s"]], runs
+    finally:
+        nested.close()
+        dashed.close()

@@ -233,8 +233,9 @@ vhost __defaultVhost__ {
 def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publisher_factory,
                                                         media_file):
     """Issue 20 point 2: the publisher's `?token=` reaches the transcoder's output URL ([param])
-    and exec's [url]/[param]; the API's process fields (output, argv, last_output), the client
-    and stream lists and every log line (stderr of both children too) show it redacted."""
+    and exec's [url]/[param]; a player puts tokens in its tcUrl and pageUrl. The API's process
+    fields (output, argv, last_output), the client and stream lists and every log line (stderr
+    of both children too) show them redacted."""
     api = free_port()
     srv = server_factory(TOKENS_CONF.replace("API", str(api)), start=False)
     (srv.dir / "say.sh").write_text('echo "exec says $1 $2" >&2\nexec sleep 300\n')
@@ -247,6 +248,11 @@ def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publishe
     assert wait_for(lambda: said("exec", "exec says"), timeout=20), procs(api)
     assert wait_for(lambda: any(s["name"] == "cam_sd" and s["publish"]["active"]
                                 for s in api_get(api, "/api/v1/streams")["streams"]), 20)
+    player = RtmpTestClient(srv.url(f"live?auth_key={SECRET}/cam"),
+                            connect_extra={"pageUrl": f"http://page.test/?sign={SECRET}"})
+    assert player.play()
+    clients = api_get(api, "/api/v1/clients")["clients"]
+    assert f"rtmp://127.0.0.1:{srv.port}/live?auth_key=***" in [c["tcUrl"] for c in clients]
     (transcoder,) = procs(api, "transcode")
     assert transcoder["output"] == f"rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***"
     assert transcoder["argv"][-1] == transcoder["output"]
@@ -258,6 +264,7 @@ def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publishe
     assert wait_for(lambda: "Output #0, flv, to 'rtmp://" in srv.log_text(), timeout=10)
     assert SECRET not in srv.log_text(), srv.log_text()
     assert f"to 'rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***'" in srv.log_text()
+    player.close()
 
 
 NESTED_CONF = """

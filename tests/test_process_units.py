@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from lib.config import ConfigError, load_config, parse_text
+from lib.media.variables import UnsafeExpansion, expand, expand_word
+from lib.rtmp.url import Request
 from lib.server.ffmpeg.command import copy_argv, engine_argv, expand_all, local_url
 from lib.server.ffmpeg.restart import KILL, SPAWN, RestartError, RestartState
 
@@ -255,3 +257,96 @@ def test_edge_vhost_never_records_transcodes_execs_or_ingests():
     procs.on_publish_started(object(), source)
     procs.on_server_start()
     assert server.processes.procs == {} and procs.by_stream == {} and procs.ingests == {}
+
+
+# ------------------------------------------------------------------------ variables (issue 20.5)
+def test_expand_inserts_each_value_once_and_never_expands_it_again():
+    values = {"app": "live/[param]", "stream": "[app]", "param": "?x=/../../..", "port": 1935}
+    assert expand("/d/[app]/[stream].flv", values) == "/d/live/[param]/[app].flv"
+    assert expand("[port]:[unknown]:[[port]]", values) == "1935:[unknown]:[1935]"
+
+
+@pytest.mark.parametrize("template,values,why", [
+    ("/data/[app]/[stream].flv", {"app": "live", "stream": "s/../../../etc/x"}, "'..'"),
+    ("/data/[stream][param].flv", {"stream": "s", "param": "?/../../x"}, "'..'"),
+    ("/data/[app]/x.flv", {"app": "./live"}, "'.'"),
+    ("/data/[stream]/x.flv", {"stream": ".."}, "'..'"),
+    ("[stream]", {"stream": "-f"}, "option"),
+    ("[stream].flv", {"stream": "-y"}, "option"),
+    ("[app][stream]", {"app": "", "stream": "-i"}, "option"),
+    ("[pageUrl]", {"pageUrl": "/etc/passwd"}, "absolute"),
+])
+def test_expanded_word_refused_when_a_value_moves_a_path_or_makes_an_option(template, values,
+                                                                            why):
+    with pytest.raises(UnsafeExpansion, match=why):
+        expand_word(template, values)
+
+
+def test_what_the_template_itself_says_stays_the_operators():
+    assert expand_word("../objs/[stream].flv", {"stream": "s"}) == "../objs/s.flv"
+    assert expand_word("-o", {"stream": "s"}) == "-o"
+    assert expand_word("/d/[stream]..flv", {"stream": "a..b"}) == "/d/a..b..flv"
+    assert expand_word("/d/./[stream]", {"stream": "s.flv"}) == "/d/./s.flv"
+    assert expand_word("[tcUrl]", {"tcUrl": "rtmp://h/live"}) == "rtmp://h/live"
+
+
+PLUGIN_CONF = """
+listen 1935;
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/rec -o /data/[app]/[stream].flv [pageUrl] [swfUrl];
+        publish /bin/tool [stream] [tcUrl];
+    }
+    transcode {
+        enabled on;
+        engine e {
+            enabled on; vcodec copy; acodec copy;
+            output rtmp://127.0.0.1:[port]/[app]/[stream]_e;
+        }
+    }
+}
+"""
+
+
+class _FakeConn:
+    def __init__(self, app, stream, param="", page_url="", swf_url=""):
+        self.cid = "c1"
+        self.req = Request(vhost="__defaultVhost__", app=app, stream=stream, param=param,
+                           tc_url=f"rtmp://127.0.0.1/{app}")
+        self.page_url = page_url
+        self.connect_object = {"swfUrl": swf_url, "pageUrl": page_url}
+
+
+def _published(app, stream, **conn):
+    """The argv of every process the plugin would start for this publish."""
+    from lib.server.ffmpeg.plugin import ProcessPlugin
+    plugin = ProcessPlugin(_FakeServer(parse_text(PLUGIN_CONF)))
+    spawned = []
+    plugin._spawn = lambda kind, name, argv, log, **info: spawned.append((kind, argv)) or name
+    source = _FakeSource("__defaultVhost__")
+    source.app, source.stream, source.key = app, stream, f"__defaultVhost__/{app}/{stream}"
+    plugin.on_publish_started(_FakeConn(app, stream, **conn), source)
+    return spawned
+
+
+def test_exec_gets_the_publishers_page_and_swf_urls():
+    spawned = _published("live", "s", param="?token=t", page_url="http://page.test/p?x=1",
+                         swf_url="http://page.test/player.swf")
+    assert ("exec", ["/bin/rec", "-o", "/data/live/s.flv", "http://page.test/p?x=1",
+                     "http://page.test/player.swf"]) in spawned
+
+
+def test_nested_variable_in_a_name_stays_literal_in_exec_and_transcode():
+    spawned = _published("live/[param]", "s", param="?x=/../../../../tmp/evil")
+    argv = {kind: argv for kind, argv in spawned if kind != "exec" or argv[0] == "/bin/rec"}
+    assert argv["exec"][2] == "/data/live/[param]/s.flv"
+    assert argv["transcode"][-1] == "rtmp://127.0.0.1:1935/live/[param]/s_e"
+
+
+def test_a_stream_named_like_an_option_never_becomes_one():
+    spawned = _published("live", "-f")
+    assert ("exec", ["/bin/rec", "-o", "/data/live/-f.flv", "", ""]) in spawned
+    assert not [argv for kind, argv in spawned if argv[0] == "/bin/tool"], spawned
+    assert [argv[-1] for kind, argv in spawned if kind == "transcode"] == \
+        ["rtmp://127.0.0.1:1935/live/-f_e"]

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import free_port, need_tool, wait_for, wait_port
+from tests.rtmpclient import RtmpTestClient
 
 TRANSCODE_CONF = """
 listen {port};
@@ -203,3 +204,105 @@ def test_reload_adds_and_removes_an_ingest(server_factory, media_file):
     srv.send_signal(signal.SIGHUP)
     assert wait_for(lambda: not procs(api), timeout=20)
     assert wait_for(lambda: not pid_alive(proc["pid"]), timeout=10)
+
+
+SECRET = "S3cr3tT0k3n"
+TOKENS_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/sh {dir}/say.sh [url] [param];
+    }
+    transcode live {
+        enabled on;
+        ffmpeg ffmpeg;
+        engine sd {
+            enabled on;
+            vcodec copy;
+            acodec copy;
+            output rtmp://127.0.0.1:[port]/[app]/[stream]_sd[param];
+        }
+    }
+}
+"""
+
+
+def test_tokens_never_in_clear_in_processes_api_and_log(server_factory, publisher_factory,
+                                                        media_file):
+    """Issue 20 point 2: the publisher's `?token=` reaches the transcoder's output URL ([param])
+    and exec's [url]/[param]; a player puts tokens in its tcUrl and pageUrl. The API's process
+    fields (output, argv, last_output), the client and stream lists and every log line (stderr
+    of both children too) show them redacted."""
+    api = free_port()
+    srv = server_factory(TOKENS_CONF.replace("API", str(api)), start=False)
+    (srv.dir / "say.sh").write_text('echo "exec says $1 $2" >&2\nexec sleep 300\n')
+    srv.start()
+    wait_port(api)
+    publisher_factory(srv.url(f"live/cam?token={SECRET}"), media_file)
+
+    def said(kind, words):
+        return [p for p in procs(api, kind) if any(words in line for line in p["last_output"])]
+    assert wait_for(lambda: said("exec", "exec says"), timeout=20), procs(api)
+    assert wait_for(lambda: any(s["name"] == "cam_sd" and s["publish"]["active"]
+                                for s in api_get(api, "/api/v1/streams")["streams"]), 20)
+    player = RtmpTestClient(srv.url(f"live?auth_key={SECRET}/cam"),
+                            connect_extra={"pageUrl": f"http://page.test/?sign={SECRET}"})
+    assert player.play()
+    clients = api_get(api, "/api/v1/clients")["clients"]
+    assert f"rtmp://127.0.0.1:{srv.port}/live?auth_key=***" in [c["tcUrl"] for c in clients]
+    (transcoder,) = procs(api, "transcode")
+    assert transcoder["output"] == f"rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***"
+    assert transcoder["argv"][-1] == transcoder["output"]
+    shown = json.dumps([api_get(api, f"/api/v1/{what}")
+                        for what in ("processes", "clients", "streams")])
+    assert SECRET not in shown, shown
+    assert "token=***" in " ".join(said("exec", "exec says")[0]["last_output"])
+    # ffmpeg names its output on stderr (the API keeps only the last lines): logged redacted
+    assert wait_for(lambda: "Output #0, flv, to 'rtmp://" in srv.log_text(), timeout=10)
+    assert SECRET not in srv.log_text(), srv.log_text()
+    assert f"to 'rtmp://127.0.0.1:{srv.port}/live/cam_sd?token=***'" in srv.log_text()
+    player.close()
+
+
+NESTED_CONF = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen API; }
+vhost __defaultVhost__ {
+    exec {
+        enabled on;
+        publish /bin/sh {dir}/rec.sh -o {dir}/rec/[app]/[stream].txt [pageUrl];
+        publish /bin/sh {dir}/rec.sh [stream];
+    }
+}
+"""
+
+
+def test_exec_variables_expand_once_and_a_name_never_becomes_an_option(server_factory):
+    """Issue 20 point 5 end to end: app `live/[param]` with `?x=/../../../esc` in the tcUrl's
+    query stays literal in exec's `-o` path (before: `[param]` was expanded inside the app and
+    the path left `rec/`), `[pageUrl]` is the publisher's page (before: always ""), and a stream
+    named `-f` never becomes an option of a `[stream]` word (that line is not run)."""
+    api = free_port()
+    srv = server_factory(NESTED_CONF.replace("API", str(api)), start=False)
+    (srv.dir / "rec.sh").write_text('exec sleep 300\n')
+    srv.start()
+    wait_port(api)
+    nested = RtmpTestClient(srv.url("live/[param]?x=/../../../esc/s"),
+                            connect_extra={"pageUrl": "http://page.test/p"})
+    dashed = RtmpTestClient(srv.url("live/-f"))
+    try:
+        assert nested.publish() and dashed.publish()
+        # each publish starts all its lines at once: 3 or more means both publishes did
+        assert wait_for(lambda: len(procs(api, "exec")) >= 3, timeout=20), procs(api)
+        runs = [p["argv"][2:] for p in procs(api, "exec")]
+        assert sorted(runs) == [
+            ["-o", f"{srv.dir}/rec/live/-f.txt", ""],
+            ["-o", f"{srv.dir}/rec/live/[param]/s.txt", "http://page.test/p"],
+            ["s"]], runs
+    finally:
+        nested.close()
+        dashed.close()

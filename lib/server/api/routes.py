@@ -31,6 +31,8 @@ Rules (this module owns them):
 - Debug extension (not in SRS): `/api/v1/debug/runtime` counts fds, sockets, loop watchers,
   sources, clients, plugin registries and RSS from what the server already holds (cheap);
   the greenlet count needs a full gc walk that stalls every stream, so only `?gc=1` does it.
+- No token in clear: every answer goes through lib.redact `redact_tree` (tcUrls, pageUrls,
+  process argv/output/last_output, an edge's last error): token-like query values are `***`.
 - Hook calls are counted by wrapping `server.hooks.call` once at start (per action, ok/failed).
 """
 import base64
@@ -51,6 +53,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCo
 
 from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
+from lib.redact import redact_tree
 from lib.server.api.metrics import MetricsCollector
 from lib.server.api.stats import Stats, Traffic, atoi, client_bytes_out, rss_kbyte, summary_data
 from lib.server.core.hooks import stream_url
@@ -215,7 +218,7 @@ class ApiServer:
             method = "GET"
         elif callback and method == "GET" and query.get("method", [""])[0].upper() == "DELETE":
             method = "DELETE"          # SRS's JSONP DELETE: a script tag can only GET
-        obj = self._route(method, path, query)
+        obj = redact_tree(self._route(method, path, query))
         body = json.dumps(obj, separators=(",", ":"))
         if callback:
             return 200, [("Content-Type", "text/javascript")], f"{callback}({body})".encode()

@@ -17,12 +17,11 @@ Rules (this module owns them):
   every socket read; in the server process (sockets monkey-patched by gevent) a `gevent.Timeout`
   also caps each URL's whole request at the timeout. Proxy environment variables are ignored (`trust_env = False`).
 - This module never logs: it returns `(ok, reason)`. Reasons name the action and the URL, with
-  token-like query values replaced by `***` (`redact`). Bodies sent to the hook keep the real
+  token-like query values replaced by `***` (lib.redact `redact`). Bodies sent to the hook keep the real
   values: token auth is what hooks are for.
 - It imports no other lib.server module.
 """
 import json
-import re
 from dataclasses import dataclass
 
 import gevent
@@ -31,6 +30,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from lib.names import DEFAULT_VHOST, stream_url  # noqa: E402,F401 (stream_url: re-exported)
+from lib.redact import redact  # noqa: F401 (re-exported: the one redaction, lib/redact.py)
 DEFAULT_TIMEOUT = 30.0     # seconds: SRS's SRS_HTTP_CLIENT_TIMEOUT
 
 ACTIONS = ("on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop")
@@ -53,9 +53,6 @@ FIELDS = {
                "stream", "param", "cwd", "file", "stream_url", "stream_id"),
 }
 
-_SECRET_WORDS = ("token", "key", "secret", "sign", "auth", "passwd", "password")
-_QUERY_PAIR = re.compile(r"(^|[?&;])([^=&;?#/]*)=([^&;#]*)")
-_USERINFO = re.compile(r"(://[^/@:?#]*):[^/@?#]*@")
 _MAX_BODY_SHOWN = 64
 _MAX_ERROR_SHOWN = 200
 
@@ -95,20 +92,6 @@ def build_body(action, ctx):
     if not ctx.stream_id:
         body.pop("stream_id", None)
     return body
-
-
-def redact(text):
-    """Replace values of token-like query keys (and URL passwords) with `***`.
-
-    A key is token-like when it contains token, key, secret, sign, auth, passwd or password
-    (case-insensitive), so `access_token`, `txSecret` and `api_key` are covered too.
-    """
-    def pair(m):
-        key = m.group(2)
-        if any(word in key.lower() for word in _SECRET_WORDS):
-            return f"{m.group(1)}{key}=***"
-        return m.group(0)
-    return _QUERY_PAIR.sub(pair, _USERINFO.sub(r"\1:***@", text))
 
 
 def check_response(status, body):

@@ -11,11 +11,13 @@ Rules:
 - srsedge adds `-hide_banner -nostats` (no banner, no progress line twice a second in our
   log); stderr is read by the supervisor, never redirected to a file.
 - Variables: `stream_values(vhost, port, app, stream, param, engine)` and the time names of
-  lib.media.variables, as SRS's encoder/ingester/exec.
+  lib.media.variables, as SRS's encoder/ingester/exec. `expand_all(word, ...)` expands one word
+  (an output URL, an exec argv word) once and checks its final text (lib.media.variables
+  `expand_word`): UnsafeExpansion when a client's name would move a path or make an option.
 """
 from dataclasses import replace
 
-from lib.media.variables import expand, time_values
+from lib.media.variables import expand_word, time_values
 from lib.names import DEFAULT_VHOST
 
 
@@ -31,8 +33,8 @@ def stream_values(vhost, port, app="", stream="", param="", engine=""):
             "engine": engine}
 
 
-def expand_all(text, values, now, utc=False):
-    return expand(text, {**values, **time_values(now, utc)})
+def expand_all(word, values, now, utc=False):
+    return expand_word(word, {**values, **time_values(now, utc)})
 
 
 def _even(n):

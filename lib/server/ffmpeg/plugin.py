@@ -12,8 +12,12 @@ Rules:
   (SRS's loop check, here by stream key rather than URL text; an output counts as ours when its
   host is loopback/localhost/0.0.0.0 and its port one of our RTMP ports): no infinite chains.
 - exec: at each publish, one process per `exec.publish` line, words expanded with [vhost]
-  [port] [app] [stream] [tcUrl] [swfUrl] [pageUrl] [param] [url] and the time variables;
-  stopped at unpublish. Not run for an app or stream name that could move a path (`..`).
+  [port] [app] [stream] [tcUrl] [swfUrl] [pageUrl] (the publisher's connect) [param] [url] and
+  the time variables; stopped at unpublish. Not run for an app or stream name that could move
+  a path (`..`).
+- Every expanded word (exec argv, transcode/ingest output) is expanded once and checked on its
+  final text (lib.server.ffmpeg.command `expand_all`): a line or engine where a client's name
+  would move a path or become an option (a stream named `-f`) is not run, with one warn line.
 - ingest: at server start (and for ingests added by a reload), one ffmpeg per engine of each
   enabled `ingest` (-re -i input.url; a disabled engine or one without vcodec/acodec copies, as
   SRS); output variables [vhost] [port] and time. A reload stops ingests that were removed or
@@ -23,7 +27,7 @@ Rules:
 """
 import time
 
-from lib.media.variables import unsafe
+from lib.media.variables import UnsafeExpansion, unsafe
 from lib.names import DEFAULT_VHOST
 from lib.rtmp.errors import ProtocolError
 from lib.rtmp.url import discover, parse_rtmp_url
@@ -74,6 +78,15 @@ class ProcessPlugin:
         conf = self.server.config.vhost(req.vhost)
         return f"{conf.name if conf else req.vhost}/{req.app}/{req.stream}"
 
+    def _expanded(self, what, words, values, log):
+        """`words` with the variables expanded and checked (see header), or None (logged)."""
+        now, utc = time.time(), self.server.config.utc_time
+        try:
+            return [expand_all(w, values, now, utc) for w in words]
+        except UnsafeExpansion as e:
+            log.warn(f"{what}: not run: {e}")
+            return None
+
     def _spawn(self, kind, name, argv, log, **info):
         proc = Supervised(self.server.processes, kind, name, argv, log, **info)
         return proc.start()
@@ -87,7 +100,7 @@ class ProcessPlugin:
         req = getattr(conn, "req", None)
         param = (req.param or "") if req is not None else ""
         procs = self._transcode(conf, source, param, log)
-        procs += self._exec(conf, source, req, log)
+        procs += self._exec(conf, source, conn, log)
         if procs:
             self.by_stream[source.key] = procs
 
@@ -116,12 +129,15 @@ class ProcessPlugin:
                     continue
                 values = stream_values(source.vhost, port, source.app, source.stream, param,
                                        engine.name)
-                output = expand_all(engine.output, values, time.time(), self.server.config.utc_time)
+                name = f"{source.key}/{engine.name or 'engine'}"
+                output = self._expanded(f"transcode {name}", [engine.output], values, log)
+                if output is None:
+                    continue
+                output = output[0]
                 input_url = local_url(port, source.vhost, source.app, source.stream)
                 argv = engine_argv(t.ffmpeg, engine, input_url, output)
                 out_key = self._stream_key(output)
-                proc = self._spawn("transcode", f"{source.key}/{engine.name or 'engine'}", argv,
-                                   log, vhost=source.vhost, app=source.app,
+                proc = self._spawn("transcode", name, argv, log, vhost=source.vhost, app=source.app,
                                    stream=source.stream, engine=engine.name, output=output,
                                    output_key=out_key)
                 if out_key is not None:
@@ -129,24 +145,28 @@ class ProcessPlugin:
                 procs.append(proc)
         return procs
 
-    def _exec(self, conf, source, req, log):
+    def _exec(self, conf, source, conn, log):
         if not conf.exec.enabled or not conf.exec.publish:
             return []
         if unsafe(source.app) or unsafe(source.stream):
             log.warn(f"exec: not run for {source.key}: app or stream name with '..' or '/'")
             return []
         port = self._port()
+        req = getattr(conn, "req", None)
         param = (req.param or "") if req is not None else ""
+        swf_url = (getattr(conn, "connect_object", None) or {}).get("swfUrl")
         values = {**stream_values(source.vhost, port, source.app, source.stream, param),
-                  "tcUrl": req.tc_url if req is not None else "", "swfUrl": "",
-                  "pageUrl": getattr(req, "page_url", "") or "",
+                  "tcUrl": req.tc_url if req is not None else "",
+                  "swfUrl": swf_url if isinstance(swf_url, str) else "",
+                  "pageUrl": getattr(conn, "page_url", "") or "",
                   "url": local_url(port, source.vhost, source.app, source.stream, param)}
-        now, utc = time.time(), self.server.config.utc_time
         procs = []
         for i, words in enumerate(conf.exec.publish):
-            argv = [expand_all(w, values, now, utc) for w in words]
-            procs.append(self._spawn("exec", f"{source.key}#{i}", argv, log, vhost=source.vhost,
-                                     app=source.app, stream=source.stream))
+            argv = self._expanded(f"exec {source.key}#{i}", words, values, log)
+            if argv is not None:
+                procs.append(self._spawn("exec", f"{source.key}#{i}", argv, log,
+                                         vhost=source.vhost, app=source.app,
+                                         stream=source.stream))
         return procs
 
     # ------------------------------------------------------------ ingest
@@ -191,8 +211,10 @@ class ProcessPlugin:
         procs = []
         for i, engine in enumerate(ingest.engines):
             label = f"{vhost}/{name}" + (f"/{engine.name or i}" if len(ingest.engines) > 1 else "")
-            output = expand_all(engine.output, values, time.time(), self.server.config.utc_time)
-            output = output.replace(f"vhost={DEFAULT_VHOST}", "").replace("?&", "?") \
+            output = self._expanded(f"ingest {label}", [engine.output], values, log)
+            if output is None:
+                continue
+            output = output[0].replace(f"vhost={DEFAULT_VHOST}", "").replace("?&", "?") \
                 .replace("?/", "/").rstrip("?")
             build = engine_argv if engine.enabled and engine.vcodec and engine.acodec \
                 else copy_argv

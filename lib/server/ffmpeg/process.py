@@ -170,7 +170,7 @@ class Supervised:
             pass
 
     def _log_line(self, text):
-        self.tail.append(text)
+        self.tail.append(redact(text))
         now = time.time()
         if now - self._window_start >= LOG_WINDOW:
             if self._suppressed:

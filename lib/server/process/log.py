@@ -3,12 +3,15 @@
 Rules: one line per event that matters (connect, publish, play, upstream switch, error with its
 reason), never per packet. Each connection logs through a `ContextLog` carrying its context id.
 The sink is the console or a file (`srs_log_tank`); `reopen()` serves SIGUSR1 (logrotate).
+Every message goes through lib.redact `redact` here, whoever wrote it: no token in clear.
 """
 import os
 import random
 import string
 import sys
 import time
+
+from lib.redact import redact
 
 LEVELS = {"verbose": 0, "info": 1, "trace": 2, "warn": 3, "error": 4}
 _NAMES = {0: "Verb", 1: "Debug", 2: "Trace", 3: "Warn", 4: "Error"}
@@ -57,7 +60,7 @@ class Logger:
         now = time.time()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
         self.pid = os.getpid()
-        line = f"[{stamp}.{int(now * 1000) % 1000:03d}][{_NAMES[level]}][{self.pid}][{cid}] {msg}\n"
+        line = f"[{stamp}.{int(now * 1000) % 1000:03d}][{_NAMES[level]}][{self.pid}][{cid}] {redact(msg)}\n"
         try:
             self._stream.write(line)
             if self._stream is sys.stderr:

@@ -18,6 +18,7 @@ if [[ $profile == test ]]; then
     command -v ip >/dev/null 2>&1 || need+=(iproute2)          # network-namespace fault tests
     [ -x /usr/bin/chromium ] || need+=(chromium)                # tests/test_browser.py (headless)
     command -v npm >/dev/null 2>&1 || need+=(npm)               # www/: the players' JS (npm ci)
+    command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the origin cluster's directory (tests start their own)
     command -v rtmpdump >/dev/null 2>&1 || need+=(rtmpdump)     # play duration (-B), an outside RTMP client
     command -v cc >/dev/null 2>&1 || need+=(gcc)                # the C chunk reader (scripts/build_accel.py)
     py=.venv/bin/python; [ -x "$py" ] || py=python3             # ... and the headers of the venv's Python

@@ -224,7 +224,7 @@ def test_vhost_defaults():
     assert v.play == view.Play(True, 2500, 30.0, "full", False, False, False, 350, 8, 0.0, False)
     assert v.publish == view.Publish(False, 350, 20000, 5000, True, True, 0.0)
     assert v.http_hooks.enabled is False and v.http_hooks.on_publish == []
-    assert v.cluster == view.Cluster("local", [], False, None, True, [], False, "rtmp", False, 3.0, 5.0)
+    assert v.cluster == view.Cluster("local", [], False, None, True, [], False, "rtmp", False, 3.0, 5.0, None, 6.0)
     assert v.forward == view.Forward(False, [], None)
     assert (v.hls.enabled, v.hls.hls_fragment, v.hls.hls_window, v.hls.hls_td_ratio) == (False, 10.0, 60.0, 1.5)
     assert (v.hls.hls_path, v.hls.hls_m3u8_file, v.hls.hls_ts_file) == (

@@ -149,7 +149,7 @@ class EdgePull(LinkMachine):
             self.link_failed(f"{format_origin(self.origin)}: no media for {self.data_timeout:g}s", now)
 
     # ------------------------------------------------------------ config, shutdown
-    def reconfigure(self, origins, data_timeout, grace, now):
+    def reconfigure(self, origins, data_timeout, grace, now, why="reload removed origin"):
         if not self._allowed("reconfigure") or self.done:
             return
         self.data_timeout, self.grace = data_timeout, grace
@@ -159,7 +159,7 @@ class EdgePull(LinkMachine):
         self.picker.update(origins)
         self.failed_round &= set(origins)
         if self.state in LINKED and self.origin not in origins:
-            self.actions.append(Close(f"reload removed origin {format_origin(self.origin)}"))
+            self.actions.append(Close(f"{why} {format_origin(self.origin)}"))
             self._connect_next(now)
         elif self.state == BACKOFF:
             self._connect_next(now)

@@ -132,6 +132,24 @@ class HostPort(Kind):
         return host, _port(port, self.want, lo=1)
 
 
+class RedisUrl(Kind):
+    """`redis://HOST[:PORT][/DB]` (the origin cluster's directory, issue 21)."""
+    want = "redis://host[:port][/db]"
+
+    def parse(self, word):
+        scheme, sep, rest = word.partition("://")
+        if scheme != "redis" or not sep:
+            raise ValueError(self.want)
+        hostport, _, db = rest.partition("/")
+        host, sep, port = hostport.rpartition(":")
+        if not sep:
+            host, port = hostport, "6379"
+        if not host or (db and not db.isdigit()):
+            raise ValueError(self.want)
+        _port(port, self.want, lo=1)
+        return word
+
+
 class SecurityRule(Kind):
     """The two words of `allow|deny publish|play all|IP|CIDR`."""
     want = "publish|play and all|IP|CIDR"
@@ -297,6 +315,9 @@ CLUSTER = block(
     # srsedge extensions (not in SRS):
     edge_idle_timeout=number("3", lo=0),    # s an edge keeps pulling a stream after its last player left
     origin_data_timeout=number("5", lo=0),  # s without media from an origin before trying the next
+    # the origin cluster (issue 21, docs/cluster.md): a Redis directory of origins and stream owners
+    directory=Value(RedisUrl(), default=None),
+    directory_ttl=number("6", lo=1),        # s: lease and membership TTL, renewed every third
 )
 
 FORWARD = block(

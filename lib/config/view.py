@@ -105,9 +105,9 @@ def _vhost(node, global_chunk_size):
     chunk_size = global_chunk_size if values["chunk_size"] is None else values["chunk_size"]
     vhost = _section(Vhost, node, name=node.arg0, directive=node, chunk_size=chunk_size,
                      play=_play(node.get("play"), values["min_latency"]))
-    if vhost.is_edge and not vhost.cluster.origin:
+    if vhost.is_edge and not vhost.cluster.origin and not vhost.cluster.directory:
         where = node.get("cluster").get("mode")
-        raise ConfigError(f"vhost {vhost.name}: cluster.mode remote needs cluster.origin",
+        raise ConfigError(f"vhost {vhost.name}: cluster.mode remote needs cluster.origin (or cluster.directory)",
                           where.file, where.line, "vhost.cluster.origin")
     return vhost
 

@@ -1,5 +1,6 @@
 """The server's plugins, installed in one place: `install(server)` appends each to
 server.plugins in the order their hooks run (see Server._dispatch in lib/server/core/app.py)."""
+from lib.server.cluster.plugin import DirectoryPlugin
 from lib.server.edge.plugin import EdgePlugin
 from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
@@ -8,6 +9,7 @@ from lib.server.ffmpeg.plugin import ProcessPlugin
 
 
 def install(server):
+    server.plugins.append(DirectoryPlugin(server))    # first: a refused publish starts nothing
     server.plugins.append(EdgePlugin(server))
     server.plugins.append(ForwardPlugin(server))
     server.plugins.append(HlsPlugin(server))

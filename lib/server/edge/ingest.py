@@ -52,14 +52,14 @@ def connect_args_for(vhost_conf, cid):
 
 
 class EdgeIngester(LinkDriver):
-    def __init__(self, server, source, req, vhost_conf, clock=time.monotonic):
+    def __init__(self, server, source, req, vhost_conf, clock=time.monotonic, origins=None):
         self.server = server
         self.source = source
         self.req = req                      # the first player's request (carries ?param)
         self.vhost_conf = vhost_conf
         self.clock = clock
         cluster = vhost_conf.cluster
-        self.machine = EdgePull(cluster.origin, cluster.origin_data_timeout,
+        self.machine = EdgePull(origins or cluster.origin, cluster.origin_data_timeout,
                                 cluster.edge_idle_timeout, clock())
         self.players = set()
         self.log = server.logger.context()
@@ -94,9 +94,18 @@ class EdgeIngester(LinkDriver):
         """Reload: new origins and timeouts; a vhost that is no longer an edge stops the link."""
         cluster = vhost_conf.cluster
         origins = cluster.origin if vhost_conf.is_edge else []
+        if vhost_conf.is_edge and cluster.directory:
+            origins = self.server.directory.origins_for(vhost_conf, self.source.key)
         self.vhost_conf = vhost_conf
         self.machine.reconfigure(origins, cluster.origin_data_timeout, cluster.edge_idle_timeout,
                                  self.clock())
+        self.wake.set()
+
+    def move_to(self, origins):
+        """The directory says the stream lives elsewhere now: move the link (as on failover)."""
+        cluster = self.vhost_conf.cluster
+        self.machine.reconfigure(origins, cluster.origin_data_timeout, cluster.edge_idle_timeout,
+                                 self.clock(), why="the stream moved")
         self.wake.set()
 
     def stop(self, reason="shutdown"):

@@ -42,7 +42,10 @@ class EdgePlugin:
             return                          # published through this edge: serve it locally
         ing = source.edge
         if ing is None or ing.done:
-            ing = EdgeIngester(self.server, source, conn.req, vhost_conf)
+            origins = self.server.directory.origins_for(vhost_conf, source.key)
+            if not origins:
+                raise EdgeRefused(f"edge {source.key}: no origin has the stream (directory)")
+            ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins)
             source.edge = ing
         ing.add_player(conn)
 
@@ -59,7 +62,10 @@ class EdgePlugin:
         if source.edge is not None:
             raise EdgeRefused(f"edge publish {source.key}: the stream is being pulled from an origin")
         req = conn.req
-        pusher = Pusher(source, vhost_conf.cluster.origin,
+        origins = self.server.directory.origins_for(vhost_conf, source.key, publish=True)
+        if not origins:
+            raise EdgeRefused(f"edge publish {source.key}: no origin in the directory")
+        pusher = Pusher(source, origins,
                         lambda origin: upstream_names(req, vhost_conf, origin), conn.log,
                         connect_args=connect_args_for(vhost_conf, conn.cid),
                         queue_ms=int(vhost_conf.play.queue_length * 1000), give_up=True,
@@ -84,7 +90,11 @@ class EdgePlugin:
     def _traverse(self, conn, vhost_conf, kind):
         req = conn.req
         errors = []
-        picker = OriginPicker(vhost_conf.cluster.origin)
+        key = self.server.stream_key(req, vhost_conf)
+        origins = self.server.directory.origins_for(vhost_conf, key)
+        if not origins:
+            raise EdgeRefused(f"token_traverse {req.stream}: no origin has the stream (directory)")
+        picker = OriginPicker(origins)
         for _ in range(len(picker.origins)):
             origin, _ = picker.choose(time.monotonic())
             try:

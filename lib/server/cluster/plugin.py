@@ -1,0 +1,100 @@
+"""The origin cluster as a server plugin (issue 21: `cluster { directory redis://...; }`).
+
+Rules:
+- One DirectoryDriver per distinct directory URL in the config, started with the server and
+  stopped (leases released, membership removed) with it. Without any directory: no driver, no
+  Redis connection, and every hook here returns at once (everything behaves as before).
+- Origin vhosts (`mode local`) with a directory: a publish is accepted only once the directory
+  says this origin owns the stream (before_publish; refused as a duplicate when it is live on
+  another origin, or when the directory cannot be reached); unpublish gives the lease back.
+- Edge vhosts (`mode remote`) with a directory: the origins to pull from / publish to are looked
+  up per stream (`origins_for`); the vhost's static `origin` list follows as a fallback.
+- Runs first among the plugins, so a refused publish starts nothing else (HLS, DVR, forward).
+"""
+from lib.server.cluster.directory import DirectoryDriver
+from lib.server.cluster.store import StoreError
+from lib.server.core.errors import Reject
+
+
+class DirectoryRefused(Reject):
+    """The directory does not let this origin publish the stream."""
+
+
+class DirectoryPlugin:
+    def __init__(self, server):
+        self.server = server
+        self.drivers = {}                   # url -> DirectoryDriver
+        server.directory = self
+
+    def driver_for(self, vhost_conf):
+        url = vhost_conf.cluster.directory
+        return self.drivers.get(url) if url else None
+
+    # -- lifecycle
+    def on_server_start(self):
+        self._sync(self.server.config)
+
+    def on_reload(self, old, new):
+        self._sync(new)
+
+    def on_server_stop(self):
+        for driver in self.drivers.values():
+            driver.stop()
+        self.drivers.clear()
+
+    def _sync(self, config):
+        wanted = {}                         # url -> (ttl, member: an origin vhost uses it)
+        for vhost in config.vhosts.values():
+            url = vhost.cluster.directory
+            if url:
+                ttl, member = wanted.get(url, (vhost.cluster.directory_ttl, False))
+                wanted[url] = (ttl, member or not vhost.is_edge)
+        for url in [u for u in self.drivers if u not in wanted]:
+            self.drivers.pop(url).stop()
+        for url, (ttl, member) in wanted.items():
+            if url not in self.drivers:
+                driver = DirectoryDriver(self.server, url, ttl, member)
+                driver.on_move = self._moved
+                driver.start()
+                self.drivers[url] = driver
+
+    # -- origins: a lease per published stream
+    def before_publish(self, conn, source):
+        if conn.vhost_conf.is_edge or conn.trusted:
+            return
+        driver = self.driver_for(conn.vhost_conf)
+        if driver is None:
+            return
+        ok, reason, owner = driver.claim(source.key)
+        if not ok:
+            raise DirectoryRefused(f"publish {source.key}: {reason}")
+        conn.plugin_state["directory_lease"] = driver
+
+    def on_publish_stopped(self, conn, source):
+        driver = conn.plugin_state.pop("directory_lease", None)
+        if driver is not None:
+            driver.released(source.key)
+
+    # -- edges: where a stream lives
+    def origins_for(self, vhost_conf, key, publish=False):
+        """Origins for an edge link of `key`: the directory's answer, then the static list."""
+        static = list(vhost_conf.cluster.origin)
+        driver = self.driver_for(vhost_conf)
+        if driver is None:
+            return static
+        try:
+            found = driver.origins_for_publish(key) if publish else driver.origins_for_play(key)
+        except StoreError as e:
+            driver.log.warn(f"directory lookup {key}: {e}; using the static origins")
+            found = []
+        return found + [o for o in static if o not in found]
+
+    def _moved(self, key):
+        """A stream got a new owner: an edge link pulling it moves there (as on failover)."""
+        source = self.server.sources.get(key)
+        ingester = source.edge if source is not None else None
+        if ingester is None or ingester.done:
+            return
+        origins = self.origins_for(ingester.vhost_conf, key)
+        if origins:
+            ingester.move_to(origins)

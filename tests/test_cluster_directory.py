@@ -1,0 +1,160 @@
+"""The origin cluster's directory (issue 21) with a real redis-server and real server processes:
+leases on publish, duplicates refused across origins, edges pulling from the owner and following
+a move, placement of edge publishes, and a Redis outage that must not cut live streams."""
+import json
+import signal
+import time
+
+import pytest
+
+from tests.conftest import wait_for, wait_port
+from tests.redis_server import RedisServer
+from tests.rtmpclient import RtmpTestClient, timestamp_regressions
+
+KEY = "srsedge:stream:__defaultVhost__/live/{}"
+
+ORIGIN = """
+listen {port};
+srs_log_tank console;
+vhost __defaultVhost__ {
+    cluster { directory REDIS; directory_ttl 3; }
+}
+"""
+
+EDGE = """
+listen {port};
+srs_log_tank console;
+vhost __defaultVhost__ {
+    cluster { mode remote; directory REDIS; directory_ttl 3; origin_data_timeout 2; }
+}
+"""
+
+
+@pytest.fixture
+def store(tmp_path):
+    r = RedisServer(tmp_path).start()
+    yield r
+    r.stop(kill=True)
+
+
+def members(store):
+    c = store.client()
+    return {json.loads(v)["rtmp"].rpartition(":")[2]: json.loads(v)["id"]
+            for v in c.mget([f"srsedge:origin:{i}" for i in c.smembers("srsedge:origins")]) if v}
+
+
+def origin_id(store, server):
+    return wait_for(lambda: members(store).get(str(server.port)), 10)
+
+
+def publish_retrying(publisher_factory, url, media, redis, key, owner, timeout=20):
+    """ffmpeg in a retry loop, as OBS reconnects: restart it until `owner` holds `key`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pub = publisher_factory(url, media)
+        if wait_for(lambda: redis.get(key) == owner or not pub.alive(), 5):
+            if redis.get(key) == owner:
+                return pub
+        pub.stop()
+        time.sleep(0.5)                  # OBS waits a little between attempts
+    return None
+
+
+def publish_refused(url):
+    c = RtmpTestClient(url, timeout=5)
+    try:
+        c.publish(timeout=5)
+        return c.session.state != "publishing", c.statuses
+    finally:
+        c.close()
+
+
+def test_publish_takes_a_lease_a_second_origin_refuses_it_and_unpublish_releases(
+        store, server_factory, publisher_factory, media_file):
+    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    b = server_factory(ORIGIN.replace("REDIS", store.url), name="b")
+    a_id, b_id = origin_id(store, a), origin_id(store, b)
+    assert a_id and b_id and a_id != b_id
+    redis = store.client()
+    pub = publisher_factory(a.url("live/s1"), media_file)
+    assert wait_for(lambda: redis.get(KEY.format("s1")) == a_id, 10)
+    refused, statuses = publish_refused(b.url("live/s1"))
+    assert refused and "NetStream.Publish.BadName" in statuses
+    assert redis.get(KEY.format("s1")) == a_id
+    pub.stop()
+    assert wait_for(lambda: redis.get(KEY.format("s1")) is None, 10)
+    pub2 = publisher_factory(b.url("live/s1"), media_file)
+    assert wait_for(lambda: redis.get(KEY.format("s1")) == b_id, 10)
+    assert pub2.alive()
+
+
+def test_stopped_origin_deregisters(store, server_factory):
+    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    assert origin_id(store, a)
+    a.stop(signal.SIGTERM)
+    assert wait_for(lambda: str(a.port) not in members(store), 5)
+
+
+def test_edge_without_origin_list_pulls_from_the_owner_and_follows_a_move(
+        store, server_factory, publisher_factory, media_file):
+    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    b = server_factory(ORIGIN.replace("REDIS", store.url), name="b")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    a_id, b_id = origin_id(store, a), origin_id(store, b)
+    redis = store.client()
+    publisher_factory(a.url("live/s2"), media_file)
+    assert wait_for(lambda: redis.get(KEY.format("s2")) == a_id, 10)
+    player = RtmpTestClient(edge.url("live/s2"), timeout=5)
+    try:
+        assert player.play()
+        assert player.pump_until(lambda: len(player.media) > 50, 15)
+        a.stop(signal.SIGKILL)                      # the owner dies; its lease expires (3 s)
+        killed = time.time()
+        # the encoder reconnects elsewhere (refused until A's lease expired)
+        assert publish_retrying(publisher_factory, b.url("live/s2"), media_file, redis,
+                                KEY.format("s2"), b_id)
+        before = len(player.media)
+        assert player.pump_until(lambda: len(player.media) > before + 50, 20), player.statuses
+        assert not player.closed
+        assert timestamp_regressions(player.media) == 0
+        resumed = player.arrivals[before]
+        assert resumed - killed < 2 * 3 + 5         # 2 x lease TTL + the encoder's restart
+    finally:
+        player.close()
+
+
+def test_edge_publishes_are_placed_on_the_least_loaded_origin(
+        store, server_factory, publisher_factory, media_file):
+    origins = [server_factory(ORIGIN.replace("REDIS", store.url), name=f"o{i}") for i in range(3)]
+    ids = [origin_id(store, o) for o in origins]
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    redis = store.client()
+    for i in range(6):
+        publisher_factory(edge.url(f"live/p{i}"), media_file)
+    owners = wait_for(lambda: (lambda v: v if all(v) else None)(
+        redis.mget([KEY.format(f"p{i}") for i in range(6)])), 20)
+    assert owners, "not every stream got an owner"
+    assert sorted(owners.count(i) for i in ids) == [2, 2, 2]
+
+
+def test_redis_outage_keeps_live_streams_refuses_new_ones_and_reclaims_after_restart(
+        store, server_factory, publisher_factory, media_file):
+    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    a_id = origin_id(store, a)
+    publisher_factory(a.url("live/s3"), media_file)
+    assert wait_for(lambda: store.client().get(KEY.format("s3")) == a_id, 10)
+    store.stop(kill=True)
+    player = RtmpTestClient(a.url("live/s3"), timeout=5)
+    try:
+        assert player.play()
+        assert player.pump_until(lambda: len(player.media) > 100, 15)   # live goes on
+        refused, _ = publish_refused(a.url("live/new"))
+        assert refused                                  # uniqueness for what is new
+        store.start()                                   # empty: no lease, no member
+        wait_port(store.port)
+        assert wait_for(lambda: store.client().get(KEY.format("s3")) == a_id, 5)
+        assert origin_id(store, a) == a_id
+        before = len(player.media)
+        assert player.pump_until(lambda: len(player.media) > before + 25, 10)
+    finally:
+        player.close()

@@ -31,6 +31,8 @@ ORIGIN_BLOCKS = ("dvr", "exec", "transcode", "ingest")
 DIFFERS = {
     "daemon": "default off (SRS: on), so the example configs run in the foreground",
     "http_api.listen": "a bare port listens on 127.0.0.1 only (SRS: all interfaces)",
+    "http_api.crossdomain": "CORS answers only to this server's own pages and `allow_origin` "
+                            "(SRS: to every page); another site's page cannot DELETE (403)",
     "listen": "port 0 allowed (tests)",
     "vhost.hls.hls_ctx": "default off (SRS: on): a per-viewer URL defeats the nginx cache tier",
     "vhost.hls.hls_ts_ctx": "default off (SRS: on), as hls_ctx",
@@ -54,7 +56,14 @@ DESCRIPTIONS = {
     "workers": "processes sharing the listen ports; 1..N-1 are edges of worker 0",
     "vhost.cluster.edge_idle_timeout": "seconds an edge keeps pulling after its last player left",
     "vhost.cluster.origin_data_timeout": "seconds without media from an origin before the next",
+    "vhost.cluster.directory": "`redis://HOST[:PORT][/DB]`: the origin cluster's directory "
+                               "(docs/cluster.md); an edge with it needs no `origin` list",
+    "vhost.cluster.directory_ttl": "seconds of a stream lease and an origin's membership, "
+                                   "renewed every third",
     "vhost.http_hooks.timeout": "seconds a hook URL may take (SRS: fixed 30 s)",
+    "http_api.allow_origin": "origins of other pages that may read and kick through the API "
+                             "(`*`: every page may read, none kick)",
+    "http_api.jsonp": "answer `?callback=` (read-only, not with auth; SRS: always)",
 }
 
 
@@ -165,7 +174,8 @@ _EXAMPLES = {"allow": "play 127.0.0.1", "deny": "publish all", "origin": "127.0.
              "destination": "127.0.0.1:19350", "backend": "http://127.0.0.1:8085/api/v1/forward",
              "vhost": "same.edge.srs.com", "tcmalloc_release_rate": "0.8",
              "chunk_size": "60000", "server_id": "my-server", "coworkers": "127.0.0.1:9091",
-             "srs_log_level_v2": "trace"}
+             "srs_log_level_v2": "trace", "allow_origin": "https://console.example.com",
+             "directory": "redis://127.0.0.1:6379/0"}
 
 
 def _example(path, spec):

@@ -298,16 +298,19 @@ def test_console_edge_behind_auth(cluster, browser):
 
 
 def test_api_cors_preflight_for_kick(cluster):
-    """What a browser asks before a cross-origin DELETE with basic auth."""
+    """What a browser asks before a cross-origin DELETE with basic auth: allowed to this server's
+    own pages (the console), not to another site (tests/test_cross_site.py)."""
     edge = cluster["edge"]
-    r = requests.options(f"http://127.0.0.1:{edge.api}/api/v1/clients/123", timeout=5, headers={
-        "Origin": "http://example.test", "Access-Control-Request-Method": "DELETE",
-        "Access-Control-Request-Headers": "authorization"})
+    ask = {"Access-Control-Request-Method": "DELETE", "Access-Control-Request-Headers": "authorization"}
+    url = f"http://127.0.0.1:{edge.api}/api/v1/clients/123"
+    r = requests.options(url, timeout=5, headers={"Origin": edge.page(""), **ask})
     assert r.status_code == 200
     assert "DELETE" in r.headers["Access-Control-Allow-Methods"]
     allowed = [h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")]
     assert "authorization" in allowed, allowed
-    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Access-Control-Allow-Origin"] == edge.page("")
+    r = requests.options(url, timeout=5, headers={"Origin": "http://example.test", **ask})
+    assert "Access-Control-Allow-Origin" not in r.headers
 
 
 def test_default_config_serves_the_pages(tmp_path):

@@ -209,7 +209,7 @@ def test_every_top_level_default():
     assert c.work_dir == "./"
     assert c.pithy_print_ms == 10000
     assert (c.grace_start_wait, c.grace_final_wait, c.force_grace_quit) == (2300, 3200, False)
-    assert c.http_api == view.HttpApi(False, ("127.0.0.1", 1985), True,
+    assert c.http_api == view.HttpApi(False, ("127.0.0.1", 1985), True, [], False,
                                       view.RawApi(False, False, False, False),
                                       view.HttpAuth(False, "", ""))
     assert c.http_server == view.HttpServer(False, ("", 8080), "./objs/nginx/html", True)

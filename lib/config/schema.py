@@ -167,6 +167,21 @@ class SecurityRule(Kind):
         return method, spec
 
 
+class WebOrigin(Kind):
+    """A web page's origin as browsers send it (`scheme://host[:port]`, no path), lower-cased,
+    without a default port or a trailing slash; or `*`."""
+    want = "an origin (http://host[:port]) or *"
+
+    def parse(self, word):
+        if word == "*":
+            return word
+        scheme, sep, rest = word.lower().rstrip("/").partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest or "@" in rest:
+            raise ValueError(self.want)
+        default = {"http": ":80", "https": ":443"}[scheme]
+        return f"{scheme}://{rest.removesuffix(default)}"
+
+
 def _port(text, want, lo):
     if not text.isdigit() or not lo <= int(text) <= 65535:
         raise ValueError(want)
@@ -485,6 +500,11 @@ HTTP_API = block(
     # reload and kick clients, so exposing it needs an explicit `listen 0.0.0.0:1985;`.
     listen=Value(Listen(default_host="127.0.0.1"), "1985"),
     crossdomain=on_off("on"),
+    # srsedge extensions: which other sites' pages may use the API from a browser
+    # (lib/server/api/cross_origin.py): this server's own pages always may; `*` lets every page
+    # read (SRS's crossdomain), never kick. JSONP (SRS answers it always) is off unless asked.
+    allow_origin=words(WebOrigin(), []),
+    jsonp=on_off("off"),
     raw_api=block(
         enabled=on_off("off"),
         allow_reload=on_off("off"),

@@ -3,9 +3,11 @@
 //   clients; DELETE /api/v1/clients/ID kicks). It works with srsedge's API and SRS's.
 // - The API's base URL: ?api=URL, else the one saved in this browser, else this page's host with
 //   the port of http_api.listen from config.js (window.SRSEDGE). The API may be on another port
-//   (CORS: http_api { crossdomain on; }).
-// - Auth: a 401 shows a login form; the credentials go as HTTP basic auth on every request and
-//   are kept in sessionStorage (this tab) only.
+//   (CORS: http_api { crossdomain on; }). A link's ?api= naming another origin than the saved
+//   or default API is used only when the operator confirms it (a link can come from anyone).
+// - Auth: a 401 shows a login form; the credentials are kept in sessionStorage (this tab) only,
+//   keyed by the API's origin, and go as HTTP basic auth only to the origin they were entered
+//   for (looked up per request, redirects refused): ?api= cannot send them elsewhere.
 // - Everything from the API is escaped (esc) or forced to a number (num) before it is shown:
 //   ?api= can point the page at any server.
 // - Refreshes every REFRESH_MS; per-stream bitrate (from the byte counters' deltas) and player
@@ -30,9 +32,30 @@
     const port = (conf.api && conf.api.port) || 1985;
     return `${location.protocol}//${location.hostname}:${port}`;
   }
-  let apiBase = (params.get("api") || localStorage.getItem("srsedge.api") || defaultApi())
-    .replace(/\/+$/, "");
-  let auth = sessionStorage.getItem("srsedge.auth") || "";
+  // an address as typed: no trailing slash, this page's scheme when none is given
+  function apiAddress(text) {
+    const a = String(text || "").trim().replace(/\/+$/, "");
+    return !a || /^https?:\/\//i.test(a) ? a : `${location.protocol}//${a}`;
+  }
+  function originOf(url) {
+    try { return new URL(url).origin; } catch (e) { return ""; }
+  }
+  // ?api= from a link: taken at once when it names the saved or default API, else only when the
+  // operator says yes (the link may come from anyone; credentials never follow it, see authFor)
+  function chooseApi() {
+    const known = apiAddress(localStorage.getItem("srsedge.api")) || defaultApi();
+    const asked = apiAddress(params.get("api"));
+    const origin = originOf(asked);
+    if (!asked || !origin || origin === "null") return known;
+    if (origin === originOf(known) || origin === originOf(defaultApi())) return asked;
+    const ok = confirm(`This link points the console at another server's API:\n\n${origin}\n\n` +
+      `Connect to it? Credentials you entered for ${originOf(known)} are not sent there.`);
+    return ok ? asked : known;
+  }
+  sessionStorage.removeItem("srsedge.auth");   // older pages kept one login for every API
+  const authKey = (base) => `srsedge.auth ${originOf(base)}`;
+  const authFor = (base) => sessionStorage.getItem(authKey(base)) || "";
+  let apiBase = chooseApi();
 
   class ApiError extends Error {
     constructor(kind, text) { super(text); this.kind = kind; }
@@ -40,11 +63,12 @@
 
   async function api(path, method) {
     const headers = {};
+    const auth = authFor(apiBase);
     if (auth) headers.Authorization = `Basic ${auth}`;
     let r;
     try {
       r = await fetch(apiBase + path, { method: method || "GET", headers, cache: "no-store",
-                                        credentials: "omit", mode: "cors" });
+                                        credentials: "omit", mode: "cors", redirect: "error" });
     } catch (e) {
       throw new ApiError("network", String(e.message || e));
     }
@@ -119,7 +143,8 @@
     if (e.kind === "auth") {
       statusDot("warn", "login needed");
       $("login").classList.remove("hidden");
-      banner(auth ? "The API refused these credentials." : "", !auth);
+      $("login-api").textContent = originOf(apiBase);
+      banner(authFor(apiBase) ? "The API refused these credentials." : "", !authFor(apiBase));
       return;
     }
     statusDot("bad", "no API");
@@ -367,8 +392,7 @@
   $("api-shown").textContent = apiBase;
   $("api-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    apiBase = $("api").value.trim().replace(/\/+$/, "") || defaultApi();
-    if (!/^https?:\/\//i.test(apiBase)) apiBase = `${location.protocol}//${apiBase}`;
+    apiBase = apiAddress($("api").value) || defaultApi();
     $("api").value = apiBase;
     $("api-shown").textContent = apiBase;
     if (apiBase === defaultApi()) localStorage.removeItem("srsedge.api");
@@ -378,8 +402,8 @@
   });
   $("login").addEventListener("submit", (e) => {
     e.preventDefault();
-    auth = btoa(unescape(encodeURIComponent(`${$("user").value}:${$("password").value}`)));
-    sessionStorage.setItem("srsedge.auth", auth);
+    const auth = btoa(unescape(encodeURIComponent(`${$("user").value}:${$("password").value}`)));
+    sessionStorage.setItem(authKey(apiBase), auth);
     refresh();
   });
   $("pause").addEventListener("click", () => {

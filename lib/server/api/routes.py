@@ -10,13 +10,14 @@ Rules (this module owns them):
   Ids are strings: a client's id is its connection's cid; a stream's id is `source.api_id`
   ("vid-" + 7 random chars, set here the first time the API sees the source); a vhost's id is
   made here once per vhost name. Lists take SRS's `?start=&count=` (count at least 10).
-- Unknown paths: HTTP 404 `{"code": 404}`; a method a path does not take: HTTP 405. JSONP with
-  `?callback=name` like SRS: SRS-code answers are wrapped too, and `&method=DELETE` on a JSONP
-  GET is a DELETE (how SRS's console kicks a client). No request can break the server: an exception answers 500 and
-  logs one line.
+- Unknown paths: HTTP 404 `{"code": 404}`; a method a path does not take: HTTP 405. No request
+  can break the server: an exception answers 500 and logs one line.
+- Browsers (CORS, JSONP, the Origin check of a kick): lib/server/api/cross_origin.py decides.
+  A state-changing request from a page of another site is 403 before anything else; JSONP
+  (`?callback=name`, only with `jsonp on`) wraps SRS-code answers too and is read-only (SRS's
+  `&method=DELETE` is 405). `crossdomain on`: OPTIONS answers 200 (else 405), as SRS.
 - Auth (`http_api.auth.enabled`): every request but the CORS preflight needs HTTP basic auth
   with the configured username/password, else 401 with `WWW-Authenticate: Basic realm="SRS"`.
-  `crossdomain on`: CORS headers on every answer, OPTIONS answers 200 (else 405), as SRS.
 - Edge extension (not in SRS): every stream object has `"edge"`: on an edge stream
   `source.edge.describe()` = {state, since, origin, failovers, last_error, players,
   links_opened, last_gap_ms}; null otherwise.
@@ -40,7 +41,6 @@ import gc
 import hmac
 import json
 import os
-import re
 import socket
 import time
 from urllib.parse import parse_qs
@@ -55,6 +55,7 @@ from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
 from lib.redact import redact_tree
 from lib.server.api import cluster as cluster_api
+from lib.server.api.cross_origin import CrossOrigin
 from lib.server.api.metrics import MetricsCollector
 from lib.server.api.stats import Stats, Traffic, atoi, client_bytes_out, rss_kbyte, summary_data
 from lib.server.core.hooks import stream_url
@@ -71,16 +72,8 @@ SAMPLE_INTERVAL = 5.0          # seconds between kbps samples (tests may lower i
 MIN_COUNT = 10                 # SRS: count = max(10, ?count)
 KICK_REASON = "kicked by HTTP API"
 SERVER = f"srsedge/{VERSION}"
-_CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
-_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error"}
-CORS_HEADERS = [
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, DELETE, OPTIONS"),
-    ("Access-Control-Expose-Headers", "Server,range,Content-Length,Content-Range"),
-    ("Access-Control-Allow-Headers", "origin,range,accept-encoding,referer,Cache-Control,"
-     "X-Proxy-Authorization,X-Requested-With,Content-Type,Authorization"),
-]
+_REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 500: "Internal Server Error"}
 V1_URLS = {
     "versions": "the version of SRS",
     "summaries": "the summary(pid, argv, pwd, cpu, mem) of SRS",
@@ -92,10 +85,6 @@ V1_URLS = {
 }
 
 
-def jsonp_callback(query):
-    """The JSONP function name of `?callback=`, or "" when absent or not a plain JS name."""
-    callback = query.get("callback", [""])[0]
-    return callback if callback and _CALLBACK.match(callback) else ""
 # ------------------------------------------------------------------ debug
 def open_fds():
     """(open file descriptors, of which sockets) of this process, from /proc/self/fd."""
@@ -181,13 +170,16 @@ class ApiServer:
     # ------------------------------------------------------------ WSGI entry
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
-        cors = self.server.config.http_api.crossdomain
+        origin = environ.get("HTTP_ORIGIN", "")
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        sites = CrossOrigin(self.server.config.http_api, self._pages_port(),
+                            environ.get("HTTP_HOST", ""))
         try:
-            status, headers, body = self._serve(environ, method, cors)
+            status, headers, body = self._serve(environ, method, query, sites)
         except ApiError as e:
             status, headers = e.status, e.headers
             body = json.dumps({"code": e.code or e.status}) if e.status != 401 else ""
-            callback = jsonp_callback(parse_qs(environ.get("QUERY_STRING", "")))
+            callback = sites.jsonp_callback(query)
             if callback and e.status == 200:
                 headers.append(("Content-Type", "text/javascript"))
                 body = f"{callback}({body})"
@@ -198,29 +190,37 @@ class ApiServer:
             self.log.error(f"api {method} {environ.get('PATH_INFO')!r}: {e!r}")
             status, headers, body = 500, [("Content-Type", "application/json")], b'{"code":500}'
         headers += [("Content-Length", str(len(body))), ("Server", SERVER)]
-        if cors:
-            headers += CORS_HEADERS
+        headers += sites.cors_headers(origin, preflight=method == "OPTIONS")
         start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
         return [body] if method != "HEAD" else []
 
-    def _serve(self, environ, method, cors):
+    def _pages_port(self):
+        """The port of this server's http_server (its console), None when it has none."""
+        http = getattr(self.server, "http", None)
+        return http.port if http is not None and http.wsgi is not None else None
+
+    def _serve(self, environ, method, query, sites):
+        path = environ.get("PATH_INFO", "")
         if method == "OPTIONS":
-            if not cors:
+            if not self.server.config.http_api.crossdomain:
                 raise ApiError(status=405)
             return 200, [], b""
+        origin = environ.get("HTTP_ORIGIN", "")
+        if not sites.may_change_state(method, origin):
+            self.log.warn(f"api {method} {path[:128]!r} refused: asked by a page of "
+                          f"{origin[:128]!r}, not this server's pages nor http_api.allow_origin")
+            raise ApiError(status=403)
         self._check_auth(environ)
-        path = environ.get("PATH_INFO", "")
         if path.rstrip("/") == "/metrics":
             if method not in ("GET", "HEAD"):
                 raise ApiError(status=405, headers=[("Allow", "GET, HEAD")])
             self.stats.refresh()
             return 200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        callback = jsonp_callback(query)
+        callback = sites.jsonp_callback(query)
+        if callback and sites.jsonp_method(query) != "GET":
+            raise ApiError(status=405, headers=[("Allow", "GET")])     # JSONP is read-only
         if method == "HEAD":
             method = "GET"
-        elif callback and method == "GET" and query.get("method", [""])[0].upper() == "DELETE":
-            method = "DELETE"          # SRS's JSONP DELETE: a script tag can only GET
         obj = redact_tree(self._route(method, path, query))
         body = json.dumps(obj, separators=(",", ":"))
         if callback:

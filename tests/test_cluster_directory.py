@@ -186,3 +186,33 @@ def test_redis_outage_keeps_live_streams_refuses_new_ones_and_reclaims_after_res
         assert player.pump_until(lambda: len(player.media) > before + 25, 10)
     finally:
         player.close()
+
+
+def test_any_origin_serves_a_stream_owned_by_another_and_takes_it_over_on_republish(
+        store, server_factory, publisher_factory, media_file):
+    """A player at a non-owner origin is served through one pull from the owner; when the owner
+    dies and the encoder comes back on this origin, its publish takes over with players kept."""
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
+    a_id, b_id = origin_id(store, a), origin_id(store, b)
+    redis = store.client()
+    publisher_factory(a.url("live/s4"), media_file)
+    assert wait_for(lambda: redis.get(KEY.format("s4")) == a_id, 10)
+    players = [RtmpTestClient(b.url("live/s4"), timeout=5) for _ in range(2)]
+    try:
+        for p in players:
+            assert p.play()
+        for p in players:
+            assert p.pump_until(lambda: len(p.media) > 50, 15), p.statuses
+        a.stop(signal.SIGKILL)
+        killed = time.time()
+        assert publish_retrying(publisher_factory, b.url("live/s4"), media_file, redis,
+                                KEY.format("s4"), b_id)
+        for p in players:
+            before = len(p.media)
+            assert p.pump_until(lambda: len(p.media) > before + 50, 20), p.statuses
+            assert not p.closed and timestamp_regressions(p.media) == 0
+        assert players[0].arrivals[-1] - killed < 20
+    finally:
+        for p in players:
+            p.close()

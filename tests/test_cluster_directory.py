@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for, wait_port
+import requests
+
+from tests.conftest import free_port, wait_for, wait_port
 from tests.redis_server import RedisServer
 from tests.rtmpclient import RtmpTestClient, timestamp_regressions
 
@@ -16,6 +18,7 @@ KEY = "srsedge:stream:__defaultVhost__/live/{}"
 ORIGIN = """
 listen {port};
 srs_log_tank console;
+http_api { enabled on; listen APIPORT; }
 vhost __defaultVhost__ {
     cluster { directory REDIS; directory_ttl 3; }
 }
@@ -28,6 +31,10 @@ vhost __defaultVhost__ {
     cluster { mode remote; directory REDIS; directory_ttl 3; origin_data_timeout 2; }
 }
 """
+
+
+def origin_conf(store, api_port=None):
+    return ORIGIN.replace("REDIS", store.url).replace("APIPORT", str(api_port or free_port()))
 
 
 @pytest.fixture
@@ -71,8 +78,8 @@ def publish_refused(url):
 
 def test_publish_takes_a_lease_a_second_origin_refuses_it_and_unpublish_releases(
         store, server_factory, publisher_factory, media_file):
-    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
-    b = server_factory(ORIGIN.replace("REDIS", store.url), name="b")
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
     a_id, b_id = origin_id(store, a), origin_id(store, b)
     assert a_id and b_id and a_id != b_id
     redis = store.client()
@@ -88,8 +95,29 @@ def test_publish_takes_a_lease_a_second_origin_refuses_it_and_unpublish_releases
     assert pub2.alive()
 
 
+def test_api_shows_the_cluster_and_each_streams_owner(store, server_factory, publisher_factory,
+                                                      media_file):
+    api_port = free_port()
+    a = server_factory(origin_conf(store, api_port),
+                       name="a")
+    a_id = origin_id(store, a)
+    api = f"http://127.0.0.1:{api_port}/api/v1"
+    publisher_factory(a.url("live/s9"), media_file)
+    assert wait_for(lambda: store.client().get(KEY.format("s9")) == a_id, 10)
+    data = requests.get(f"{api}/clusters", timeout=5).json()["data"]["directories"][0]
+    assert data["reachable"] and data["self"] == a_id and data["role"] == "origin"
+    assert [(o["id"], o["streams_owned"]) for o in data["origins"]] == [(a_id, 1)]
+    assert data["origins"][0]["rtmp"].endswith(f":{a.port}")
+    answer = requests.get(f"{api}/clusters?app=live&stream=s9", timeout=5).json()
+    assert answer["code"] == 0 and answer["data"]["origin"]["id"] == a_id
+    assert answer["data"]["origin"]["port"] == a.port
+    assert requests.get(f"{api}/clusters?app=live&stream=nope", timeout=5).json()["code"] == 2048
+    streams = requests.get(f"{api}/streams", timeout=5).json()["streams"]
+    assert [s["owner"] for s in streams if s["name"] == "s9"] == [a_id]
+
+
 def test_stopped_origin_deregisters(store, server_factory):
-    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    a = server_factory(origin_conf(store), name="a")
     assert origin_id(store, a)
     a.stop(signal.SIGTERM)
     assert wait_for(lambda: str(a.port) not in members(store), 5)
@@ -97,8 +125,8 @@ def test_stopped_origin_deregisters(store, server_factory):
 
 def test_edge_without_origin_list_pulls_from_the_owner_and_follows_a_move(
         store, server_factory, publisher_factory, media_file):
-    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
-    b = server_factory(ORIGIN.replace("REDIS", store.url), name="b")
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
     edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
     a_id, b_id = origin_id(store, a), origin_id(store, b)
     redis = store.client()
@@ -125,7 +153,7 @@ def test_edge_without_origin_list_pulls_from_the_owner_and_follows_a_move(
 
 def test_edge_publishes_are_placed_on_the_least_loaded_origin(
         store, server_factory, publisher_factory, media_file):
-    origins = [server_factory(ORIGIN.replace("REDIS", store.url), name=f"o{i}") for i in range(3)]
+    origins = [server_factory(origin_conf(store), name=f"o{i}") for i in range(3)]
     ids = [origin_id(store, o) for o in origins]
     edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
     redis = store.client()
@@ -139,7 +167,7 @@ def test_edge_publishes_are_placed_on_the_least_loaded_origin(
 
 def test_redis_outage_keeps_live_streams_refuses_new_ones_and_reclaims_after_restart(
         store, server_factory, publisher_factory, media_file):
-    a = server_factory(ORIGIN.replace("REDIS", store.url), name="a")
+    a = server_factory(origin_conf(store), name="a")
     a_id = origin_id(store, a)
     publisher_factory(a.url("live/s3"), media_file)
     assert wait_for(lambda: store.client().get(KEY.format("s3")) == a_id, 10)
@@ -158,3 +186,33 @@ def test_redis_outage_keeps_live_streams_refuses_new_ones_and_reclaims_after_res
         assert player.pump_until(lambda: len(player.media) > before + 25, 10)
     finally:
         player.close()
+
+
+def test_any_origin_serves_a_stream_owned_by_another_and_takes_it_over_on_republish(
+        store, server_factory, publisher_factory, media_file):
+    """A player at a non-owner origin is served through one pull from the owner; when the owner
+    dies and the encoder comes back on this origin, its publish takes over with players kept."""
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
+    a_id, b_id = origin_id(store, a), origin_id(store, b)
+    redis = store.client()
+    publisher_factory(a.url("live/s4"), media_file)
+    assert wait_for(lambda: redis.get(KEY.format("s4")) == a_id, 10)
+    players = [RtmpTestClient(b.url("live/s4"), timeout=5) for _ in range(2)]
+    try:
+        for p in players:
+            assert p.play()
+        for p in players:
+            assert p.pump_until(lambda: len(p.media) > 50, 15), p.statuses
+        a.stop(signal.SIGKILL)
+        killed = time.time()
+        assert publish_retrying(publisher_factory, b.url("live/s4"), media_file, redis,
+                                KEY.format("s4"), b_id)
+        for p in players:
+            before = len(p.media)
+            assert p.pump_until(lambda: len(p.media) > before + 50, 20), p.statuses
+            assert not p.closed and timestamp_regressions(p.media) == 0
+        assert players[0].arrivals[-1] - killed < 20
+    finally:
+        for p in players:
+            p.close()

@@ -54,6 +54,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCo
 from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
 from lib.redact import redact_tree
+from lib.server.api import cluster as cluster_api
 from lib.server.api.cross_origin import CrossOrigin
 from lib.server.api.metrics import MetricsCollector
 from lib.server.api.stats import Stats, Traffic, atoi, client_bytes_out, rss_kbyte, summary_data
@@ -80,6 +81,7 @@ V1_URLS = {
     "streams": "manage all streams or specified stream",
     "clients": "manage all clients or specified client, default query top 10 clients",
     "processes": "srsedge: transcode, exec and ingest processes (state, pid, restarts)",
+    "clusters": "srsedge: the origin cluster's directories (origins, load, owners)",
 }
 
 
@@ -136,7 +138,8 @@ class ApiServer:
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
                        "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
-                       "debug": self.debug, "raw": self.raw, "processes": self.processes}
+                       "debug": self.debug, "raw": self.raw, "processes": self.processes,
+                       "clusters": self.clusters}
 
     def start(self):
         host, port = self.server.config.http_api.listen
@@ -396,7 +399,18 @@ class ApiServer:
             "audio": audio_json(getattr(src.audio_sh, "payload", None)),
             "edge": src.edge.describe() if src.edge is not None else None,
             "dvr": src.dvr.describe() if getattr(src, "dvr", None) is not None else None,
+            "owner": cluster_api.stream_owner(self.server, src),
         }
+
+    # ------------------------------------------------------------ /api/v1/clusters (srsedge)
+    def clusters(self, method, rest, query):
+        self._only(method, "GET")
+        if rest:
+            raise ApiError(status=404)
+        if "stream" in query:
+            code, data = cluster_api.owner_query_json(self.server, query)
+            return {**self.ok(data=data), "code": code}
+        return self.ok(data={"directories": cluster_api.directories_json(self.server)})
 
     # ------------------------------------------------------------ /api/v1/processes (srsedge)
     def processes(self, method, pid, query):

@@ -92,8 +92,9 @@ class DirectoryDriver:
         return owner, record
 
     def origins_for_play(self, key):
+        """[the owner's RTMP address], [] when nobody owns `key` or this process does."""
         owner, record = self.owner(key)
-        return [rtmp_address(record)] if record else []
+        return [rtmp_address(record)] if record and owner != self.book.origin_id else []
 
     def origins_for_publish(self, key):
         """The owner when there is one, else the least-loaded live origin."""

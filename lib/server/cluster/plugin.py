@@ -69,6 +69,9 @@ class DirectoryPlugin:
         if not ok:
             raise DirectoryRefused(f"publish {source.key}: {reason}")
         conn.plugin_state["directory_lease"] = driver
+        relay = source.publisher
+        if relay is not None and getattr(relay, "relay", False):
+            relay.hand_over("the stream is published on this origin now")
 
     def on_publish_stopped(self, conn, source):
         driver = conn.plugin_state.pop("directory_lease", None)
@@ -88,6 +91,17 @@ class DirectoryPlugin:
             driver.log.warn(f"directory lookup {key}: {e}; using the static origins")
             found = []
         return found + [o for o in static if o not in found]
+
+    def owner_elsewhere(self, vhost_conf, key):
+        """[owner's RTMP address] when another origin owns `key`, else [] (origins' relays)."""
+        driver = self.driver_for(vhost_conf)
+        if driver is None:
+            return []
+        try:
+            return driver.origins_for_play(key)
+        except StoreError as e:
+            driver.log.warn(f"directory lookup {key}: {e}")
+            return []
 
     def _moved(self, key):
         """A stream got a new owner: an edge link pulling it moves there (as on failover)."""

@@ -173,7 +173,8 @@ class Source:
         return self.base + len(self.msgs)
 
     def can_publish(self):
-        return self.publisher is None
+        """Free, or pulled by an origin relay that yields to a local publish (docs/cluster.md)."""
+        return self.publisher is None or getattr(self.publisher, "relay", False)
 
     def on_publish(self, publisher, burst_fed=False):
         """`burst_fed`: the publisher calls flush_burst after each read (an edge ingester)."""

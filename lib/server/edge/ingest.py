@@ -52,12 +52,16 @@ def connect_args_for(vhost_conf, cid):
 
 
 class EdgeIngester(LinkDriver):
-    def __init__(self, server, source, req, vhost_conf, clock=time.monotonic, origins=None):
+    def __init__(self, server, source, req, vhost_conf, clock=time.monotonic, origins=None,
+                 relay=False):
         self.server = server
         self.source = source
         self.req = req                      # the first player's request (carries ?param)
         self.vhost_conf = vhost_conf
         self.clock = clock
+        # an origin pulling a stream that another origin of its cluster owns (docs/cluster.md):
+        # a publish of the stream here takes over from it (Source.can_publish, hand_over)
+        self.relay = relay
         cluster = vhost_conf.cluster
         self.machine = EdgePull(origins or cluster.origin, cluster.origin_data_timeout,
                                 cluster.edge_idle_timeout, clock())
@@ -96,10 +100,23 @@ class EdgeIngester(LinkDriver):
         origins = cluster.origin if vhost_conf.is_edge else []
         if vhost_conf.is_edge and cluster.directory:
             origins = self.server.directory.origins_for(vhost_conf, self.source.key)
+        elif self.relay and cluster.directory:
+            origins = self.machine.picker.origins
         self.vhost_conf = vhost_conf
         self.machine.reconfigure(origins, cluster.origin_data_timeout, cluster.edge_idle_timeout,
                                  self.clock())
         self.wake.set()
+
+    def hand_over(self, reason):
+        """A publisher of this stream was accepted here (a relay only): stop pulling and give
+        the source up now, so the publisher takes it; the players stay attached."""
+        self.machine.shutdown(self.clock(), reason)
+        self.wake.set()
+        src = self.source
+        if src.edge is self:
+            src.edge = None
+        if src.publisher is self:
+            src.on_unpublish(self)
 
     def move_to(self, origins):
         """The directory says the stream lives elsewhere now: move the link (as on failover)."""

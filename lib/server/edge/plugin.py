@@ -35,6 +35,7 @@ class EdgePlugin:
     def before_play(self, conn, source):
         vhost_conf = conn.vhost_conf
         if not vhost_conf.is_edge:
+            self._relay(conn, source, vhost_conf)
             return
         if vhost_conf.cluster.token_traverse:
             self._traverse(conn, vhost_conf, "play")
@@ -46,6 +47,22 @@ class EdgePlugin:
             if not origins:
                 raise EdgeRefused(f"edge {source.key}: no origin has the stream (directory)")
             ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins)
+            source.edge = ing
+        ing.add_player(conn)
+
+    def _relay(self, conn, source, vhost_conf):
+        """An origin of a cluster serving a stream that another origin owns: pull it from the
+        owner with one link, as an edge would (docs/cluster.md). Not while it is published here."""
+        if not vhost_conf.cluster.directory or source.publisher is not None and not isinstance(
+                source.publisher, EdgeIngester):
+            return
+        ing = source.edge
+        if ing is None or ing.done:
+            origins = self.server.directory.owner_elsewhere(vhost_conf, source.key)
+            if not origins:
+                return                      # nobody else owns it: wait for a publisher here
+            ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins,
+                               relay=True)
             source.edge = ing
         ing.add_player(conn)
 

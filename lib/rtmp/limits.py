@@ -10,6 +10,8 @@ Rules (this module owns them):
   cap, or holding a control character (C0, DEL, C1), is refused with LimitError (a UrlError, so
   a ProtocolError: the connection closes with one log line). SRS has no such caps; these are
   generous for real names and keep one log line short.
+- At play/publish the stream may not be empty (SRS: ERROR_RTMP_STREAM_NAME_EMPTY). What the
+  segments of app and stream may be (no ".", "..", empty) is `discover`'s rule (lib/names.py).
 - The error text never holds the name itself (it may be huge, hold a token or a control
   character): only what was wrong, its length and where. Other errors that quote a peer's
   values (a command name, say) are cut to LOG_CHARS by `clip` before they are logged.
@@ -51,8 +53,11 @@ def clip(text):
     return f"{text[:LOG_CHARS]}... ({len(text)} characters)"
 
 
-def check_request(req):
-    """The parsed names of a Request (app, stream, param)."""
+def check_request(req, stream_needed=False):
+    """The parsed names of a Request (app, stream, param); with `stream_needed` (play,
+    publish) the stream may not be empty (as SRS: HLS would write a file with an empty name)."""
+    if stream_needed and not req.stream:
+        raise LimitError("empty stream")
     check_text("app", req.app, MAX_NAME)
     check_text("stream", req.stream, MAX_NAME)
     check_text("param", req.param, MAX_PARAM)

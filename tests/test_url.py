@@ -371,3 +371,14 @@ def test_no_request_name_holds_an_empty_or_dot_segment(app, stream):
         return
     for name in (req.app, req.stream):
         assert name == "" or all(seg not in ("", ".", "..") for seg in name.split("/")), req
+
+
+def test_one_path_is_one_stream():
+    """Names that put the same files on disk (app/stream) are one source: the extension a
+    stream key drops is only the last segment's (issue 20)."""
+    from lib.names import stream_key
+    guessed = discover("rtmp://h/live/a.b/c", "")          # OBS style: app live, stream a.b/c
+    plain = discover("rtmp://h/live/a.b", "c")
+    assert (guessed.app, guessed.stream) == ("live", "a.b/c")
+    assert stream_key("v", guessed.app, guessed.stream) == stream_key("v", plain.app, plain.stream)
+    assert stream_key("v", "live", "s.flv") == stream_key("v", "live", "s") == "v/live/s"

@@ -345,6 +345,8 @@ DOT_SEGMENTS = [
     ("rtmp://h/live", "..flv"),                  # its name without the extension is "."
     ("rtmp://h/live", ".flv"),                   # ... or empty
     ("rtmp://h/live?k=v/..", ""),                # guessed from the param
+    ("rtmp://h///", "s"),                        # empty app (before: app "", key "vhost//s")
+    ("rtmp://h/ /", "s"),
 ]
 
 

@@ -290,6 +290,8 @@ def _strip(req: Request) -> None:
 def _check_segments(req: Request) -> None:
     """No "." or ".." segment in app or stream, and a stream's name without its extension (its
     identity, lib/names.py) neither empty nor ".": names are paths that cannot move."""
+    if not req.app:
+        raise UrlError("empty app")          # "rtmp://host///": SRS refuses it too
     names = [("app", req.app)]
     if req.stream:
         names += [("stream", req.stream), ("stream without its extension", stream_name(req.stream))]

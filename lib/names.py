@@ -3,10 +3,17 @@
 Rule: nothing else defines these; the sans-IO layers and the server import them from here.
 
 Stream identity (SRS's srs_generate_stream_url + srs_path_filename): a stream name's extension,
-whatever it is (everything from the LAST "."), is not part of the stream's identity. So
+whatever it is (everything from the LAST "." of its last "/" segment), is not part of the stream's identity. So
 `live/s.flv` (what an SRS edge pulls for an HTTP-FLV player), `live/s.m3u8` and `live/s` are one
 source. `stream_key` is used wherever a source is looked up or made (RTMP play/publish,
 HTTP-FLV/TS, API, hooks' stream_url), so the rule lives here only.
+
+Path segments (issue 20): app and stream names become paths (HLS, DVR, exec, transcode), so a
+name's "/"-separated segments may not be empty, "." or "..": otherwise two names ("live/s",
+"./live/s", "live//s") would be one file, or a name would leave its directory. `bad_segment`
+says what is wrong; lib/rtmp/url.py `discover` (where every request's names are parsed)
+collapses empty segments and refuses the others, for the stream also once its extension is
+dropped (".flv" is an empty name, "..flv" a "." one).
 """
 import random
 import string
@@ -26,9 +33,21 @@ def new_id(prefix="vid-"):
 
 def stream_name(stream):
     """SRS's srs_path_filename: the stream name without its extension ("s.flv" -> "s",
-    "a.b.c" -> "a.b"; a name without "." is kept)."""
+    "a.b.c" -> "a.b"; a name without "." is kept). Only the last segment has an extension
+    ("a.b/c" stays): a key then depends only on the path app/stream, so two names that write
+    the same files are one source (SRS drops the whole directory part here)."""
     dot = stream.rfind(".")
-    return stream[:dot] if dot >= 0 else stream
+    return stream[:dot] if dot > stream.rfind("/") else stream
+
+
+def bad_segment(name):
+    """The first empty, "." or ".." segment of the "/"-separated `name` (as a phrase for an
+    error message: "an empty segment", "a '..' segment"), or None when every segment is a
+    plain name."""
+    for seg in name.split("/"):
+        if seg in ("", ".", ".."):
+            return f"a {seg!r} segment" if seg else "an empty segment"
+    return None
 
 
 def stream_key(vhost, app, stream):

@@ -14,7 +14,8 @@ from lib.rtmp.url import discover
 class RtmpTestClient:
     def __init__(self, url, timeout=10.0, connect_args=(), connect_extra=None):
         tc_url, _, stream = url.rpartition("/")
-        req = discover(tc_url, stream)
+        req = discover("/".join(tc_url.split("/", 3)[:3]), "x")   # only the host: the names
+                                                                  # go to the server as given
         self.stream = stream
         self.sock = socket.create_connection((req.host, req.port), timeout=timeout)
         self.session = rs.ClientSession(tc_url, tc_url.split("/", 3)[3], connect_args=connect_args,

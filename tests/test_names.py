@@ -162,3 +162,25 @@ def test_errors_quoting_huge_peer_values_are_clipped(server_factory):
     assert len(lines) == 1 and "protocol error: command 'n" in lines[0], lines
     assert len(lines[0]) < 500 and lines[0].endswith(" characters)"), lines
     assert os.path.getsize(srv.logfile) < 2000
+
+
+def test_format_and_invisible_characters_refused(server_factory):
+    """Issue 20 point 6: a name that displays as another (U+202E RIGHT-TO-LEFT OVERRIDE, a
+    zero-width space) is refused like a control character, and never printed."""
+    srv = start(server_factory)
+    for name in ("live\u202estream", "livestream\u200b", "live\u2066stream?token=x"):
+        for action in ("publish", "play"):
+            port, was_refused = refused(srv, name, action)
+            assert was_refused, (name, action)
+            assert wait_for(lambda: lines_of(srv, port), 5)
+            lines = lines_of(srv, port)
+            assert len(lines) == 1 and "character U+" in lines[0], lines
+    port, closed = raw_connect(srv, "rtmp://127.0.0.1/li\u200bve")
+    assert closed and "character U+200B" in lines_of(srv, port)[0]
+    assert http_status(f"http://127.0.0.1:{srv.http_port}/live/a%E2%80%AEb.flv") == 400
+    assert "http-flv bad request: stream holds invisible character U+202E" in log(srv)
+    for char in "\u202e\u200b\u2066":
+        assert char not in log(srv)
+    c = RtmpTestClient(f"rtmp://127.0.0.1:{srv.port}/live/直播", timeout=5)
+    assert c.publish() and c.session.state == "publishing"      # visible non-ASCII is fine
+    c.close()

@@ -309,3 +309,78 @@ def test_param_dict():
 def test_stream_with_param_merges_tcurl_and_stream_queries():
     req = discover("rtmp://127.0.0.1/live?token=A", "livestream?token=B&key=C")
     assert stream_with_param(req.stream, req.param) == "livestream?token=B&key=C&token=A"
+
+
+# Issue 20 point 1: every name a Request holds is a path that cannot move (lib/rtmp/url.py
+# header, "Path segments"). Empty segments are one spelling of the same name (SRS already trims
+# the edge ones); "." and ".." segments are refused, wherever they come from.
+SAME_NAME = [
+    ("rtmp://h/live/", "s", ("live", "s")),                 # what ffmpeg/OBS users type
+    ("rtmp://h//live//", "/s", ("live", "s")),
+    ("rtmp://h/live//app2", "s", ("live/app2", "s")),
+    ("rtmp://h/live///app2/", "s", ("live/app2", "s")),
+    ("rtmp://h/live//app2//s", "", ("live", "app2/s")),        # guessed, OBS style
+    ("rtmp://h/live", "s...flv", ("live", "s...flv")),          # dots inside a name are fine
+    ("rtmp://h/live..x", "a.b.c", ("live..x", "a.b.c")),
+]
+
+
+@pytest.mark.parametrize("tc_url,stream,expected", SAME_NAME)
+def test_empty_segments_are_one_spelling(tc_url, stream, expected):
+    req = discover(tc_url, stream)
+    assert (req.app, req.stream) == expected
+
+
+DOT_SEGMENTS = [
+    ("rtmp://h/./live", "victim"),               # the HLS hijack of issue 20
+    ("rtmp://h/../secure.test/live", "x"),       # out of the vhost's HLS directory
+    ("rtmp://h/live/..", "x"),
+    ("rtmp://h/live/./app2", "x"),
+    ("rtmp://h/live/.", "x"),
+    ("rtmp://h/live", "."),
+    ("rtmp://h/live", ".."),
+    ("rtmp://h/live", "../x"),
+    ("rtmp://h/live/../x", ""),                  # guessed stream "../x"
+    ("rtmp://h/live/x/..", ""),
+    ("rtmp://h/live", "..flv"),                  # its name without the extension is "."
+    ("rtmp://h/live", ".flv"),                   # ... or empty
+    ("rtmp://h/live?k=v/..", ""),                # guessed from the param
+    ("rtmp://h///", "s"),                        # empty app (before: app "", key "vhost//s")
+    ("rtmp://h/ /", "s"),
+]
+
+
+@pytest.mark.parametrize("tc_url,stream", DOT_SEGMENTS)
+def test_dot_segments_are_refused(tc_url, stream):
+    with pytest.raises(UrlError) as info:
+        discover(tc_url, stream)
+    assert "segment" in str(info.value) or "empty" in str(info.value)
+    assert "secure" not in str(info.value)       # the name is not quoted (limits.py's rule)
+
+
+def test_dot_segments_are_refused_at_connect_too():
+    with pytest.raises(UrlError):
+        discover("rtmp://h/./live", "", guess_stream=False)
+    assert discover("rtmp://h/live/", "", guess_stream=False).app == "live"
+
+
+@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.c", ". ", "..."]), max_size=5),
+       st.lists(st.sampled_from(["", ".", "..", "s", "s.flv", "..."]), max_size=3))
+def test_no_request_name_holds_an_empty_or_dot_segment(app, stream):
+    try:
+        req = discover("rtmp://h/" + "/".join(app), "/".join(stream))
+    except UrlError:
+        return
+    for name in (req.app, req.stream):
+        assert name == "" or all(seg not in ("", ".", "..") for seg in name.split("/")), req
+
+
+def test_one_path_is_one_stream():
+    """Names that put the same files on disk (app/stream) are one source: the extension a
+    stream key drops is only the last segment's (issue 20)."""
+    from lib.names import stream_key
+    guessed = discover("rtmp://h/live/a.b/c", "")          # OBS style: app live, stream a.b/c
+    plain = discover("rtmp://h/live/a.b", "c")
+    assert (guessed.app, guessed.stream) == ("live", "a.b/c")
+    assert stream_key("v", guessed.app, guessed.stream) == stream_key("v", plain.app, plain.stream)
+    assert stream_key("v", "live", "s.flv") == stream_key("v", "live", "s") == "v/live/s"

@@ -35,6 +35,10 @@ How discover() works (SRS 5 srs_discovery_tc_url):
   5. vhost = query "vhost", else query "domain", else the host. "vhost=__defaultVhost__" keeps
      the host, and is dropped from param when it is the only parameter.
   6. SrsRequest::strip: whitespace removed from host/vhost/app/stream, slashes trimmed.
+  7. Path segments (lib/names.py): runs of "/" in app and stream are one "/" ("live//app2" is
+     "live/app2": one name, one file); a "." or ".." segment in app or stream, or a stream whose
+     name without its extension is empty or ".", is refused with UrlError (the name is not
+     quoted). So every Request's app and stream are relative paths that cannot move.
 The vhost is the host when no vhost is given, also when the host is an IP: mapping that to the
 default vhost is the config lookup's job (SRS then overwrites req->vhost with the config name).
 
@@ -42,7 +46,9 @@ Where this deviates from SRS: the vhost is resolved after guessing the stream (S
 before, so "rtmp://ip/live?vhost=demo/livestream" with an empty stream gives it vhost
 "demolivestream"; here "demo"). A tcUrl that SRS's http parser rejects (no "://", empty host, bad
 port) leaves SRS's request half-empty and connect fails later; here it raises UrlError. A port
-omitted (or 0) is 1935 for every schema except http (80) and https (443).
+omitted (or 0) is 1935 for every schema except http (80) and https (443). SRS keeps "." and
+".." segments and interior "//" (app "./live" is another stream than "live", whose HLS files
+are the same; SRS's HTTP server refuses any url holding ".."); here step 7 refuses or merges them.
 """
 
 import re
@@ -50,13 +56,14 @@ from dataclasses import dataclass
 
 from lib.rtmp.errors import ProtocolError
 
-from lib.names import DEFAULT_VHOST, stream_url  # noqa: E402
+from lib.names import DEFAULT_VHOST, bad_segment, stream_name, stream_url  # noqa: E402
 DEFAULT_APP = "__defaultApp__"
 DEFAULT_PORT = 1935
 
 _SCHEMA_PORTS = {"http": 80, "https": 443}
 _QUERY_SEPARATORS = ("=", ",", "&&", "&", ";")  # order matters: "&&" before "&"
 _WHITESPACE = " \n\r\t"
+_SLASHES = re.compile(r"/{2,}")
 SHOWN_CHARS = 128     # of a client's url in an error message
 
 
@@ -158,6 +165,7 @@ def discover(tc_url: str, stream: str, guess_stream: bool = True) -> Request:
     if guess_stream and not req.stream:
         _guess_stream(req)
         _strip(req)
+    _check_segments(req)
     _resolve_vhost(req)
     return req
 
@@ -272,10 +280,25 @@ def _remove(text: str, chars: str) -> str:
 
 
 def _strip(req: Request) -> None:
-    """SrsRequest::strip: no whitespace in names, no slashes in hosts, no edge slashes."""
+    """SrsRequest::strip: no whitespace in names, no slashes in hosts, no edge slashes; and
+    (srsedge) no empty segment: "live//app2" is "live/app2"."""
     req.host = _remove(req.host, "/" + _WHITESPACE)
-    req.app = _remove(req.app, _WHITESPACE).strip("/")
-    req.stream = _remove(req.stream, _WHITESPACE).strip("/")
+    req.app = _SLASHES.sub("/", _remove(req.app, _WHITESPACE)).strip("/")
+    req.stream = _SLASHES.sub("/", _remove(req.stream, _WHITESPACE)).strip("/")
+
+
+def _check_segments(req: Request) -> None:
+    """No "." or ".." segment in app or stream, and a stream's name without its extension (its
+    identity, lib/names.py) neither empty nor ".": names are paths that cannot move."""
+    if not req.app:
+        raise UrlError("empty app")          # "rtmp://host///": SRS refuses it too
+    names = [("app", req.app)]
+    if req.stream:
+        names += [("stream", req.stream), ("stream without its extension", stream_name(req.stream))]
+    for what, name in names:
+        wrong = bad_segment(name)
+        if wrong is not None:
+            raise UrlError(f"{what} has {wrong}")
 
 
 def build_tc_url(schema: str, host: str, vhost: str, app: str, port: int) -> str:

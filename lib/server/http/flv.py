@@ -268,9 +268,12 @@ def serve_flv(server, environ, start_response, path, cors_headers):
         check_text("app", app, MAX_NAME)
         check_text("stream", stream, MAX_NAME)
         check_text("query", query, MAX_PARAM)
+        req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
+        check_request(req, stream_needed=True)
     except UrlError as e:
         _refuse(server, environ, e)
-    key = stream_key(vhost_conf.name, app, stream)
+    req.vhost = vhost_conf.name    # as RTMP: the matched config vhost from here on
+    key = stream_key(req.vhost, req.app, req.stream)   # the names as parsed (lib/rtmp/url.py)
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
         if source is None or source.publisher is None:
@@ -285,12 +288,6 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     if environ["REQUEST_METHOD"] == "HEAD":
         pywsgi_bridge.raw_socket(environ).sendall(head)
     else:
-        try:
-            req = discover(f"rtmp://{host}/{app}", stream + (f"?{query}" if query else ""))
-            check_request(req)
-        except UrlError as e:
-            _refuse(server, environ, e)
-        req.vhost = vhost_conf.name    # as RTMP: the matched config vhost from here on
         player = FlvPlayer(server, pywsgi_bridge.raw_socket(environ),
                            pywsgi_bridge.client_address(environ), req, vhost_conf,
                            environ.get("HTTP_REFERER", ""), kind)

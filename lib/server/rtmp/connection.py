@@ -230,7 +230,7 @@ class RtmpConnection(ClientBase):
     def _resolve_stream(self, stream):
         check_text("stream name", stream, MAX_URL)
         req = discover(self.req.tc_url, stream)
-        check_request(req)
+        check_request(req, stream_needed=True)
         vhost_conf = self.server.config.vhost(req.vhost)
         if vhost_conf is None:
             raise Reject(f"stream {stream}: no vhost {req.vhost!r}")

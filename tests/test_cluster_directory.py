@@ -216,3 +216,45 @@ def test_any_origin_serves_a_stream_owned_by_another_and_takes_it_over_on_republ
     finally:
         for p in players:
             p.close()
+
+
+HLS_ORIGIN = """
+listen {port};
+srs_log_tank console;
+http_server { enabled on; listen HTTPPORT; dir {dir}/html; }
+vhost __defaultVhost__ {
+    cluster { directory REDIS; directory_ttl 3; }
+    hls { enabled on; hls_path {dir}/html; hls_fragment 1; hls_window 6; }
+}
+"""
+
+
+def test_any_origin_serves_hls_from_the_owner_and_a_relay_cuts_none(
+        store, server_factory, publisher_factory, media_file, tmp_path):
+    ports = [free_port(), free_port()]
+    a, b = (server_factory(HLS_ORIGIN.replace("REDIS", store.url).replace("HTTPPORT", str(p)),
+                           name=n) for n, p in zip("ab", ports))
+    a_id = origin_id(store, a)
+    origin_id(store, b)
+    publisher_factory(a.url("live/h1"), media_file)
+    playlist = "/live/h1.m3u8"
+    at_a = wait_for(lambda: (lambda r: r if r.status_code == 200 and ".ts" in r.text else None)(
+        requests.get(f"http://127.0.0.1:{ports[0]}{playlist}", timeout=5)), 20)
+    assert at_a, "the owner wrote no playlist"
+    at_b = requests.get(f"http://127.0.0.1:{ports[1]}{playlist}", timeout=5)
+    assert at_b.status_code == 200 and "#EXTM3U" in at_b.text
+    segment = [line for line in at_b.text.splitlines() if line.endswith(".ts")][0]
+    base = playlist.rsplit("/", 1)[0]
+    seg_a = requests.get(f"http://127.0.0.1:{ports[0]}{base}/{segment}", timeout=5)
+    seg_b = requests.get(f"http://127.0.0.1:{ports[1]}{base}/{segment}", timeout=5)
+    assert seg_b.status_code == 200 and seg_b.content == seg_a.content and seg_b.content[0] == 0x47
+    player = RtmpTestClient(b.url("live/h1"), timeout=5)     # B relays the stream from A ...
+    try:
+        assert player.play() and player.pump_until(lambda: len(player.media) > 100, 15)
+        assert not list((b.dir / "html").rglob("h1*"))          # ... and cuts no HLS of it
+    finally:
+        player.close()
+    assert store.client().get(KEY.format("h1")) == a_id
+    missing = requests.get(f"http://127.0.0.1:{ports[1]}/live/none.m3u8",
+                           timeout=5)
+    assert missing.status_code == 404                        # nobody owns it: not proxied

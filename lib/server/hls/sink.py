@@ -106,6 +106,8 @@ class HlsSink:
 
     # ------------------------------------------------------------ sink contract (inline)
     def on_publish(self, source):
+        if getattr(source.publisher, "relay", False):
+            return                  # an origin relay (docs/cluster.md): the owner cuts HLS
         self.publishing = True
         self.gen += 1
         if self._dispose_timer is not None:
@@ -121,6 +123,8 @@ class HlsSink:
                 self._drop()
 
     def on_unpublish(self, source):
+        if not self.publishing:
+            return
         self.publishing = False
         self._push(_Marker("unpublish", self.gen))
 

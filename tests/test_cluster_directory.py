@@ -216,3 +216,82 @@ def test_any_origin_serves_a_stream_owned_by_another_and_takes_it_over_on_republ
     finally:
         for p in players:
             p.close()
+
+
+HLS_ORIGIN = """
+listen {port};
+srs_log_tank console;
+http_server { enabled on; listen HTTPPORT; dir {dir}/html; }
+vhost __defaultVhost__ {
+    cluster { directory REDIS; directory_ttl 3; }
+    hls { enabled on; hls_path {dir}/html; hls_fragment 1; hls_window 6; }
+}
+"""
+
+
+def test_any_origin_serves_hls_from_the_owner_and_a_relay_cuts_none(
+        store, server_factory, publisher_factory, media_file, tmp_path):
+    ports = [free_port(), free_port()]
+    a, b = (server_factory(HLS_ORIGIN.replace("REDIS", store.url).replace("HTTPPORT", str(p)),
+                           name=n) for n, p in zip("ab", ports))
+    a_id = origin_id(store, a)
+    origin_id(store, b)
+    publisher_factory(a.url("live/h1"), media_file)
+    playlist = "/live/h1.m3u8"
+    at_a = wait_for(lambda: (lambda r: r if r.status_code == 200 and ".ts" in r.text else None)(
+        requests.get(f"http://127.0.0.1:{ports[0]}{playlist}", timeout=5)), 20)
+    assert at_a, "the owner wrote no playlist"
+    at_b = requests.get(f"http://127.0.0.1:{ports[1]}{playlist}", timeout=5)
+    assert at_b.status_code == 200 and "#EXTM3U" in at_b.text
+    segment = [line for line in at_b.text.splitlines() if line.endswith(".ts")][0]
+    base = playlist.rsplit("/", 1)[0]
+    seg_a = requests.get(f"http://127.0.0.1:{ports[0]}{base}/{segment}", timeout=5)
+    seg_b = requests.get(f"http://127.0.0.1:{ports[1]}{base}/{segment}", timeout=5)
+    assert seg_b.status_code == 200 and seg_b.content == seg_a.content and seg_b.content[0] == 0x47
+    player = RtmpTestClient(b.url("live/h1"), timeout=5)     # B relays the stream from A ...
+    try:
+        assert player.play() and player.pump_until(lambda: len(player.media) > 100, 15)
+        assert not list((b.dir / "html").rglob("h1*"))          # ... and cuts no HLS of it
+    finally:
+        player.close()
+    assert store.client().get(KEY.format("h1")) == a_id
+    missing = requests.get(f"http://127.0.0.1:{ports[1]}/live/none.m3u8",
+                           timeout=5)
+    assert missing.status_code == 404                        # nobody owns it: not proxied
+
+
+def media_sequence(text):
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            return int(line.split(":")[1])
+    return None
+
+
+def test_hls_continues_on_the_new_owner_after_a_rehome(
+        store, server_factory, publisher_factory, media_file):
+    """A poller asking origin B (as the nginx tier would) sees A's playlist through B, then after
+    A dies and the encoder comes back on B, B's own playlist continues the media sequence with a
+    discontinuity: never a sequence going back."""
+    ports = [free_port(), free_port()]
+    a, b = (server_factory(HLS_ORIGIN.replace("REDIS", store.url).replace("HTTPPORT", str(p)),
+                           name=n) for n, p in zip("ab", ports))
+    a_id, b_id = origin_id(store, a), origin_id(store, b)
+    redis = store.client()
+    publisher_factory(a.url("live/h2"), media_file)
+    url = f"http://127.0.0.1:{ports[1]}/live/h2.m3u8"
+
+    def sequence_at_b():
+        r = requests.get(url, timeout=5)
+        return media_sequence(r.text) if r.status_code == 200 else None
+    seen = [wait_for(lambda: (lambda s: s if s and s >= 3 else None)(sequence_at_b()), 30)]
+    assert seen[0], "no playlist through B"
+    assert wait_for(lambda: redis.get("srsedge:hls:__defaultVhost__/live/h2"), 10)
+    last_at_a = sequence_at_b()
+    a.stop(signal.SIGKILL)
+    assert publish_retrying(publisher_factory, b.url("live/h2"), media_file, redis,
+                            KEY.format("h2"), b_id)
+    text = wait_for(lambda: (lambda r: r.text if r.status_code == 200 and ".ts" in r.text
+                             else None)(requests.get(url, timeout=5)), 20)
+    assert text, "the new owner wrote no playlist"
+    assert media_sequence(text) > last_at_a
+    assert "#EXT-X-DISCONTINUITY" in text

@@ -26,6 +26,7 @@ from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
 MEMBERS_FRESH = 1.0       # s a members list read for placement is reused
+HLS_SEQ_KEEP = 3600       # s a stream's next HLS segment number is kept in the directory
 
 
 class DirectoryDriver:
@@ -168,6 +169,9 @@ class DirectoryDriver:
         book, store = self.book, self.store
         if isinstance(action, Claim):
             book.claim_answered(store.claim(book.origin_id, action.keys, self.ttl), self.clock())
+            seqs = self._hls_seqs(action.keys)
+            if seqs:
+                store.save_hls_seqs(seqs, HLS_SEQ_KEEP)
         elif isinstance(action, Release):
             store.release(book.origin_id, action.key)
         elif isinstance(action, Register):
@@ -191,6 +195,26 @@ class DirectoryDriver:
             else:
                 self.log.warn(f"directory {self.url}: unreachable ({action.reason}); "
                               f"live streams continue, new publishes are refused")
+
+    def _hls_seqs(self, keys):
+        """{key: next HLS segment number} of the streams among `keys` this origin holds."""
+        plugin = next((p for p in self.server.plugins if hasattr(p, "next_seq_of")), None)
+        if plugin is None:
+            return {}
+        seqs = {k: plugin.next_seq_of(k) for k in keys if self.book.owns(k)}
+        return {k: s for k, s in seqs.items() if s is not None}
+
+    def hls_continue_at(self, key, fragment):
+        """The first segment number for a stream this origin starts cutting: past what the
+        previous owner may have written since its last save (one renewal interval of segments
+        of `fragment` seconds, plus one), or None when the directory has no number."""
+        try:
+            seq = self.store.hls_seq(key)
+        except StoreError:
+            return None
+        if seq is None:
+            return None
+        return seq + int(self.book.renew_interval / max(fragment, 0.1)) + 2
 
     def _stop_copy(self, key, owner):
         source = self.server.sources.get(key)

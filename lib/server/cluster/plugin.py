@@ -103,6 +103,12 @@ class DirectoryPlugin:
             driver.log.warn(f"directory lookup {key}: {e}")
             return []
 
+    def hls_continue_at(self, vhost_conf, key):
+        driver = self.driver_for(vhost_conf)
+        if driver is None or vhost_conf.is_edge:
+            return None
+        return driver.hls_continue_at(key, vhost_conf.hls.hls_fragment)
+
     def _moved(self, key):
         """A stream got a new owner: an edge link pulling it moves there (as on failover)."""
         source = self.server.sources.get(key)

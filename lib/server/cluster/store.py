@@ -5,6 +5,8 @@ Keys (prefix `srsedge:`; one Redis database per cluster, chosen by the URL's /DB
   srsedge:origin:<id>         JSON membership record, expires after the member TTL
   srsedge:origins             set of member ids (a member whose record expired is pruned on read)
   srsedge:stream:<v/a/s>      owner id of the stream, expires after the lease TTL
+  srsedge:hls:<v/a/s>         the stream's next HLS segment number, saved with each renewal and
+                              kept an hour, so a new owner continues the playlist
   channel srsedge:moves       "<v/a/s> <owner>" when a stream gets an owner, "<v/a/s> " when
                               released (edges learn about moves here instead of polling)
 Claims, releases and lookups are Lua scripts: each is one round trip and atomic in Redis.
@@ -90,6 +92,17 @@ class RedisDirectory:
         owners = self._call("claim", self._claim, keys=lease_keys,
                             args=[owner, int(ttl * 1000), MOVES, len(PREFIX + "stream:")])
         return dict(zip(keys, owners))
+
+    def save_hls_seqs(self, seqs, keep):
+        """Remember each stream's next HLS segment number for `keep` seconds."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, seq in seqs.items():
+            pipe.set(f"{PREFIX}hls:{key}", seq, ex=int(keep))
+        self._call("save hls", pipe.execute)
+
+    def hls_seq(self, key):
+        value = self._call("hls seq", self.redis.get, f"{PREFIX}hls:{key}")
+        return int(value) if value is not None and value.isdigit() else None
 
     def release(self, owner, key):
         return bool(self._call("release", self._release, keys=[stream_lease_key(key)],

@@ -132,8 +132,9 @@ class DvrSink:
     # ------------------------------------------------------------ sink contract (inline)
     def on_publish(self, source):
         conf = self.server.config.vhost(source.vhost)
+        relayed = getattr(source.publisher, "relay", False)     # the owner records it
         self.recording = conf is not None and not conf.is_edge and conf.dvr.enabled and \
-            applies(conf.dvr, source.app, source.stream)
+            not relayed and applies(conf.dvr, source.app, source.stream)
         if not self.recording:
             return
         self.ctx = self._context(source, conf)

@@ -22,14 +22,19 @@ HLS_EXTENSIONS = (".m3u8", ".ts", ".m4s", ".mp4", ".aac", ".key")
 _VARIABLE = re.compile(r"\[(vhost|app|stream|seq|timestamp|2006|01|02|15|04|05|999)\]")
 
 
-def template_regex(template, vhost):
-    """A regex for the relative paths `template` makes for `vhost` (extension free)."""
+def template_regex(template, vhost, named=False):
+    """A regex for the relative paths `template` makes for `vhost` (extension free); `named`:
+    [app] and [stream] are the groups `app` and `stream` (a repeat must match the same)."""
     stem, ext = os.path.splitext(template)
-    parts, pos = [], 0
+    parts, pos, seen = [], 0, set()
     for m in _VARIABLE.finditer(stem):
         parts.append(re.escape(stem[pos:m.start()]))
         name = m.group(1)
-        parts.append(re.escape(vhost) if name == "vhost" else ".+" if name == "app" else "[^/]*")
+        any_part = ".+" if name == "app" else "[^/]*"
+        if named and name in ("app", "stream"):
+            any_part = f"(?P={name})" if name in seen else f"(?P<{name}>{any_part})"
+            seen.add(name)
+        parts.append(re.escape(vhost) if name == "vhost" else any_part)
         pos = m.end()
     parts.append(re.escape(stem[pos:]))
     suffix = r"\.[^/.]+" if ext else ""
@@ -60,6 +65,22 @@ class HlsVhostRules:
                 rel = real_path[len(root) + 1:].replace(os.sep, "/")
                 if regex.fullmatch(rel):
                     found.append(vhost)
+        return found
+
+    def streams_of(self, real_path):
+        """[(vhost conf, app, stream)] whose HLS files the file at `real_path` may be (the
+        origin cluster asks the owner of such a stream for a file it does not have)."""
+        found = []
+        if not real_path.endswith(HLS_EXTENSIONS):
+            return found
+        for root, _, vhost in self.rules:
+            if not real_path.startswith(root + os.sep):
+                continue
+            rel = real_path[len(root) + 1:].replace(os.sep, "/")
+            for template in (vhost.hls.hls_m3u8_file, vhost.hls.hls_ts_file):
+                m = re.fullmatch(template_regex(template, vhost.name, named=True), rel)
+                if m is not None and m.groupdict().get("app") and m.groupdict().get("stream"):
+                    found.append((vhost, m.group("app"), m.group("stream")))
         return found
 
     def check_play(self, real_path, ip):

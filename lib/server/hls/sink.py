@@ -106,6 +106,8 @@ class HlsSink:
 
     # ------------------------------------------------------------ sink contract (inline)
     def on_publish(self, source):
+        if getattr(source.publisher, "relay", False):
+            return                  # an origin relay (docs/cluster.md): the owner cuts HLS
         self.publishing = True
         self.gen += 1
         if self._dispose_timer is not None:
@@ -121,6 +123,8 @@ class HlsSink:
                 self._drop()
 
     def on_unpublish(self, source):
+        if not self.publishing:
+            return
         self.publishing = False
         self._push(_Marker("unpublish", self.gen))
 
@@ -223,7 +227,10 @@ class HlsSink:
         seg = self.segmenter
         if seg is None or hls.hls_path != self.hls_path or \
                 hls.hls_m3u8_file != seg.conf.hls_m3u8_file:
+            rehomed = None if seg is not None else self.plugin.cluster_seq(conf, self.key)
             start = seg.next_seq if seg is not None else self.plugin.start_seq(self.key)
+            if rehomed is not None and rehomed > start:
+                start = rehomed             # continue another origin's playlist (docs/cluster.md)
             try:
                 seg = Segmenter(hls, self.vhost, self.app, self.stream, start_seq=start,
                                 utc=self.server.config.utc_time)
@@ -231,6 +238,8 @@ class HlsSink:
                 self.log.warn(f"hls {self.key}: disabled: {e}")
                 self.segmenter = None
                 return []
+            if rehomed is not None:
+                seg.discontinuity()         # a new encoder connection, another origin's timeline
             self.segmenter, self.hls_path = seg, hls.hls_path
         seg.conf = hls
         self.log.trace(f"hls {self.key}: publish, playlist {self.hls_path}/{seg.m3u8_path}")
@@ -290,6 +299,17 @@ class HlsPlugin:
     def start_seq(self, key):
         """The first segment number of a stream that has no sink."""
         return self.next_seq.get(key, self.seq_floor)
+
+    def cluster_seq(self, vhost_conf, key):
+        """Where the origin cluster's directory says this stream's playlist went on, or None
+        (no directory, never seen there, unreachable)."""
+        directory = getattr(self.server, "directory", None)
+        return directory.hls_continue_at(vhost_conf, key) if directory is not None else None
+
+    def next_seq_of(self, key):
+        """The next segment number of a live stream here, or None (the directory stores it)."""
+        sink = self.sinks.get(key)
+        return sink.segmenter.next_seq if sink is not None and sink.segmenter else None
 
     def idle(self, sink):
         """`sink` is idle: forget it if disposed, else park it (the oldest parked goes first)."""

@@ -44,6 +44,7 @@ from lib.server.http.flv import MOUNT_EXTENSIONS, match_mount, serve_flv  # noqa
 from lib.server.http.pages import serve_page
 from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
                                     serve_file, status_line)
+from lib.server.cluster.hls_proxy import serve_from_owner
 from lib.server.hls.access import HlsAccess
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -218,6 +219,10 @@ class HttpServer:
         except Response as r:
             if r.status != 404:
                 raise
+        result = serve_from_owner(self.server, self.hls_access, environ, start_response,
+                                  resolve_path(root, path), path, CORS_HEADERS if cors else [])
+        if result is not None:
+            return result
         return serve_page(self.server, environ, start_response, path, CORS_HEADERS if cors else [])
 
 

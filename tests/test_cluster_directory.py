@@ -295,3 +295,46 @@ def test_hls_continues_on_the_new_owner_after_a_rehome(
     assert text, "the new owner wrote no playlist"
     assert media_sequence(text) > last_at_a
     assert "#EXT-X-DISCONTINUITY" in text
+
+
+PLAIN_ORIGIN = """
+listen {port};
+srs_log_tank console;
+http_api { enabled on; listen APIPORT; }
+vhost __defaultVhost__ { }
+"""
+
+
+def srs_heartbeat(server_id, rtmp_port, api_port):
+    """The body SRS 7 posts (srs_app_heartbeat.cpp, `ports on`), with its endpoint strings."""
+    return {"device_id": "my-srs-device", "ip": "127.0.0.1", "server": server_id,
+            "service": "e4a5b7c9", "pid": "4242", "rtmp": [str(rtmp_port)],
+            "api": [f"0.0.0.0:{api_port}"]}
+
+
+def test_srs_heartbeat_registers_an_origin_whose_streams_edges_find(
+        store, server_factory, publisher_factory, media_file):
+    """An SRS-compatible origin that knows nothing of the directory (an srsedge without one,
+    speaking SRS's API) joins by SRS's heartbeat body; its live stream is claimed for it and an
+    edge with the directory pulls the stream from it."""
+    api_a, api_srs = free_port(), free_port()
+    a = server_factory(origin_conf(store, api_a), name="a")
+    srs = server_factory(PLAIN_ORIGIN.replace("APIPORT", str(api_srs)), name="srs")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    origin_id(store, a)
+    publisher_factory(srs.url("live/srs1"), media_file)
+    assert wait_for(lambda: any(s["publish"]["active"] for s in requests.get(
+        f"http://127.0.0.1:{api_srs}/api/v1/streams", timeout=5).json()["streams"]), 10)
+    register = f"http://127.0.0.1:{api_a}/api/v1/srs/register"
+    answer = requests.post(register, json=srs_heartbeat("vid-srs1", srs.port, api_srs), timeout=5)
+    assert answer.status_code == 200 and answer.json() == {"code": 0, "id": "srs-vid-srs1"}
+    assert members(store).get(str(srs.port)) == "srs-vid-srs1"
+    assert wait_for(lambda: store.client().get(KEY.format("srs1")) == "srs-vid-srs1", 5)
+    player = RtmpTestClient(edge.url("live/srs1"), timeout=5)
+    try:
+        assert player.play() and player.pump_until(lambda: len(player.media) > 50, 15)
+    finally:
+        player.close()
+    bad = requests.post(register, json={"ip": "127.0.0.1", "server": "x"}, timeout=5)
+    assert bad.status_code == 400
+    assert requests.get(register, timeout=5).status_code == 405

@@ -10,10 +10,35 @@ Rules:
 - A stream's owner in /api/v1/streams comes from what this process knows (its own leases, an
   edge's cached lookups): no Redis call per stream.
 """
+import json
+
 from lib.names import DEFAULT_VHOST, stream_key
+from lib.server.cluster.srs_members import srs_record
 from lib.server.cluster.store import StoreError
 
 ERROR_RTMP_STREAM_NOT_FOUND = 2048
+MAX_HEARTBEAT_BYTES = 64 * 1024
+
+
+def srs_register(server, environ):
+    """POST /api/v1/srs/register (SRS 7's heartbeat): (http status, answer)."""
+    plugin = getattr(server, "directory", None)
+    drivers = list(plugin.drivers.values()) if plugin is not None else []
+    if not drivers:
+        return 404, {"code": 404, "error": "no cluster directory in this server's config"}
+    try:
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        if not 0 < size <= MAX_HEARTBEAT_BYTES:
+            raise ValueError(f"body of {size} bytes")
+        record = srs_record(json.loads(environ["wsgi.input"].read(size)))
+    except (ValueError, UnicodeDecodeError) as e:
+        return 400, {"code": 400, "error": str(e)[:200]}
+    try:
+        for driver in drivers:
+            driver.srs_members.heartbeat(record)
+    except StoreError as e:
+        return 503, {"code": 503, "error": str(e)[:200]}
+    return 200, {"code": 0, "id": record["id"]}
 
 
 def directories_json(server):

@@ -216,6 +216,11 @@ class ApiServer:
                 raise ApiError(status=405, headers=[("Allow", "GET, HEAD")])
             self.stats.refresh()
             return 200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
+        if path.rstrip("/") == "/api/v1/srs/register":          # SRS 7's heartbeat
+            if method != "POST":
+                raise ApiError(status=405, headers=[("Allow", "POST")])
+            status, answer = cluster_api.srs_register(self.server, environ)
+            return status, [("Content-Type", "application/json")], json.dumps(answer).encode()
         callback = sites.jsonp_callback(query)
         if callback and sites.jsonp_method(query) != "GET":
             raise ApiError(status=405, headers=[("Allow", "GET")])     # JSONP is read-only

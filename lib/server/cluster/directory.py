@@ -22,6 +22,7 @@ from gevent.event import AsyncResult, Event
 
 from lib.cluster.directory import (Answer, Claim, Deregister, LeaseBook, Register, Release,
                                    StopStream, StoreState)
+from lib.server.cluster.srs_members import SrsMembers
 from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
@@ -49,6 +50,7 @@ class DirectoryDriver:
         self.on_move = None                 # callable(key), set by the plugin
         self.moves = 0
         self._cpu = (time.monotonic(), sum(os.times()[:2]))
+        self.srs_members = SrsMembers(self)
 
     # ------------------------------------------------------------ lifecycle
     def start(self):

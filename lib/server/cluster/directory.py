@@ -7,7 +7,8 @@ Rules:
   answer or failure back (StoreError -> store_failed). Publishers' greenlets only enqueue a
   request and wait for its Answer (bounded by CLAIM_WAIT); they never touch the book.
 - Lookups for edges (`origins_for_play`, `origins_for_publish`) run on the caller's greenlet
-  (read-only, one round trip), cached per stream until the moves channel says it changed.
+  (read-only, one round trip), cached per stream until the moves channel says it changed, and
+  for one lease TTL at most (an owner that died without a release is not announced).
 - A moved stream (channel message) tells the edge plugin through `on_move(key)`, so its pull
   link moves to the new owner the way failover works.
 - Logs: store reachable/unreachable once per transition, a lost lease, a move; never per renewal.
@@ -27,6 +28,7 @@ from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
 MEMBERS_FRESH = 1.0       # s a members list read for placement is reused
+OWNER_CACHE_MAX = 10000   # cached owners before the expired ones are swept
 HLS_SEQ_KEEP = 3600       # s a stream's next HLS segment number is kept in the directory
 
 
@@ -44,7 +46,7 @@ class DirectoryDriver:
         self.waiting = {}                   # stream key -> [AsyncResult] in request order
         self.wake = Event()
         self.greenlets = []
-        self.owner_cache = {}               # stream key -> (owner id, record)
+        self.owner_cache = {}               # stream key -> (owner id, record, read at)
         self.members_cache = (None, [])     # (read at, records)
         self.placed = {}                    # member id -> publishes placed since members read
         self.on_move = None                 # callable(key), set by the plugin
@@ -87,11 +89,19 @@ class DirectoryDriver:
     def owner(self, key):
         """(owner id, record) of `key`, cached until a move; StoreError propagates."""
         hit = self.owner_cache.get(key)
-        if hit is not None:
-            return hit
+        now = self.clock()
+        if hit is not None and now - hit[2] < self.ttl:
+            return hit[0], hit[1]
         owner, record = self.store.owner(key)
-        if owner is not None:
-            self.owner_cache[key] = (owner, record)
+        if owner is None:
+            self.owner_cache.pop(key, None)
+        else:
+            # an owner that died without releasing is not announced: an answer is trusted
+            # for one lease TTL at most, so the cache also never outgrows the live streams
+            self.owner_cache[key] = (owner, record, now)
+            if len(self.owner_cache) > OWNER_CACHE_MAX:
+                self.owner_cache = {k: v for k, v in self.owner_cache.items()
+                                    if now - v[2] < self.ttl}
         return owner, record
 
     def origins_for_play(self, key):

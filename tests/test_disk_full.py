@@ -160,8 +160,10 @@ def test_full_disk_leaves_no_temp_files_and_recovers(small_disk, server_factory,
                      if int(re.search(r"-(\d+)\.ts$", s.uri).group(1)) > last_full)
     assert first_new.uri == f"livestream-{last_full + 1}.ts", uris
     assert first_new.discontinuity, after.dumps()
-    # the DVR records again, into a new file
+    # the DVR records again, into a new file; 3 s of media go into it
     assert wait_for(lambda: (api_stream(api)["dvr"] or {}).get("file"), timeout=20)
+    resumed = frames(api)
+    assert wait_for(lambda: frames(api) >= resumed + 75, timeout=20)
     pub.stop()
     assert wait_for(lambda: not api_stream(api) or not api_stream(api)["dvr"]["recording"],
                     timeout=10)

@@ -68,7 +68,7 @@ class DvrFile:
             try:
                 if kind == "open":
                     self._discard()
-                    self.path = None
+                    self.path = None        # a failed open names the path it tried
                     self.path, self.f = open_new(action[1])
                 elif kind == "write":
                     self.f.write(action[1])

@@ -283,7 +283,7 @@ class HlsSink:
 
     def _log_once(self, text):
         if text not in self._logged:
-            if len(self._logged) > 100:         # e.g. a full disk: one line per segment
+            if len(self._logged) > 100:         # bounded, whatever the texts
                 self._logged.clear()
             self._logged.add(text)
             self.log.warn(text)

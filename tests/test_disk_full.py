@@ -5,7 +5,10 @@ teardown; skipped when mounting is not allowed) while real ffmpeg publishes; a f
 disk full, then frees it. Checked: no temp file survives a failed write, the playlist stays
 valid and lists only complete segments, one log line per stream and sink (not one per
 segment), and once space returns the next segment lands and the playlist advances with a
-discontinuity; the DVR resumes into a new file.
+discontinuity; the DVR resumes into a new file. The same for HLS in process with an injected
+ENOSPC (no root needed). Sans-IO units: WriteFailures (when to log), Segmenter.write_failed
+(what the playlist lists, under any pattern of failures), DvrPlan.write_failed (when a new
+file starts), and the file helpers (no temp file left, O_EXCL, no replacing).
 """
 import json
 import os
@@ -18,7 +21,11 @@ import urllib.request
 import m3u8
 import pytest
 
+from lib.media import flv
+
 from tests.conftest import free_port, need_tool, wait_for, wait_port
+from tests.test_hls import NOW, Disk, new_synth, synth
+from tests.test_ts import avc_sh
 
 # ---------------------------------------------------------------- black box
 CONF = """
@@ -179,6 +186,82 @@ def test_full_disk_leaves_no_temp_files_and_recovers(small_disk, server_factory,
         os.listdir(m3u8_path.parent)
 
 
+
+# ---------------------------------------------------------------- in process, injected ENOSPC
+class NoSpace:
+    """Stands in for `open` in lib/server/core/files.py while `full`: files open, and a write
+    puts half its bytes on disk, then fails as a full disk does."""
+
+    def __init__(self):
+        self.full = False
+        self.failed = 0
+
+    def __call__(self, path, mode="r", *args, **kw):
+        f = open(path, mode, *args, **kw)
+        if not self.full:
+            return f
+        spy = self
+
+        class Half:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, data):
+                f.write(data[:len(data) // 2])
+                spy.failed += 1
+                raise OSError(28, "No space left on device")
+
+            def close(self):
+                f.close()
+        return Half()
+
+
+def test_injected_enospc_in_process_leaves_no_temp_file_and_recovers(tmp_path, monkeypatch,
+                                                                     media_file):
+    """The same story as the tmpfs test, without root: the HLS sink on a disk whose writes fail
+    (lib/server/core/files.open replaced)."""
+    import gevent
+
+    from lib.server.core import files
+    from tests.test_hls_live import KEY, Harness
+    media = media_file.read_bytes()
+    no_space = NoSpace()
+    monkeypatch.setattr(files, "open", no_space, raising=False)
+    h = Harness(tmp_path, hls_window=30)
+
+    def until(predicate, timeout=10):
+        deadline = time.time() + timeout
+        while not predicate() and time.time() < deadline:
+            gevent.sleep(0.02)
+        return predicate()
+    src, owner = h.publish(media, until=4100)               # segments 0, 1
+    assert until(lambda: "livestream.m3u8" in h.files() and len(h.playlist().segments) == 2)
+    before = h.playlist().dumps()
+    no_space.full = True
+    for tag_type, ts, payload in flv.iter_tags(media):      # 4.1 .. 8.1 s: two cuts fail
+        if 4100 <= ts < 8100:
+            src.on_media(tag_type, ts, payload)
+    temps = lambda: [f for f in h.files() if f.endswith(".tmp")]   # noqa: E731
+    assert until(lambda: no_space.failed == 2 and not temps()), (no_space.failed, h.files())
+    assert h.playlist().dumps() == before
+    no_space.full = False
+    for tag_type, ts, payload in flv.iter_tags(media):
+        if ts >= 8100:
+            src.on_media(tag_type, ts, payload)
+    src.on_unpublish(owner)
+    h.settle()
+    pl = h.playlist()
+    assert [s.uri for s in pl.segments] == [f"livestream-{n}.ts" for n in range(4)]
+    assert [s.discontinuity for s in pl.segments] == [False, False, True, False]
+    assert not temps()
+    log = h.log_text()
+    assert len([x for x in log.splitlines() if "No space left" in x]) == 1, log
+    assert "writes work again (2 failed in a row before)" in log
+    assert h.plugin.sinks[KEY].describe()["write_errors"] == 2
+
 # ---------------------------------------------------------------- sans-IO: WriteFailures
 def test_write_failures_say_one_line_a_minute_and_one_when_writes_work_again():
     from lib.media.write_failures import WriteFailures
@@ -210,9 +293,6 @@ def test_write_failures_that_flap_stay_bounded():
 
 
 # ---------------------------------------------------------------- sans-IO: Segmenter
-from lib.media import flv  # noqa: E402
-from tests.test_hls import Disk, NOW, new_synth, synth  # noqa: E402
-from tests.test_ts import avc_sh  # noqa: E402
 
 
 class FullDisk(Disk):
@@ -387,9 +467,6 @@ def test_write_atomically_leaves_no_temp_file_when_the_write_fails(tmp_path):
     from lib.server.core.files import write_atomically
     target = tmp_path / "d" / "a.m3u8"
     write_atomically(str(target), b"old")
-
-    class Broken(bytes):
-        pass
     with pytest.raises(TypeError):
         write_atomically(str(target), object())            # fails inside the write
     assert target.read_bytes() == b"old" and os.listdir(tmp_path / "d") == ["a.m3u8"]

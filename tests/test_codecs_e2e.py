@@ -285,7 +285,7 @@ def test_fmp4_segments_of_enhanced_codecs_decode(ffmpeg_new, clip, codecs, reque
         actions += seg.feed(tag_type, ts, payload, tag_type == 9 and flv.is_video_keyframe(payload))
     actions += seg.on_unpublish()
     assert [a for a in actions if a[0] == "warn"] == []
-    assert apply_actions(str(tmp_path), actions) == []
+    assert apply_actions(str(tmp_path), actions) == (None, [])    # no failure, no note
     pl = m3u8.load(str(tmp_path / "live" / "s.m3u8"))
     init = (tmp_path / "live" / pl.segment_map[0].uri).read_bytes()
     joined = tmp_path / "all.mp4"

@@ -1,4 +1,5 @@
 """Sans-IO DVR: the MP4 muxer's box structure, SRS's path variables, session/segment plans."""
+import os
 import struct
 import time
 
@@ -206,16 +207,21 @@ def test_plan_waits_for_keyframe_and_mp4_by_extension():
 
 # ----------------------------------------------------------------------------- server helpers
 def test_dvr_apply_filter_and_unique_names(tmp_path):
-    from lib.server.dvr.sink import applies, unique_path
+    from lib.server.core.files import open_new
+    from lib.server.dvr.sink import applies
     assert applies(dvr_conf(), "live", "s")
     only = dvr_conf(dvr_apply="live/a other/b")
     assert applies(only, "live", "a") and applies(only, "other", "b")
     assert not applies(only, "live", "b")
     path = tmp_path / "s.flv"
-    assert unique_path(str(path)) == str(path)
+    name, f = open_new(str(path))
+    f.close()
+    assert name == str(path) and os.path.exists(name + ".tmp")
     path.write_bytes(b"x")
     (tmp_path / "s-1.flv.tmp").write_bytes(b"x")
-    assert unique_path(str(path)) == str(tmp_path / "s-2.flv")
+    name, f = open_new(str(path))
+    f.close()
+    assert name == str(tmp_path / "s-2.flv")
 
 
 def test_on_dvr_body_has_srs_fields_in_order():

@@ -17,6 +17,11 @@ Rules (this module owns them):
   received); metadata and sequence headers are written at timestamp 0 at a file's start.
 - Until the first video keyframe of a publish (or of a segment, with dvr_wait_keyframe) video
   frames are not written, so every file starts decodable. Audio before it is kept.
+- `write_failed(now)`: the caller lost the open file (a write failed, the partial file is
+  gone). Nothing is written until a new file opens, with metadata and sequence headers, at
+  the first keyframe (audio frame, for a stream without video) at least RETRY_AFTER seconds
+  after the failure: a full disk is tried again about once per GOP, and the recording goes
+  on by itself once space returns. A publish or unpublish forgets a pending retry.
 """
 import struct
 
@@ -98,6 +103,8 @@ class FlvFile:
 
 
 class DvrPlan:
+    RETRY_AFTER = 1.0          # seconds after a failed write before a new file is tried
+
     def __init__(self, conf, vhost, app, stream, utc=False):
         self.conf = conf
         self.vhost, self.app, self.stream = vhost, app, stream
@@ -112,16 +119,24 @@ class DvrPlan:
         self.first_raw = None      # first A/V timestamp of the file as received (cut decisions)
         self.need_key = True
         self.files = 0
+        self.retry_at = None       # set while the file was lost: when a new one may open
 
     # ------------------------------------------------------------------ events
     def on_publish(self, now):
+        self.retry_at = None
         actions = self._close()
         self.metadata = self.video_sh = self.audio_sh = None
         self.need_key = True
         return actions + self._open(now)
 
     def on_unpublish(self):
+        self.retry_at = None
         return self._close()
+
+    def write_failed(self, now):
+        """The open file is lost (see the module rules)."""
+        self.file = None
+        self.retry_at = now + self.RETRY_AFTER
 
     def feed(self, type_id, ts, payload, is_keyframe, now, is_sequence_header=None):
         """One message; the server passes its media facts (`is_keyframe`, `is_sequence_header`,
@@ -142,6 +157,9 @@ class DvrPlan:
             actions += self._close()
             actions += self._open(now, headers=True)
             self.need_key = self.conf.dvr_wait_keyframe
+        if self.file is None and self._may_resume(type_id, is_keyframe, is_sequence_header, now):
+            actions += self._open(now, headers=True)
+            self.need_key = True
         if self.file is None:
             return actions
         if type_id == flv.TAG_VIDEO and not is_sequence_header:
@@ -161,6 +179,15 @@ class DvrPlan:
         if data:
             actions.append(("write", data))
         return actions
+
+    def _may_resume(self, type_id, is_keyframe, is_sequence_header, now):
+        if self.retry_at is None or now < self.retry_at or is_sequence_header:
+            return False
+        if type_id == flv.TAG_VIDEO and is_keyframe or \
+                type_id == flv.TAG_AUDIO and self.video_sh is None:
+            self.retry_at = None
+            return True
+        return False
 
     def _segment_full(self, type_id, ts, is_keyframe):
         if self.file is None or self.duration_ms <= 0 or self.first_raw is None:

@@ -45,6 +45,14 @@ Rules:
   (TS and fMP4 segments never share a playlist) and the new one starts with the next number.
 - on_unpublish closes the current segment (writes it and the playlist) and keeps the window;
   dispose() deletes the window's segments and the playlist. When to dispose is the caller's.
+- Write failures (a full disk): the caller runs the actions in order; when a write fails it
+  removes what it wrote of that file, skips the rest of the list and runs what
+  `write_failed(path)` returns. The segment that needed the file is then forgotten as if never
+  cut: the window is what it was (its old segments stay listed, their deletes were skipped), a
+  segment is never listed unless its file and the playlist naming it were written. Its number
+  is given to the next segment (a playlist's numbers never skip, so players keep their place),
+  which starts with #EXT-X-DISCONTINUITY (media was lost). A list of actions holds at most one
+  segment cut, so the rest of the list is always that cut's.
 """
 import math
 import posixpath
@@ -81,10 +89,11 @@ class Segment:
 class _Open:
     """The segment being filled."""
     __slots__ = ("seq", "path", "uri", "start", "last", "parts", "keyed", "discontinuity",
-                 "init")
+                 "init", "opened_at")
 
-    def __init__(self, seq, path, uri, start, discontinuity):
+    def __init__(self, seq, path, uri, start, discontinuity, opened_at):
         self.seq, self.path, self.uri = seq, path, uri
+        self.opened_at = opened_at   # `now` when opened: the time variables of its name
         self.start = self.last = start
         self.parts = []
         self.keyed = None            # whether its first video frame is a keyframe (None: no video)
@@ -127,6 +136,8 @@ class Segmenter:
         self.cur = None
         self._init = None            # fMP4: (path, uri, bytes) of the newest init segment
         self._disc = False           # the next segment starts with a discontinuity
+        self._cut = None             # the last cut, until a write fails: (segment, expired,
+                                     # discontinuities that left the window with them)
         self._reset_publish()
 
     def _new_muxer(self):
@@ -145,12 +156,14 @@ class Segmenter:
 
     # ------------------------------------------------------------------ events
     def on_publish(self):
-        actions = self.on_unpublish() if self.cur is not None else []
         fmp4 = bool(getattr(self.conf, "hls_use_fmp4", False))
+        actions = []
         if fmp4 != self.fmp4:        # reloaded: TS and fMP4 segments never share a playlist
-            actions += self.dispose()
+            actions = self.dispose()  # (an open segment would only be deleted: not written)
             self.fmp4, self._init = fmp4, None
             self.muxer = self._new_muxer()
+        elif self.cur is not None:
+            actions = self.on_unpublish()
         self._reset_publish()
         if self.window:
             self._disc = True
@@ -168,6 +181,32 @@ class Segmenter:
         self._waiting_since = None
         return actions
 
+    def write_failed(self, path):
+        """The caller could not write `path` (see the module rules): the actions to run instead
+        of the rest of its list."""
+        cut, self._cut = self._cut, None
+        if cut is None:
+            return []
+        seg, expired, left = cut
+        if path not in (seg.path, self.m3u8_path) and (seg.init is None or path != seg.init[0]):
+            return []
+        self.window.remove(seg)
+        self.window[:0] = expired
+        self.discontinuity_seq -= left
+        cur = self.cur
+        if cur is None:
+            self._disc = True
+            if self.next_seq == seg.seq + 1:
+                self.next_seq = seg.seq
+        else:                        # the cut opened the next segment: it takes the number
+            cur.discontinuity = True
+            if cur.seq == seg.seq + 1 == self.next_seq - 1:
+                cur.seq, self.next_seq = seg.seq, seg.seq + 1
+                cur.path = self._segment_path(seg.seq, cur.opened_at)
+                cur.uri = self._uri(cur.path)
+        # the segment was written but the playlist naming it was not: it goes too
+        return [("delete", seg.path)] if path == self.m3u8_path else []
+
     def dispose(self):
         """Forget the window; delete its segments and the playlist."""
         actions = [("delete", seg.path) for seg in self.window]
@@ -178,6 +217,7 @@ class Segmenter:
         self.cur = None
         self.discontinuity_seq = 0
         self._disc = False
+        self._cut = None
         return actions
 
     def feed(self, type_id, ts, payload, is_keyframe, now=0.0, frame=None):
@@ -284,16 +324,19 @@ class Segmenter:
     def _ensure_open(self, ts, now):
         if self.cur is None:
             seq = self.next_seq
-            values = dict(self.names, seq=seq, **time_values(now, self.utc))
-            template = self.conf.hls_fmp4_file if self.fmp4 else self.conf.hls_ts_file
-            path = safe_path(fill_template(template, values))
+            path = self._segment_path(seq, now)
             self.next_seq += 1
-            self.cur = _Open(seq, path, self._uri(path), ts, self._disc)
+            self.cur = _Open(seq, path, self._uri(path), ts, self._disc, now)
             self.cur.parts.append(self.muxer.header())
             if self.fmp4:
                 self.cur.init = self._init_segment(seq, now)
             self._disc = False
         return self.cur
+
+    def _segment_path(self, seq, now):
+        values = dict(self.names, seq=seq, **time_values(now, self.utc))
+        template = self.conf.hls_fmp4_file if self.fmp4 else self.conf.hls_ts_file
+        return safe_path(fill_template(template, values))
 
     def _init_segment(self, seq, now):
         """fMP4: (path, uri, bytes) of the init segment for the current configuration."""
@@ -330,8 +373,11 @@ class Segmenter:
             last = self._last[kind] if self._last[kind] is not None else cur.last
             duration = max(0, last - cur.start) + self._gap[kind]
         init = cur.init[:2] if cur.init else None
-        self.window.append(Segment(cur.seq, cur.path, cur.uri, duration, cur.discontinuity, init))
+        seg = Segment(cur.seq, cur.path, cur.uri, duration, cur.discontinuity, init)
+        self.window.append(seg)
+        left = self.discontinuity_seq
         expired = self._shrink()
+        self._cut = (seg, expired, self.discontinuity_seq - left)
         actions = [("write", cur.init[0], cur.init[2])] if cur.init else []
         actions += [("write", cur.path, b"".join(cur.parts)),
                     ("write", self.m3u8_path, self.playlist())]

@@ -28,7 +28,8 @@ Rules (this module owns them):
   sample before it left is not counted.
 - Process extension (not in SRS): `/api/v1/processes[/ID]` lists transcode, exec and ingest
   processes (lib.server.ffmpeg.process.Supervised.describe); a stream object has `"dvr"`
-  (recording, dropped, file) when its vhost records, null otherwise.
+  (recording, dropped, file, write errors) when its vhost records, null otherwise, and
+  `"hls"` (playlist, dropped, write errors) when its vhost writes HLS.
 - Debug extension (not in SRS): `/api/v1/debug/runtime` counts fds, sockets, loop watchers,
   sources, clients, plugin registries and RSS from what the server already holds (cheap);
   the greenlet count needs a full gc walk that stalls every stream, so only `?gc=1` does it.
@@ -405,6 +406,7 @@ class ApiServer:
             "edge": src.edge.describe() if src.edge is not None else None,
             "dvr": src.dvr.describe() if getattr(src, "dvr", None) is not None else None,
             "owner": cluster_api.stream_owner(self.server, src),
+            "hls": src.hls.describe() if getattr(src, "hls", None) is not None else None,
         }
 
     # ------------------------------------------------------------ /api/v1/clusters (srsedge)

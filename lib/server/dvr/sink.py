@@ -14,13 +14,19 @@ Rules:
   keyframe in the same file: a slow disk never stalls the fan-out nor grows memory.
 - Files are written as `<path>.tmp` and renamed to `<path>` when closed (SRS), so a file with the
   final name is always complete. A name is never reused: when `<path>` or `<path>.tmp` already
-  exists (an earlier run, a crash) the file becomes `<name>-1.<ext>`, `-2`...
+  exists (an earlier run, a crash) the file becomes `<name>-1.<ext>`, `-2`... The temp file is
+  opened with O_EXCL, and the final name never replaces a file (lib/server/core/files.py).
 - After each close the vhost's on_dvr hooks are called (a notification, in its own greenlet)
   with SRS's body: the publisher's client_id/ip/tcUrl/param, cwd and file.
 - At server stop (SIGTERM, SIGQUIT) recordings are closed and renamed before the process exits;
   only a crash leaves a `.tmp`.
-- IO errors are logged once per distinct text per publish; the plan goes on, the broken file is
-  abandoned (its .tmp stays, never renamed).
+- A failed write, open or close (a full disk) removes the partial file (its `.tmp`; a file that
+  cannot be finished holds space the next one needs) and tells the plan, which starts a new
+  file at a keyframe once DvrPlan.RETRY_AFTER has passed (lib/media/dvr.py): the recording
+  resumes by itself when space returns, in a new file with its own on_dvr. SRS instead ends
+  the recording until the next publish (keeping the partial file). Failures are logged as
+  lib/media/write_failures.py says (one line a minute per stream, with the free space; one
+  line when writes work again) and counted for the API (`describe()`).
 """
 import os
 import time
@@ -30,6 +36,8 @@ import gevent
 from gevent.event import Event
 
 from lib.media.dvr import DvrPathError, DvrPlan
+from lib.media.write_failures import WriteFailures
+from lib.server.core.files import finish_new, free_bytes, open_new, remove_quietly
 from lib.server.core.hooks import HookContext
 
 WORKER_TICK = 0.2           # seconds between queue drains while recording
@@ -42,62 +50,58 @@ def applies(dvr, app, stream):
     return not dvr.dvr_apply or dvr.dvr_apply == ["all"] or f"{app}/{stream}" in dvr.dvr_apply
 
 
-def unique_path(path):
-    """`path`, or `name-N.ext` with the smallest N such that neither it nor its .tmp exists."""
-    base, ext = os.path.splitext(path)
-    candidate, n = path, 0
-    while os.path.exists(candidate) or os.path.exists(candidate + ".tmp"):
-        n += 1
-        candidate = f"{base}-{n}{ext}"
-    return candidate
-
-
 class DvrFile:
-    """One file being recorded; its methods run in a worker thread. Returns error texts."""
+    """One file being recorded; its methods run in a worker thread."""
 
     def __init__(self):
         self.f = None
         self.path = None            # final name
 
     def run(self, actions):
-        errors, closed = [], []
+        """Returns (closed: [(final path, duration ms)], failures: [(error text, free bytes)]).
+        After a failure the actions up to the next "open" are skipped (the file is gone)."""
+        closed, failures = [], []
         for action in actions:
+            kind = action[0]
+            if kind != "open" and self.f is None:
+                continue
             try:
-                if action[0] == "open":
-                    self._abandon()
-                    self.path = unique_path(action[1])
-                    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                    self.f = open(self.path + ".tmp", "wb")
-                elif self.f is None:
-                    continue
-                elif action[0] == "write":
+                if kind == "open":
+                    self._discard()
+                    self.path = None        # a failed open names the path it tried
+                    self.path, self.f = open_new(action[1])
+                elif kind == "write":
                     self.f.write(action[1])
-                elif action[0] == "close":
+                elif kind == "close":
                     closed.append((self._close(action[1], action[2]), action[3]))
             except OSError as e:
-                errors.append(f"dvr: {action[0]} {self.path}: {e.strerror or e}")
-                self._abandon()
-        return errors, closed
+                path = self.path or action[1]
+                failures.append((f"{kind} {path}: {e.strerror or e}", free_bytes(path)))
+                self._discard()
+        return closed, failures
 
     def _close(self, tail, patches):
         f, self.f = self.f, None
         try:
-            f.write(tail)
-            for offset, data in patches:
-                f.seek(offset)
-                f.write(data)
-        finally:
-            f.close()
-        os.rename(self.path + ".tmp", self.path)
-        return self.path
+            with f:
+                f.write(tail)
+                for offset, data in patches:
+                    f.seek(offset)
+                    f.write(data)
+            return finish_new(self.path)
+        except BaseException:
+            remove_quietly(self.path + ".tmp")
+            raise
 
-    def _abandon(self):
-        if self.f is not None:
-            f, self.f = self.f, None
+    def _discard(self):
+        """Drop the file being written, and its partial `.tmp`."""
+        f, self.f = self.f, None
+        if f is not None:
             try:
                 f.close()
             except OSError:
                 pass
+            remove_quietly(self.path + ".tmp")
 
 
 class _Marker:
@@ -128,6 +132,7 @@ class DvrSink:
         self._worker = None
         self._wake = Event()
         self._logged = set()
+        self.failures = WriteFailures(f"dvr {self.key}")
 
     # ------------------------------------------------------------ sink contract (inline)
     def on_publish(self, source):
@@ -197,7 +202,7 @@ class DvrSink:
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 gevent.sleep(0)
         if actions:
-            self._apply(actions)
+            self._apply(actions, now)
 
     def _on_marker(self, marker, now):
         if marker.kind == "publish":
@@ -221,11 +226,19 @@ class DvrSink:
             self.plan.need_key = True
         return []
 
-    def _apply(self, actions):
+    def _apply(self, actions, now):
         pool = gevent.get_hub().threadpool
-        errors, closed = pool.spawn(self.file.run, actions).get()
-        for error in errors:
-            self._log_once(error)
+        closed, failures = pool.spawn(self.file.run, actions).get()
+        for error, free in failures:
+            line = self.failures.failed(time.monotonic(), error, free)
+            if line is not None:
+                self.log.warn(line)
+        if not failures:
+            line = self.failures.succeeded(time.monotonic())
+            if line is not None:
+                self.log.trace(line)
+        if self.plan is not None and self.plan.file is not None and self.file.f is None:
+            self.plan.write_failed(now)
         for path, duration in closed:
             self.files.append((path, duration))
             del self.files[:-100]
@@ -261,7 +274,8 @@ class DvrSink:
 
     def describe(self):
         return {"recording": self.recording, "dropped": self.dropped,
-                "file": self.file.path if self.file.f is not None else None}
+                "file": self.file.path if self.file.f is not None else None,
+                **self.failures.describe()}
 
 
 class DvrPlugin:

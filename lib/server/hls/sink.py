@@ -18,7 +18,14 @@ Rules:
 - on_publish / on_message / on_unpublish only append to a queue (on_message is the fan-out hot
   path). One worker greenlet per publishing sink drains the queue every WORKER_TICK (at once for
   publish/unpublish), feeds the segmenter, and runs its actions in gevent's threadpool: writes
-  are atomic (temp file in the same directory, then os.replace), deletes ignore missing files.
+  are atomic (lib/server/core/files.py: temp file in the same directory, then os.replace; a
+  failed write removes its temp file), deletes ignore missing files.
+- A failed write (a full disk) stops that list of actions; the segmenter is told
+  (`Segmenter.write_failed`) and keeps the playlist valid: the old segments stay listed until
+  new ones land, the next segment that lands follows a discontinuity. Failures are logged as
+  lib/media/write_failures.py says (one line a minute per stream, with the free space; one
+  line when writes work again) and counted for the API (`describe()`, the stream's `hls`).
+  Nothing is retried: each cut writes afresh, so HLS recovers by itself when space returns.
 - The queue is bounded (MAX_QUEUE_BYTES of payload). Past it the queued media is dropped
   (markers and sequence headers are kept), one line is logged, and the segmenter closes its
   segment and restarts at the next keyframe with a discontinuity: a slow disk never stalls the
@@ -26,7 +33,7 @@ Rules:
 - hls_dispose seconds after an unpublish (0 = never, as SRS) the window's segments and the
   playlist are deleted, unless the stream was published again meanwhile.
 - The vhost's hls section is read at each publish (reload applies to the next publish).
-- Warnings and IO errors are logged once per distinct text per publish; HLS goes on
+- Warnings and failed deletes are logged once per distinct text per publish; HLS goes on
   (hls_on_error continue).
 """
 import os
@@ -37,7 +44,9 @@ import gevent
 from gevent.event import Event
 
 from lib.media.hls import Segmenter
+from lib.media.write_failures import WriteFailures
 from lib.rtmp.errors import ProtocolError
+from lib.server.core.files import free_bytes, remove_quietly, write_atomically
 
 WORKER_TICK = 0.1           # seconds between queue drains while publishing
 MAX_QUEUE_BYTES = 32 << 20  # media payload bytes queued before dropping
@@ -54,25 +63,22 @@ class _Marker:
 
 
 def apply_actions(root, actions):
-    """Run segmenter IO actions under `root` (in a worker thread). Returns error texts."""
-    errors = []
+    """Run segmenter IO actions under `root` (in a worker thread), in order, up to the first
+    write that fails. Returns (failure, notes): failure is None or (the action's path, error
+    text, free bytes); notes are the texts of deletes that failed."""
+    notes = []
     for action in actions:
         path = os.path.join(root, action[1])
-        try:
-            if action[0] == "write":
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                tmp = path + ".tmp"
-                with open(tmp, "wb") as f:
-                    f.write(action[2])
-                os.replace(tmp, path)
-            elif action[0] == "delete":
-                os.unlink(path)
-        except FileNotFoundError:
-            if action[0] != "delete":
-                errors.append(f"hls: {action[0]} {path}: no such directory")
-        except OSError as e:
-            errors.append(f"hls: {action[0]} {path}: {e.strerror or e}")
-    return errors
+        if action[0] == "write":
+            try:
+                write_atomically(path, action[2])
+            except OSError as e:
+                return (action[1], f"write {path}: {e.strerror or e}", free_bytes(path)), notes
+        elif action[0] == "delete":
+            note = remove_quietly(path)
+            if note is not None:
+                notes.append(f"hls: {note}")
+    return None, notes
 
 
 def _keep_on_drop(item):
@@ -103,6 +109,7 @@ class HlsSink:
         self._wake = Event()
         self._dispose_timer = None
         self._logged = set()
+        self.failures = WriteFailures(f"hls {key}")
 
     # ------------------------------------------------------------ sink contract (inline)
     def on_publish(self, source):
@@ -260,14 +267,32 @@ class HlsSink:
                 self._log_once(action[1])
             else:
                 io.append(action)
-        if io:
-            pool = gevent.get_hub().threadpool
-            for error in pool.spawn(apply_actions, self.hls_path, io).get():
-                self._log_once(error)
+        pool = gevent.get_hub().threadpool
+        while io:
+            failure, notes = pool.spawn(apply_actions, self.hls_path, io).get()
+            for note in notes:
+                self._log_once(note)
+            if failure is None:
+                if any(action[0] == "write" for action in io):
+                    self._say(self.failures.succeeded(time.monotonic()), self.log.trace)
+                return
+            path, error, free = failure
+            self._say(self.failures.failed(time.monotonic(), error, free), self.log.warn)
+            io = self.segmenter.write_failed(path)
+
+    @staticmethod
+    def _say(line, level):
+        if line is not None:
+            level(line)
+
+    def describe(self):
+        """The stream's `hls` in the API."""
+        return {"playlist": self.segmenter.m3u8_path if self.segmenter else None,
+                "dropped": self.dropped, **self.failures.describe()}
 
     def _log_once(self, text):
         if text not in self._logged:
-            if len(self._logged) > 100:         # e.g. a full disk: one line per segment
+            if len(self._logged) > 100:         # bounded, whatever the texts
                 self._logged.clear()
             self._logged.add(text)
             self.log.warn(text)
@@ -295,6 +320,7 @@ class HlsPlugin:
         self.parked.pop(source.key, None)
         sink.sources.add(source)
         source.sinks.append(sink)
+        source.hls = sink
 
     def start_seq(self, key):
         """The first segment number of a stream that has no sink."""

@@ -2,7 +2,9 @@
 leases on publish, duplicates refused across origins, edges pulling from the owner and following
 a move, placement of edge publishes, and a Redis outage that must not cut live streams."""
 import json
+import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -338,3 +340,58 @@ def test_srs_heartbeat_registers_an_origin_whose_streams_edges_find(
     bad = requests.post(register, json={"ip": "127.0.0.1", "server": "x"}, timeout=5)
     assert bad.status_code == 400
     assert requests.get(register, timeout=5).status_code == 405
+
+
+SRS_ORIGIN = """
+listen {port};
+daemon off;
+srs_log_tank console;
+pid {dir}/srs.pid;
+http_api { enabled on; listen APIPORT; }
+heartbeat { enabled on; interval 1; url http://127.0.0.1:REGPORT/api/v1/srs/register; ports on; }
+vhost __defaultVhost__ { }
+"""
+
+
+def test_real_srs_joins_by_heartbeat_and_edges_pull_from_it(
+        store, server_factory, publisher_factory, media_file, tmp_path):
+    """SRS 7 (SRS_BIN, built with ../shared/tools/build-srs.sh; skipped without it) with its own
+    heartbeat config registers, its stream is found by a directory edge and played."""
+    srs_bin = os.environ.get("SRS_BIN", "/tmp/srs-build/objs/srs")
+    if not os.access(srs_bin, os.X_OK):
+        pytest.skip("SRS_BIN not built (../shared/tools/build-srs.sh)")
+    api_a, api_srs, rtmp_srs = free_port(), free_port(), free_port()
+    a = server_factory(origin_conf(store, api_a), name="a")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    a_id = origin_id(store, a)
+    conf = tmp_path / "srs.conf"
+    conf.write_text(SRS_ORIGIN.replace("{port}", str(rtmp_srs)).replace("{dir}", str(tmp_path))
+                    .replace("APIPORT", str(api_srs)).replace("REGPORT", str(api_a)))
+    log = open(tmp_path / "srs.log", "wb")
+    srs = subprocess.Popen([srs_bin, "-c", str(conf)], cwd=os.path.dirname(os.path.dirname(
+        srs_bin)), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(rtmp_srs, proc=srs)
+        member = wait_for(lambda: next((m for m in members(store).values()
+                                        if m.startswith("srs-")), None), 15)
+        assert member, "SRS did not register by its heartbeat"
+        publisher_factory(f"rtmp://127.0.0.1:{rtmp_srs}/live/real", media_file)
+        assert wait_for(lambda: store.client().get(KEY.format("real")) == member, 15)
+        player = RtmpTestClient(edge.url("live/real"), timeout=5)
+        try:
+            assert player.play() and player.pump_until(lambda: len(player.media) > 50, 15)
+        finally:
+            player.close()
+        # placement counts SRS's streams as its load: of two publishes through the edge, the
+        # first goes to the idle srsedge origin, the second to SRS (both have one stream then)
+        publisher_factory(edge.url("live/placed0"), media_file)
+        assert wait_for(lambda: store.client().get(KEY.format("placed0")) == a_id, 10)
+        publisher_factory(edge.url("live/placed1"), media_file)
+        srs_streams = f"http://127.0.0.1:{api_srs}/api/v1/streams"
+        assert wait_for(lambda: {s["name"] for s in requests.get(srs_streams, timeout=5).json()[
+            "streams"] if s["publish"]["active"]} == {"real", "placed1"}, 15)
+        assert wait_for(lambda: store.client().get(KEY.format("placed1")) == member, 15)
+    finally:
+        srs.kill()
+        srs.wait()
+        log.close()

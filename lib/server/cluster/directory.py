@@ -131,9 +131,10 @@ class DirectoryDriver:
         if not records:
             return None
 
-        def load(r):
-            publishers = r.get("load", {}).get("publishers", 0) + self.placed.get(r["id"], 0)
-            return publishers, r.get("load", {}).get("streams", 0), r["id"]
+        def load(r):                        # what it reported plus what we placed since
+            placed, reported = self.placed.get(r["id"], 0), r.get("load", {})
+            return (reported.get("publishers", 0) + placed, reported.get("streams", 0) + placed,
+                    r["id"])
         best = min(records, key=load)
         self.placed[best["id"]] = self.placed.get(best["id"], 0) + 1
         return best

@@ -110,6 +110,7 @@ def test_api_shows_the_cluster_and_each_streams_owner(store, server_factory, pub
     assert data["reachable"] and data["self"] == a_id and data["role"] == "origin"
     assert [(o["id"], o["streams_owned"]) for o in data["origins"]] == [(a_id, 1)]
     assert data["origins"][0]["rtmp"].endswith(f":{a.port}")
+    assert data["origins"][0]["owned"] == ["__defaultVhost__/live/s9"]
     answer = requests.get(f"{api}/clusters?app=live&stream=s9", timeout=5).json()
     assert answer["code"] == 0 and answer["data"]["origin"]["id"] == a_id
     assert answer["data"]["origin"]["port"] == a.port

@@ -1,6 +1,7 @@
 // The console. Rules:
 // - Its only data source is the HTTP API (/api/v1: versions, summaries, vhosts, streams,
-//   clients; DELETE /api/v1/clients/ID kicks). It works with srsedge's API and SRS's.
+//   clients, clusters; DELETE /api/v1/clients/ID kicks). It works with srsedge's API and SRS's
+//   (an API without srsedge's cluster directories shows "no cluster directory").
 // - The API's base URL: ?api=URL, else the one saved in this browser, else this page's host with
 //   the port of http_api.listen from config.js (window.SRSEDGE). The API may be on another port
 //   (CORS: http_api { crossdomain on; }). A link's ?api= naming another origin than the saved
@@ -9,7 +10,10 @@
 //   keyed by the API's origin, and go as HTTP basic auth only to the origin they were entered
 //   for (looked up per request, redirects refused): ?api= cannot send them elsewhere.
 // - Everything from the API is escaped (esc) or forced to a number (num) before it is shown:
-//   ?api= can point the page at any server.
+//   ?api= can point the page at any server. The cluster panel is built from DOM nodes whose
+//   text is set as text (el): its names come from whoever registered in the directory.
+// - Moves: the page remembers each stream's last owner (from the clusters' owned lists) and
+//   lists the changes it sees, newest first (MOVES_SHOWN).
 // - Refreshes every REFRESH_MS; per-stream bitrate (from the byte counters' deltas) and player
 //   counts are sampled here and kept for HISTORY_MS for the charts (plain SVG). A chart spans
 //   what the page has seen, at least MIN_SPAN_MS and at most HISTORY_MS.
@@ -19,10 +23,14 @@
   const HISTORY_MS = 5 * 60 * 1000;
   const MIN_SPAN_MS = 60 * 1000;
   const RATE_WINDOW_MS = 10000;          // bitrate = bytes over at least this window
+  const MOVES_SHOWN = 20;
+  const OWNERS_KEPT = 10000;             // streams whose last owner the page remembers
   const conf = window.SRSEDGE || {};
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const history = new Map();            // stream key -> [{t, recv, send, players}]
+  const lastOwner = new Map();          // directory url + stream key -> owner id
+  const moves = [];                     // [{t, stream, from, to}], newest first
   let paused = false;
   let timer = null;
   let busy = false;
@@ -114,9 +122,10 @@
     if (busy) return;
     busy = true;
     try {
-      const [sum, vh, st, cl] = await Promise.all([
+      const [sum, vh, st, cl, clu] = await Promise.all([
         api("/api/v1/summaries"), api("/api/v1/vhosts"),
-        api("/api/v1/streams?count=200"), api("/api/v1/clients?count=1000")]);
+        api("/api/v1/streams?count=200"), api("/api/v1/clients?count=1000"),
+        api("/api/v1/clusters").catch(() => null)]);      // SRS's differs, older srsedge: none
       $("login").classList.add("hidden");
       banner("");
       const now = Date.now();
@@ -127,7 +136,10 @@
       showSummary(sum.data || {}, vhosts, streams, clients);
       const players = countPlayers(streams, clients, (cl.total || clients.length) <= clients.length);
       sample(now, streams, players);
-      showStreams(streams, clients, players, vhostName);
+      const directories = ((clu && clu.data) || {}).directories || [];
+      noteMoves(directories, now);
+      showCluster(directories);
+      showStreams(streams, clients, players, vhostName, new Set(directories.map((d) => d.self)));
       showCharts(streams, vhostName);
       showClients(clients, streams);
       showVhosts(vhosts);
@@ -265,7 +277,12 @@
     return `<code>${esc(s.publish.cid || "?")}</code>` + (c ? `<br><span class="sub">${esc(c.ip)} · ${esc(c.type)}</span>` : "");
   }
 
-  function showStreams(streams, clients, players, vhostName) {
+  function ownerCell(owner, selfIds) {
+    if (!owner) return "<span class='muted'>-</span>";
+    return `<code>${esc(owner)}</code>` + (selfIds.has(owner) ? ' <span class="sub">(this server)</span>' : "");
+  }
+
+  function showStreams(streams, clients, players, vhostName, selfIds) {
     const byId = new Map(clients.map((c) => [c.id, c]));
     const local = conf.vhosts && conf.vhosts[conf.default_vhost];
     const rows = streams.map((s) => {
@@ -283,7 +300,7 @@
       return `<tr data-stream="${esc(s.app + "/" + s.name)}" data-id="${esc(s.id)}">` +
         `<td><b>${esc(shown)}</b><br><span class="sub">${esc(s.id)} · ${s.publish && s.publish.active ? "live" : "idle"}</span></td>` +
         `<td>${codecCell(s.video)}</td><td>${audioCell(s.audio)}</td><td>${publisherCell(s, byId)}</td>` +
-        `<td class="num players">${players.get(s.id) || 0}</td><td class="num">${kbps(kin)}</td>` +
+        `<td class="owner">${ownerCell(s.owner, selfIds)}</td><td class="num players">${players.get(s.id) || 0}</td><td class="num">${kbps(kin)}</td>` +
         `<td class="num">${kbps(kout)}</td><td>${edgeCell(s.edge)}</td><td>${watch || "-"}</td></tr>`;
     });
     fill("streams", rows, "streams-empty");
@@ -369,6 +386,76 @@
     }));
   }
 
+  // ------------------------------------------------------------ the cluster (srsedge, issue 21)
+  // an element with attributes and children; strings become text nodes, never markup
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    for (const c of children) node.append(c instanceof Node ? c : String(c === undefined || c === null ? "" : c));
+    return node;
+  }
+  const shortKey = (key) => String(key).replace(/^__defaultVhost__\//, "");
+
+  function noteMoves(directories, now) {
+    for (const d of directories) {
+      for (const o of d.origins || []) {
+        for (const key of o.owned || []) {
+          const from = lastOwner.get(`${d.url} ${key}`);
+          if (from && from !== o.id) moves.unshift({ t: now, stream: shortKey(key), from, to: o.id });
+          lastOwner.set(`${d.url} ${key}`, o.id);
+        }
+      }
+    }
+    moves.splice(MOVES_SHOWN);
+    for (const key of lastOwner.keys()) {
+      if (lastOwner.size <= OWNERS_KEPT) break;
+      lastOwner.delete(key);
+    }
+  }
+
+  function showCluster(directories) {
+    const clustered = directories.length > 0;
+    $("cluster-none").classList.toggle("hidden", clustered);
+    $("streams").classList.toggle("no-owner", !clustered);
+    $("directories").replaceChildren(...directories.map(directoryView));
+    $("moves-box").classList.toggle("hidden", !clustered);
+    $("moves").replaceChildren(...moves.map((m) => el("li", {},
+      `${new Date(m.t).toLocaleTimeString()} ${m.stream}: ${m.from} → ${m.to}`)));
+    $("moves-empty").classList.toggle("hidden", moves.length > 0);
+  }
+
+  function directoryView(d) {
+    const state = el("p", { class: "directory-state" }, el("code", {}, d.url), " ",
+      el("span", { class: `pill ${d.reachable ? "good" : "bad"}` }, d.reachable ? "reachable" : "unreachable"),
+      " · this server ", el("code", {}, d.self), ` (${d.role})`,
+      ` · ${num(d.held)} leases held · `, el("span", { class: "moves-seen" }, num(d.moves_seen)),
+      " moves seen" + (d.reachable ? ` · ${num(d.streams)} streams` : ""));
+    if (!d.reachable) return el("div", { class: "directory" }, state, el("p", { class: "bad" }, d.error));
+    const head = [["id", "Origin"], ["kind", "Kind"], ["rtmp", "RTMP"], ["http", "HTTP"], ["api", "API"],
+      ["publishers num", "Publishers"], ["streams num", "Streams"], ["players num", "Players"],
+      ["cpu num", "CPU"], ["owned num", "Owned"], ["owned-streams", "Owned streams"]];
+    const table = el("table", { class: "origins" },
+      el("thead", {}, el("tr", {}, ...head.map(([cls, text]) => el("th", { class: cls }, text)))),
+      el("tbody", {}, ...(d.origins || []).map((o) => originRow(o, d.self))));
+    return el("div", { class: "directory" }, state, table);
+  }
+
+  function originRow(o, self) {
+    const load = o.load || {};
+    const owned = (o.owned || []).map(shortKey);
+    const more = num(o.streams_owned) - owned.length;
+    const cell = (cls, ...content) => el("td", { class: cls }, ...content);
+    const count = (cls, v) => cell(`${cls} num`, num(v));
+    return el("tr", { "data-origin": o.id },
+      cell("id", el("b", {}, o.id), o.id === self ? el("span", { class: "sub" }, " (this server)") : ""),
+      cell("kind", o.kind), cell("rtmp", o.rtmp), cell("http", o.http || "-"), cell("api", o.api || "-"),
+      count("publishers", load.publishers), count("streams", load.streams), count("players", load.players),
+      cell("cpu num", Number.isFinite(load.cpu) ? `${load.cpu.toFixed(1)}%` : "-"),
+      count("owned", o.streams_owned),
+      cell("owned-streams", el("div", { class: "owned-list" },
+        owned.join(", ") + (more > 0 ? ` and ${more} more` : ""))));
+  }
+
   // ------------------------------------------------------------ actions
   async function kick(button) {
     const id = button.dataset.id;
@@ -398,6 +485,8 @@
     if (apiBase === defaultApi()) localStorage.removeItem("srsedge.api");
     else localStorage.setItem("srsedge.api", apiBase);
     history.clear();
+    lastOwner.clear();
+    moves.length = 0;
     refresh();
   });
   $("login").addEventListener("submit", (e) => {

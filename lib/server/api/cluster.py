@@ -4,7 +4,8 @@ Rules:
 - Without a directory in the config: `{"directories": []}` and no `owner` on streams.
 - With one: for each directory, whether it is reachable from here, this process's id and role,
   the live origins with their load (read from Redis on each request: the API is not a hot path),
-  how many streams each owns, and the moves seen. `?vhost=&app=&stream=` answers one stream's
+  how many streams each owns (and the first MAX_OWNED_LISTED of them by name, for the
+  console's streams per origin), and the moves seen. `?vhost=&app=&stream=` answers one stream's
   owner in SRS's shape (`data.origin`: ip, port, id), or code 2048 (SRS's stream-not-found)
   when nobody owns it.
 - A stream's owner in /api/v1/streams comes from what this process knows (its own leases, an
@@ -18,6 +19,7 @@ from lib.server.cluster.store import StoreError
 
 ERROR_RTMP_STREAM_NOT_FOUND = 2048
 MAX_HEARTBEAT_BYTES = 64 * 1024
+MAX_OWNED_LISTED = 100
 
 
 def srs_register(server, environ):
@@ -58,10 +60,11 @@ def _directory_json(driver):
     except StoreError as e:
         out.update(reachable=False, error=str(e))
         return out
-    counts = {}
-    for owner in owners.values():
-        counts[owner] = counts.get(owner, 0) + 1
-    out["origins"] = [dict(m, streams_owned=counts.get(m["id"], 0)) for m in members]
+    owned = {}
+    for key, owner in sorted(owners.items()):
+        owned.setdefault(owner, []).append(key)
+    out["origins"] = [dict(m, streams_owned=len(owned.get(m["id"], [])),
+                           owned=owned.get(m["id"], [])[:MAX_OWNED_LISTED]) for m in members]
     out["streams"] = len(owners)
     return out
 

@@ -9,6 +9,10 @@ Rules:
   `reader()` in the event loop's io callback for each readable event (the owner lends the
   read side while it sleeps: the reader must not block or write); when `reader` returns False
   the watcher stops and the owner is woken as with the one-shot watcher.
+- Timeouts: the connect phase (TCP connect, handshake, RTMP connect, publish answer) has one
+  deadline (CONNECT_TIMEOUT); every blocking read in it gets what is left. Writes have their
+  own timeout, SEND_TIMEOUT (SRS_CONSTS_RTMP_TIMEOUT), whatever the connect phase left: the
+  socket's timeout is SEND_TIMEOUT except during a connect-phase read.
 - Every failure is a LinkError that says which origin and why (connect error/timeout, refused,
   closed, protocol error, write error).
 - The SRS debug object (`debug_srs_upnode`) is sent as the optional connect argument.
@@ -27,6 +31,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 
 CONNECT_TIMEOUT = 3.0
+SEND_TIMEOUT = 30.0        # SRS_CONSTS_RTMP_TIMEOUT: a write may block this long (a far side's stall)
 RECV_SIZE = 262144         # an origin's merged burst in one read
 READ_BUDGET = 4 << 20      # bytes read per wake-up before other greenlets get a turn
 
@@ -120,7 +125,8 @@ class RtmpLink:
         return events
 
     def recv_events(self, timeout):
-        """Blocking read (connect phase only): events from the next read."""
+        """Blocking read (connect phase only): events from the next read. The read gets
+        `timeout`; writes keep SEND_TIMEOUT."""
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -128,6 +134,8 @@ class RtmpLink:
             raise LinkError(f"{self._where()}: no data for {timeout:g}s") from None
         except OSError as e:
             raise LinkError(f"{self._where()}: {e}") from e
+        finally:
+            self.sock.settimeout(SEND_TIMEOUT)
         if not data:
             raise LinkError(f"{self._where()}: closed by the server")
         try:

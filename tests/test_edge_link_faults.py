@@ -8,8 +8,11 @@
 - 14: an edge publish whose setup times out (or whose encoder leaves) leaves no Pusher behind:
   the origin's connection is closed and the encoder's retry is accepted.
 """
+import array
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -92,10 +95,20 @@ class FakeOrigin(threading.Thread):
         self.listener.close()
 
 
-def reset(conn):
-    """Close with an RST, as a killed origin's kernel does."""
+def reset(conn, timeout=5.0):
+    """Close with an RST, as a killed origin's kernel does, once the peer's kernel has every
+    byte sent (an RST drops what is still unsent)."""
+    deadline = time.monotonic() + timeout
+    while unsent(conn) and time.monotonic() < deadline:
+        time.sleep(0.005)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
+
+
+def unsent(conn):
+    buf = array.array("i", [0])
+    fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, buf)
+    return buf[0]
 
 
 # ---------------------------------------------------------------- point 12

@@ -60,6 +60,7 @@ class RtmpLink:
         self._watcher = None
         self._event = None
         self._reader = None
+        self._failure = None         # a read failure not raised yet (read_available)
 
     def _where(self):
         return format_origin(self.origin)
@@ -99,8 +100,12 @@ class RtmpLink:
     def read_available(self, raw=False):
         """Events from what the kernel holds now (never blocks); LinkError on close or bad
         bytes. Reads at most READ_BUDGET bytes, then leaves the rest for the next wake-up.
-        `raw`: the parsed messages instead, for the caller to pass on (session.handle)."""
+        `raw`: the parsed messages instead, for the caller to pass on (session.handle).
+        A failure after some events were read returns those first; the next call raises it
+        (what the far side sent before it went away is never dropped)."""
         self.readable = False
+        if self._failure is not None:
+            raise self._failure
         feed = self.session.read_messages if raw else self.session.feed
         events = []
         got = 0
@@ -110,18 +115,26 @@ class RtmpLink:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
-                raise LinkError(f"{self._where()}: {e}") from e
+                return self._failed(events, LinkError(f"{self._where()}: {e}"))
             if not data:
-                raise LinkError(f"{self._where()}: closed by the server")
+                return self._failed(events, LinkError(f"{self._where()}: closed by the server"))
             got += len(data)
             try:
                 events.extend(feed(data))
             except ProtocolError as e:
-                raise LinkError(f"{self._where()}: protocol error: {e}") from e
+                return self._failed(events, LinkError(f"{self._where()}: protocol error: {e}"))
             if len(data) < RECV_SIZE:
                 return events            # a short read emptied the socket: no failing recv
         if got >= READ_BUDGET:
             self.readable = True         # more may be waiting: come back at once
+        return events
+
+    def _failed(self, events, error):
+        """Raise `error` now if nothing was read, else return `events` and raise it next time."""
+        if not events:
+            raise error
+        self._failure = error
+        self.readable = True             # come back at once for the failure
         return events
 
     def recv_events(self, timeout):

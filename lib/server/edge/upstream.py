@@ -202,6 +202,9 @@ def open_link(origin, tc_url, app, connect_args=(), connect_extra=None, timeout=
     except (LinkError, OSError) as e:
         link.close()
         raise LinkError(str(e)) from e
+    except BaseException:              # the owner was killed meanwhile (a stop): no socket left
+        link.close()
+        raise
     if session.state != "connected":
         link.close()
         codes = [e.code for e in events if isinstance(e, rs.Status)]
@@ -226,6 +229,9 @@ def open_stream(origin, tc_url, app, stream, kind, connect_args=(), connect_extr
     except (LinkError, OSError) as e:
         link.close()
         raise LinkError(f"{format_origin(origin)}: {e}") from e
+    except BaseException:
+        link.close()
+        raise
     if link.session.state != "publishing":
         link.close()
         codes = [e.code for e in events if isinstance(e, rs.Status)]

@@ -150,6 +150,9 @@ class Server:
             gevent.sleep(0.1)
         if self.clients:
             self.log.trace(f"quit: closing {len(self.clients)} clients")
+        for src in list(self.sources.sources.values()):
+            if src.consumers:
+                src.flush_all()      # media received but not yet sent (mw_latency) goes first
         for conn in list(self.clients.values()):
             conn.close_reason = "server quit"
             try:

@@ -10,8 +10,8 @@ Rules:
   (`_read_in_hub`): each burst from the origin is read and delivered in the io callback,
   without waking the owner; anything to send, any action of the machine and any failure go
   back to the owner. Every read ends with `flush_burst`, a failed one too (media read before
-  a failure is never held back). Players' greenlets only call `add_player`/`remove_player`, which tell the
-  machine and wake the owner.
+  a failure is never held back). Players' greenlets only call `add_player`/`remove_player`,
+  which tell the machine and wake the owner.
 - The ingester is the source's publisher while it lives. It never dies silently: anything
   unexpected (a bug, a sink raising) puts the machine in its error state, the players are told,
   and the source is released, so new players start a fresh link.

@@ -22,7 +22,7 @@ import pytest
 from lib.rtmp import session as rs
 from lib.rtmp.message import CSID_CONTROL, MSG_USER_CONTROL, UC_PING_REQUEST, user_control
 from lib.server.edge.push import Pusher
-from lib.server.edge.upstream import open_stream
+from lib.server.edge.upstream import RECV_SIZE, LinkError, RtmpLink, open_stream
 from lib.server.rtmp import connection
 from tests.conftest import free_port, wait_for
 from tests.rtmpclient import RtmpTestClient
@@ -206,6 +206,37 @@ def test_media_read_before_a_link_failure_reaches_players_at_once(ending):
         hold.set()
         edge.stop()
         origin.close()
+
+
+class ScriptedSocket:
+    """recv() hands out the scripted results in order: bytes, or an exception to raise."""
+
+    def __init__(self, *results):
+        self.results = list(results)
+
+    def recv(self, size):
+        r = self.results.pop(0)
+        if isinstance(r, BaseException):
+            raise r
+        return r
+
+
+class CountingSession:
+    def read_messages(self, data):
+        return [len(data)]
+
+    feed = read_messages
+
+
+@pytest.mark.parametrize("failure", [ConnectionResetError(104, "Connection reset by peer"), b""])
+def test_read_available_returns_what_it_read_before_a_failure(failure):
+    """A full read, then a reset (or a close) in the same call: the events of the full read
+    come back first, the failure on the next call (it used to drop them)."""
+    link = RtmpLink(ScriptedSocket(b"x" * RECV_SIZE, failure), CountingSession(), ("o", 1))
+    assert link.read_available(raw=True) == [RECV_SIZE]
+    assert link.readable, "the owner comes back at once for the failure"
+    with pytest.raises(LinkError):
+        link.read_available(raw=True)
 
 
 # ---------------------------------------------------------------- point 14

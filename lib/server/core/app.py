@@ -150,6 +150,12 @@ class Server:
             gevent.sleep(0.1)
         if self.clients:
             self.log.trace(f"quit: closing {len(self.clients)} clients")
+        for src in list(self.sources.sources.values()):
+            if src.consumers:        # media received but not yet sent (mw_latency) goes first
+                try:
+                    src.flush_all()
+                except Exception as e:  # noqa: BLE001 - quitting must go on
+                    self.log.error(f"quit: flushing {src.key} failed: {e!r}")
         for conn in list(self.clients.values()):
             conn.close_reason = "server quit"
             try:

@@ -9,8 +9,9 @@ Rules:
   writes and closes. While the machine is streaming it lends the read side to the event loop
   (`_read_in_hub`): each burst from the origin is read and delivered in the io callback,
   without waking the owner; anything to send, any action of the machine and any failure go
-  back to the owner. Players' greenlets only call `add_player`/`remove_player`, which tell the
-  machine and wake the owner.
+  back to the owner. Every read ends with `flush_burst`, a failed one too (media read before
+  a failure is never held back). Players' greenlets only call `add_player`/`remove_player`,
+  which tell the machine and wake the owner.
 - The ingester is the source's publisher while it lives. It never dies silently: anything
   unexpected (a bug, a sink raising) puts the machine in its error state, the players are told,
   and the source is released, so new players start a fresh link.
@@ -237,11 +238,15 @@ class EdgeIngester(LinkDriver):
             if not in_hub:
                 link.flush()                      # acks, ping replies
         except LinkError as e:
-            if self.link is link:
-                self.log.warn(f"edge {src.key}: pull from {format_origin(link.origin)} failed: {e}")
-                self.machine.link_failed(str(e), self.clock())
-            return
+            failure = e
+        else:
+            failure = None
+        # also on a failure: media delivered before it goes to the players now, not at the
+        # next successful read (which may be seconds away, or never come)
         src.flush_burst()
+        if failure is not None and self.link is link:
+            self.log.warn(f"edge {src.key}: pull from {format_origin(link.origin)} failed: {failure}")
+            self.machine.link_failed(str(failure), self.clock())
 
     def _deliver(self, t, timestamp, payload, now, in_hub):
         """One message to the source, if the machine says so (video resumes at a keyframe)."""

@@ -6,7 +6,9 @@ Rules:
   upstream link per stream per process. A stream published through this edge is served locally.
 - Publish on an edge vhost is proxied by a Pusher in give-up mode (lib/server/edge/push.py): the
   encoder gets Publish.Start only after an origin accepted; when every origin fails mid-publish
-  the encoder is disconnected with one log line.
+  the encoder is disconnected with one log line. A publish whose setup ends otherwise (no
+  origin accepted, the connection's setup timeout, the encoder leaving meanwhile) stops its
+  Pusher and removes it from the source's sinks: nothing keeps the name busy at the origin.
 - token_traverse: before serving a client the edge asks an origin with the client's own tcUrl,
   connect object and stream?param; a refusal or close refuses the client.
 """
@@ -19,6 +21,31 @@ from lib.server.core.errors import Reject
 from lib.server.edge.ingest import EdgeIngester, connect_args_for, upstream_names
 from lib.server.edge.push import Pusher
 from lib.server.edge.upstream import LinkError, open_link
+
+
+ENCODER_CHECK = 0.25           # seconds: how often an edge publish in setup checks its encoder
+
+
+def wait_accepted(conn, pusher):
+    """The pusher's answer (None: accepted, else why not); EdgeRefused when the encoder left
+    meanwhile (nobody reads its socket during the wait, so a look every ENCODER_CHECK)."""
+    accepted = pusher.accepted
+    while not accepted.ready():
+        accepted.wait(ENCODER_CHECK)            # returns the value: None once accepted
+        if not accepted.ready() and peer_closed(conn.sock):
+            raise EdgeRefused("edge publish: the encoder left while an origin was asked")
+    return accepted.get()
+
+
+def peer_closed(sock):
+    """True when the far side closed or reset the socket (looks without reading)."""
+    raw = getattr(sock, "_sock", sock)          # gevent's socket would wait for data
+    try:
+        return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 class EdgeRefused(Reject):
@@ -89,11 +116,17 @@ class EdgePlugin:
                         on_give_up=lambda why: conn.kick(why), what="edge publish")
         source.sinks.append(pusher)
         pusher.start()
-        error = pusher.wait_accepted()      # the encoder starts only once an origin accepted
-        if error is not None:
-            pusher.stop()
-            source.sinks.remove(pusher)
-            raise EdgeRefused(f"edge publish {source.key}: no origin accepted: {error}")
+        accepted = False
+        try:
+            error = wait_accepted(conn, pusher)  # the encoder starts only once an origin accepted
+            if error is not None:
+                raise EdgeRefused(f"edge publish {source.key}: no origin accepted: {error}")
+            accepted = True
+        finally:        # refused, the setup timeout, the encoder gone, the connection killed
+            if not accepted:
+                pusher.stop()
+                if pusher in source.sinks:
+                    source.sinks.remove(pusher)
         conn.plugin_state["edge_push"] = pusher
 
     def on_publish_stopped(self, conn, source):

@@ -9,8 +9,10 @@ Rules:
   method `on_message`, which queues (MediaQueue, bounded by queue_ms) and wakes the owner.
 - After every connect, metadata and sequence headers go first and the queue restarts at a
   keyframe, so the far side can decode at once.
-- `wait_accepted()` (edge publish) blocks the caller until the first target accepted, or returns
-  the reason every target failed.
+- `stop()` ends the link at once: a connect in progress (which may block for seconds, holding
+  the stream name at the far side) is cut by killing the owner, which closes its socket.
+- `accepted` (an AsyncResult; edge publish waits on it) becomes None when the first target
+  accepted, or the reason every target failed.
 - Never dies silently: an unexpected error stops the link with one error line and, in give-up
   mode, disconnects the publisher.
 """
@@ -46,6 +48,7 @@ class Pusher(LinkDriver):
         self.wake = Event()
         self.accepted = AsyncResult()       # None once accepted, else the reason it never was
         self.greenlet = None
+        self.connecting = False             # the owner is blocked in open_stream
         self.sent = 0
 
     # ------------------------------------------------------------ sink interface (source's greenlet)
@@ -73,12 +76,11 @@ class Pusher(LinkDriver):
         self.machine.start(self.clock())
         self.greenlet = gevent.spawn(self._run)
 
-    def wait_accepted(self, timeout=None):
-        return self.accepted.get(timeout=timeout)
-
     def stop(self):
         self.machine.stop(self.clock(), "stopped")
         self.wake.set()
+        if self.connecting and self.greenlet is not None and gevent.getcurrent() is not self.greenlet:
+            self.greenlet.kill(block=False)  # a connect may block for seconds: end it now
 
     # ------------------------------------------------------------ the owner greenlet
     def _run(self):
@@ -122,6 +124,7 @@ class Pusher(LinkDriver):
 
     def _connect(self, origin):
         tc_url, app, stream = self.names(origin)
+        self.connecting = True
         try:
             link = open_stream(origin, tc_url, app, stream, "publish",
                                connect_args=self.connect_args)
@@ -130,6 +133,8 @@ class Pusher(LinkDriver):
             if not self.machine.actions:
                 self.machine.link_failed(str(e), self.clock())
             return
+        finally:
+            self.connecting = False
         if self.machine.actions or self.machine.origin != origin:
             link.close()                      # stopped meanwhile
             return

@@ -9,6 +9,10 @@ Rules:
   `reader()` in the event loop's io callback for each readable event (the owner lends the
   read side while it sleeps: the reader must not block or write); when `reader` returns False
   the watcher stops and the owner is woken as with the one-shot watcher.
+- Timeouts: the connect phase (TCP connect, handshake, RTMP connect, publish answer) has one
+  deadline (CONNECT_TIMEOUT); every blocking read in it gets what is left. Writes have their
+  own timeout, SEND_TIMEOUT (SRS_CONSTS_RTMP_TIMEOUT), whatever the connect phase left: the
+  socket's timeout is SEND_TIMEOUT except during a connect-phase read.
 - Every failure is a LinkError that says which origin and why (connect error/timeout, refused,
   closed, protocol error, write error).
 - The SRS debug object (`debug_srs_upnode`) is sent as the optional connect argument.
@@ -27,6 +31,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.errors import ProtocolError
 
 CONNECT_TIMEOUT = 3.0
+SEND_TIMEOUT = 30.0        # SRS_CONSTS_RTMP_TIMEOUT: a write may block this long (a far side's stall)
 RECV_SIZE = 262144         # an origin's merged burst in one read
 READ_BUDGET = 4 << 20      # bytes read per wake-up before other greenlets get a turn
 
@@ -55,6 +60,7 @@ class RtmpLink:
         self._watcher = None
         self._event = None
         self._reader = None
+        self._failure = None         # a read failure not raised yet (read_available)
 
     def _where(self):
         return format_origin(self.origin)
@@ -94,8 +100,12 @@ class RtmpLink:
     def read_available(self, raw=False):
         """Events from what the kernel holds now (never blocks); LinkError on close or bad
         bytes. Reads at most READ_BUDGET bytes, then leaves the rest for the next wake-up.
-        `raw`: the parsed messages instead, for the caller to pass on (session.handle)."""
+        `raw`: the parsed messages instead, for the caller to pass on (session.handle).
+        A failure after some events were read returns those first; the next call raises it
+        (what the far side sent before it went away is never dropped)."""
         self.readable = False
+        if self._failure is not None:
+            raise self._failure
         feed = self.session.read_messages if raw else self.session.feed
         events = []
         got = 0
@@ -105,22 +115,31 @@ class RtmpLink:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:
-                raise LinkError(f"{self._where()}: {e}") from e
+                return self._failed(events, LinkError(f"{self._where()}: {e}"))
             if not data:
-                raise LinkError(f"{self._where()}: closed by the server")
+                return self._failed(events, LinkError(f"{self._where()}: closed by the server"))
             got += len(data)
             try:
                 events.extend(feed(data))
             except ProtocolError as e:
-                raise LinkError(f"{self._where()}: protocol error: {e}") from e
+                return self._failed(events, LinkError(f"{self._where()}: protocol error: {e}"))
             if len(data) < RECV_SIZE:
                 return events            # a short read emptied the socket: no failing recv
         if got >= READ_BUDGET:
             self.readable = True         # more may be waiting: come back at once
         return events
 
+    def _failed(self, events, error):
+        """Raise `error` now if nothing was read, else return `events` and raise it next time."""
+        if not events:
+            raise error
+        self._failure = error
+        self.readable = True             # come back at once for the failure
+        return events
+
     def recv_events(self, timeout):
-        """Blocking read (connect phase only): events from the next read."""
+        """Blocking read (connect phase only): events from the next read. The read gets
+        `timeout`; writes keep SEND_TIMEOUT."""
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -128,6 +147,8 @@ class RtmpLink:
             raise LinkError(f"{self._where()}: no data for {timeout:g}s") from None
         except OSError as e:
             raise LinkError(f"{self._where()}: {e}") from e
+        finally:
+            self.sock.settimeout(SEND_TIMEOUT)
         if not data:
             raise LinkError(f"{self._where()}: closed by the server")
         try:
@@ -181,6 +202,9 @@ def open_link(origin, tc_url, app, connect_args=(), connect_extra=None, timeout=
     except (LinkError, OSError) as e:
         link.close()
         raise LinkError(str(e)) from e
+    except BaseException:              # the owner was killed meanwhile (a stop): no socket left
+        link.close()
+        raise
     if session.state != "connected":
         link.close()
         codes = [e.code for e in events if isinstance(e, rs.Status)]
@@ -205,6 +229,9 @@ def open_stream(origin, tc_url, app, stream, kind, connect_args=(), connect_extr
     except (LinkError, OSError) as e:
         link.close()
         raise LinkError(f"{format_origin(origin)}: {e}") from e
+    except BaseException:
+        link.close()
+        raise
     if link.session.state != "publishing":
         link.close()
         codes = [e.code for e in events if isinstance(e, rs.Status)]

@@ -28,6 +28,8 @@ from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
 MEMBERS_FRESH = 1.0       # s a members list read for placement is reused
+PLACEMENT_MARGIN = 1.0    # s before a member's report whose placements still count on top of it
+PLACEMENT_MEMORY = 60.0   # s a placement is remembered
 OWNER_CACHE_MAX = 10000   # cached owners before the expired ones are swept
 HLS_SEQ_KEEP = 3600       # s a stream's next HLS segment number is kept in the directory
 
@@ -48,7 +50,7 @@ class DirectoryDriver:
         self.greenlets = []
         self.owner_cache = {}               # stream key -> (owner id, record, read at)
         self.members_cache = (None, [])     # (read at, records)
-        self.placed = {}                    # member id -> publishes placed since members read
+        self.placements = deque()           # (member id, wall time) of publishes placed here
         self.on_move = None                 # callable(key), set by the plugin
         self.moves = 0
         self._cpu = (time.monotonic(), sum(os.times()[:2]))
@@ -123,7 +125,6 @@ class DirectoryDriver:
         if at is None or now - at > MEMBERS_FRESH:
             records = self.store.members()
             self.members_cache = (now, records)
-            self.placed = {}
         return records
 
     def _least_loaded(self):
@@ -131,12 +132,20 @@ class DirectoryDriver:
         if not records:
             return None
 
-        def load(r):                        # what it reported plus what we placed since
-            placed, reported = self.placed.get(r["id"], 0), r.get("load", {})
+        wall = time.time()
+        while self.placements and wall - self.placements[0][1] > PLACEMENT_MEMORY:
+            self.placements.popleft()
+
+        def load(r):
+            # what it reported, plus what we placed there since shortly before that report (a
+            # publish placed just before may not be in it yet: counted twice rather than not)
+            since = float(r.get("updated", 0)) - PLACEMENT_MARGIN
+            placed = sum(1 for member, t in self.placements if member == r["id"] and t > since)
+            reported = r.get("load", {})
             return (reported.get("publishers", 0) + placed, reported.get("streams", 0) + placed,
                     r["id"])
         best = min(records, key=load)
-        self.placed[best["id"]] = self.placed.get(best["id"], 0) + 1
+        self.placements.append((best["id"], wall))
         return best
 
     # ------------------------------------------------------------ the owner greenlet
@@ -272,7 +281,7 @@ class DirectoryDriver:
                "load": {"publishers": publishers, "streams": len(self.book.held()),
                         "players": players,
                         "cpu": round(100.0 * (cpu - cpu_then) / max(now - then, 1e-3), 1)},
-               "updated": int(time.time())}
+               "updated": round(time.time(), 3)}
         for name in ("http_server", "http_api"):
             conf = getattr(server.config, name)
             if conf.enabled:

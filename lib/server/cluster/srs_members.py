@@ -16,6 +16,8 @@ Rules:
   is left to that owner and logged.
 - Load for placement: `publishers` and `streams` are its active streams.
 """
+import time
+
 import gevent
 import requests
 
@@ -72,7 +74,8 @@ class SrsMembers:
     def heartbeat(self, record):
         streams = self._streams(record)
         load = len(streams) if streams is not None else 0
-        record = dict(record, load={"publishers": load, "streams": load})
+        record = dict(record, load={"publishers": load, "streams": load},
+                      updated=round(time.time(), 3))
         self.driver.store.register(record, SRS_MEMBER_TTL)       # StoreError: the caller's
         if streams is not None:
             gevent.spawn(self._claim, record["id"], streams)

@@ -19,6 +19,7 @@ import gevent.event  # noqa: E402
 from lib.config import ConfigError, load_config  # noqa: E402
 from lib.names import VERSION  # noqa: E402
 from lib.server.process import gctune, pidfile  # noqa: E402
+from lib.server.http.listener import TlsConfigError  # noqa: E402
 from lib.server.process.log import Logger  # noqa: E402
 
 def parse_args(argv):
@@ -135,6 +136,12 @@ def main(argv=None):
         server.start()
     except OSError as e:
         server.log.error(f"cannot listen: {e}")
+        pidfile.release(config.pid)
+        return 1
+    except TlsConfigError as e:
+        server.log.error(str(e))
+        if not logger.to_console:
+            print(f"srsedge: {e}", file=sys.stderr)
         pidfile.release(config.pid)
         return 1
     if pool is not None:

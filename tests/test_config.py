@@ -211,8 +211,14 @@ def test_every_top_level_default():
     assert (c.grace_start_wait, c.grace_final_wait, c.force_grace_quit) == (2300, 3200, False)
     assert c.http_api == view.HttpApi(False, ("127.0.0.1", 1985), True, [], False,
                                       view.RawApi(False, False, False, False),
-                                      view.HttpAuth(False, "", ""))
-    assert c.http_server == view.HttpServer(False, ("", 8080), "./objs/nginx/html", True)
+                                      view.HttpAuth(False, "", ""),
+                                      view.ApiHttps(False, ("127.0.0.1", 1990), "./conf/server.key",
+                                                    "./conf/server.crt"))
+    # SRS 7's defaults (srs_app_config.cpp get_https_*): 8088 and 1990, ./conf/server.{key,crt}
+    assert c.http_server == view.HttpServer(False, ("", 8080), "./objs/nginx/html", True,
+                                            view.ServerHttps(False, ("", 8088),
+                                                             "./conf/server.key",
+                                                             "./conf/server.crt"))
     assert c.vhosts == {} and c.vhost("any") is None and c.warnings == []
     assert c.path == "<string>" and c.root.name == "root"
 
@@ -334,7 +340,8 @@ def test_typed_values():
     assert c.listen == [("", 1935), ("127.0.0.1", 19350), ("::1", 1937)]
     assert c.http_api.enabled and c.http_api.listen == ("0.0.0.0", 1985)
     assert c.http_api.auth == view.HttpAuth(True, "u", "p")
-    assert c.http_server == view.HttpServer(True, ("127.0.0.1", 8080), "/srv", False)
+    assert c.http_server == view.HttpServer(True, ("127.0.0.1", 8080), "/srv", False,
+                                            c.http_server.https)
     v = c.vhost("a")
     assert v.chunk_size == 4096
     assert (v.play.queue_length, v.play.mw_latency, v.play.atc) == (2.5, 100, True)

@@ -516,7 +516,12 @@ HTTP_API = block(
         username=text(""),
         password=text(""),
     ),
-    https=open_block(),
+    https=block(                            # SRS's HTTPS API: the same API over TLS
+        enabled=on_off("off"),
+        listen=Value(Listen(default_host="127.0.0.1"), "1990"),
+        key=text("./conf/server.key"),
+        cert=text("./conf/server.crt"),
+    ),
 )
 
 HTTP_SERVER = block(
@@ -524,7 +529,12 @@ HTTP_SERVER = block(
     listen=Value(Listen(), "8080"),
     dir=text("./objs/nginx/html"),
     crossdomain=on_off("on"),
-    https=open_block(),
+    https=block(                            # SRS's HTTPS server: files, HTTP-FLV/TS over TLS
+        enabled=on_off("off"),
+        listen=Value(Listen(), "8088"),
+        key=text("./conf/server.key"),
+        cert=text("./conf/server.crt"),
+    ),
 )
 
 ROOT = block(
@@ -598,7 +608,6 @@ UNSUPPORTED = {
     "circuit_breaker": "circuit breaker",
     "threads": "SRS threads",
     "tencentcloud_cls": "Tencent Cloud CLS", "tencentcloud_apm": "Tencent Cloud APM",
-    "http_api.https": "HTTPS API", "http_server.https": "HTTPS server",
     "http_api.raw_api": "raw API (reload/query/update over HTTP)",
     "vhost.http_static": "per-vhost static mounts (the http_server dir is served)",
     # settings inside supported features

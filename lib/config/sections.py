@@ -111,11 +111,15 @@ Vhost = section_class("Vhost", schema.VHOST, [
 
 RawApi = section_class("RawApi", schema.HTTP_API.children["raw_api"])
 HttpAuth = section_class("HttpAuth", schema.HTTP_API.children["auth"])
+ApiHttps = section_class("ApiHttps", schema.HTTP_API.children["https"],
+                         doc="http_api.https (SRS's HTTPS API; a bare port means 127.0.0.1).")
+ServerHttps = section_class("ServerHttps", schema.HTTP_SERVER.children["https"],
+                            doc="http_server.https (SRS's HTTPS server).")
 HttpApi = section_class("HttpApi", schema.HTTP_API,
                         doc="http_api; a bare listen port means 127.0.0.1 (srsedge choice).")
 HttpServer = section_class("HttpServer", schema.HTTP_SERVER,
                            doc="http_server; listen host \"\" = all interfaces.")
 
 SECTIONS = (Play, Publish, HttpHooks, Cluster, Forward, Hls, HttpRemux, HttpStatic, Security,
-            Refer, Dvr, Exec, Engine, Transcode, Ingest, Vhost, RawApi, HttpAuth, HttpApi,
-            HttpServer)
+            Refer, Dvr, Exec, Engine, Transcode, Ingest, Vhost, RawApi, HttpAuth, ApiHttps, HttpApi,
+            ServerHttps, HttpServer)

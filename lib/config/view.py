@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .parser import parse_file, parse_string
 # The section classes, also named from here (view.Hls...) by callers and tests.
 from .sections import (FFMPEG_WORD_BLOCKS, Cluster, Dvr, Engine, Exec, Forward, Hls,  # noqa: F401
-                       HttpApi, HttpAuth, HttpHooks, HttpRemux, HttpServer, HttpStatic, Ingest,
+                       ApiHttps, ServerHttps, HttpApi, HttpAuth, HttpHooks, HttpRemux, HttpServer, HttpStatic, Ingest,
                        Play, Publish, RawApi, Refer, Security, Transcode, Vhost)
 
 from lib.names import DEFAULT_VHOST  # noqa: E402

@@ -3,7 +3,8 @@
 //   clients, clusters; DELETE /api/v1/clients/ID kicks). It works with srsedge's API and SRS's
 //   (an API without srsedge's cluster directories shows "no cluster directory").
 // - The API's base URL: ?api=URL, else the one saved in this browser, else this page's host with
-//   the port of http_api.listen from config.js (window.SRSEDGE). The API may be on another port
+//   the port of http_api.listen from config.js (window.SRSEDGE; on an https page the port of
+//   http_api.https). The API may be on another port
 //   (CORS: http_api { crossdomain on; }). A link's ?api= naming another origin than the saved
 //   or default API is used only when the operator confirms it (a link can come from anyone).
 // - Auth: a 401 shows a login form; the credentials are kept in sessionStorage (this tab) only,
@@ -36,8 +37,10 @@
   let busy = false;
 
   // ------------------------------------------------------------ the API
+  // an https page uses the API's https port (http_api.https): a browser refuses http from it
   function defaultApi() {
-    const port = (conf.api && conf.api.port) || 1985;
+    const api = conf.api || {};
+    const port = location.protocol === "https:" && api.tls_port ? api.tls_port : (api.port || 1985);
     return `${location.protocol}//${location.hostname}:${port}`;
   }
   // an address as typed: no trailing slash, this page's scheme when none is given

@@ -5,8 +5,9 @@ config, so a reload applies). No I/O here.
 - A browser names the page that asks in the `Origin` header (fetch/XHR, and every DELETE).
   A page is *trusted* when its origin is
   - this server's own pages: `http://HOST:PORT`, HOST the name the request was sent to (its
-    Host header), PORT the port http_server listens on (the console at /console/);
-  - the API's own origin (`http://` + Host: a same-origin request);
+    Host header), PORT the port http_server listens on (the console at /console/), and
+    `https://HOST:PORT` of http_server's https port when it has one;
+  - the API's own origin (the request's scheme + Host: a same-origin request);
   - listed in `http_api { allow_origin ORIGIN ...; }`.
   Another port or another name of the same host (localhost vs 127.0.0.1) is another site.
 - `crossdomain on` (the default, as SRS): answers to a trusted page carry
@@ -54,15 +55,17 @@ class CrossOrigin:
     """The policy for one request: `conf` is the http_api section, `pages_port` the port of this
     server's http_server (None when it serves no pages), `host` the request's Host header."""
 
-    def __init__(self, conf, pages_port, host):
+    def __init__(self, conf, pages_port, host, tls_pages_port=None, scheme="http"):
         self.conf = conf
         self.trusted_origins = {o for o in conf.allow_origin if o != ANY}
         self.any_may_read = ANY in conf.allow_origin
         name = host_name(host)
         if name:
-            self.trusted_origins.add(f"http://{host.strip().lower()}")
+            self.trusted_origins.add(f"{scheme}://{host.strip().lower()}")
             if pages_port:
                 self.trusted_origins.add(page_origin("http", name, pages_port))
+            if tls_pages_port:
+                self.trusted_origins.add(page_origin("https", name, tls_pages_port))
 
     def trusted(self, origin):
         return origin.lower().rstrip("/") in self.trusted_origins

@@ -60,6 +60,7 @@ from lib.server.api.cross_origin import CrossOrigin
 from lib.server.api.metrics import MetricsCollector
 from lib.server.api.stats import Stats, Traffic, atoi, client_bytes_out, rss_kbyte, summary_data
 from lib.server.core.hooks import stream_url
+from lib.server.http import listener
 from lib.server.http.server import _ErrorLog, _Handler
 from lib.server.rtmp.connection import RtmpConnection
 
@@ -136,6 +137,7 @@ class ApiServer:
         self.registry.register(MetricsCollector(self))
         ProcessCollector(registry=self.registry)
         self.wsgi = None
+        self.tls_wsgi = None
         self.sampler = None
         self.routes = {"versions": self.versions, "summaries": self.summaries,
                        "vhosts": self.vhosts, "streams": self.streams, "clients": self.clients,
@@ -146,19 +148,23 @@ class ApiServer:
         host, port = self.server.config.http_api.listen
         host = host or "127.0.0.1"
         self.stats.count_hooks(self.server.hooks)
-        self.wsgi = pywsgi.WSGIServer((host, port), self, backlog=1024, handler_class=_Handler,
-                                      log=None, error_log=_ErrorLog(self.log))
-        self.wsgi.init_socket()
-        self.wsgi.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.wsgi.start()
+        self.wsgi = listener.listen(self, (host, port), _Handler, _ErrorLog(self.log))
+        endpoints = [f"http://{host}:{self.wsgi.server_port}"]
+        https = self.server.config.http_api.https
+        if https.enabled:
+            host, port = https.listen
+            self.tls_wsgi = listener.listen(self, (host or "127.0.0.1", port), _Handler,
+                                            _ErrorLog(self.log), https, "http_api.https")
+            endpoints.append(f"https://{host or '127.0.0.1'}:{self.tls_wsgi.server_port}")
         self.sampler = gevent.spawn(self._sample_loop)
-        return f"http://{host}:{self.wsgi.server_port}"
+        return endpoints
 
     def close(self):
         if self.sampler is not None:
             self.sampler.kill(block=False)
-        if self.wsgi is not None:
-            self.wsgi.close()
+        for wsgi in (self.wsgi, self.tls_wsgi):
+            if wsgi is not None:
+                wsgi.close()
 
     def _sample_loop(self):
         while True:
@@ -173,8 +179,11 @@ class ApiServer:
         method = environ["REQUEST_METHOD"]
         origin = environ.get("HTTP_ORIGIN", "")
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        http = getattr(self.server, "http", None)
         sites = CrossOrigin(self.server.config.http_api, self._pages_port(),
-                            environ.get("HTTP_HOST", ""))
+                            environ.get("HTTP_HOST", ""),
+                            http.tls_port if http is not None and http.wsgi is not None else None,
+                            environ.get("wsgi.url_scheme", "http"))
         try:
             status, headers, body = self._serve(environ, method, query, sites)
         except ApiError as e:
@@ -475,9 +484,12 @@ def start_api(server):
     if not server.config.http_api.enabled or getattr(server, "api", None) is not None:
         return []
     api = ApiServer(server)
-    endpoint = api.start()
     server.api = api
-    return [endpoint]
+    try:
+        return api.start()
+    except BaseException:
+        api.close()
+        raise
 
 
 __all__ = ["start_api", "ApiServer",

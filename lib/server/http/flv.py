@@ -293,6 +293,7 @@ def serve_flv(server, environ, start_response, path, cors_headers):
                            environ.get("HTTP_REFERER", ""), kind)
         error = player.play(key, head)
         if error is not None:
+            pywsgi_bridge.release_socket(environ)
             if player.kicked:
                 pywsgi_bridge.close_after(environ)    # kicked: no keep-alive after the 404
             raise Response(error)

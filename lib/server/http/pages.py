@@ -98,8 +98,11 @@ def page_config(server):
     config = server.config
     api = getattr(server, "api", None)
     api_host, api_port = config.http_api.listen
+    tls_port = config.http_api.https.listen[1] if config.http_api.https.enabled else None
     if api is not None and api.wsgi is not None:
         api_port = api.wsgi.server_port
+    if api is not None and api.tls_wsgi is not None:
+        tls_port = api.tls_wsgi.server_port
     vhosts = {}
     for name, conf in config.vhosts.items():
         vhosts[name] = {"edge": conf.is_edge,
@@ -108,7 +111,7 @@ def page_config(server):
                         "hls": hls_template(conf, config.http_server.dir)}
     return {"server": SERVER_NAME, "version": VERSION,
             "rtmp_port": _rtmp_port(server),
-            "api": {"enabled": config.http_api.enabled, "port": api_port,
+            "api": {"enabled": config.http_api.enabled, "port": api_port, "tls_port": tls_port,
                     "host": api_host or "", "auth": config.http_api.auth.enabled,
                     "crossdomain": config.http_api.crossdomain},
             "vhosts": vhosts, "default_vhost": DEFAULT_VHOST}

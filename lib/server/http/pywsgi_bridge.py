@@ -17,8 +17,11 @@ Anything else uses plain WSGI.
 """
 from gevent import pywsgi
 
+from lib.server.http import tls_pipe
+
 _SOCKET = "srsedge.socket"
 _HANDLER = "srsedge.handler"
+_PIPE = "srsedge.tls_pipe"
 
 
 def check():
@@ -37,11 +40,27 @@ def expose(handler, environ):
 
 
 def raw_socket(environ):
-    return environ[_SOCKET]
+    """The connection's socket for a response the app writes itself; on a TLS connection the
+    plain end of a TlsPipe (lib/server/http/tls_pipe.py), made once per request."""
+    sock = environ[_SOCKET]
+    if not tls_pipe.is_tls(sock):
+        return sock
+    pipe = environ.get(_PIPE)
+    if pipe is None:
+        pipe = environ[_PIPE] = tls_pipe.TlsPipe(sock)
+    return pipe.player_end
 
 
 def client_address(environ):
     return environ[_HANDLER].client_address
+
+
+def release_socket(environ):
+    """The app will not write the response itself after all (pywsgi answers an error): a TLS
+    pipe made for it is taken down."""
+    pipe = environ.pop(_PIPE, None)
+    if pipe is not None:
+        pipe.drain()
 
 
 def close_after(environ):
@@ -55,6 +74,9 @@ def written_by_app(environ, start_response, status, headers):
     """The app wrote the whole response on raw_socket(): record the status for pywsgi, which
     must write nothing more and close the connection. Returns the WSGI result."""
     start_response(status, headers)
+    pipe = environ.get(_PIPE)
+    if pipe is not None:
+        pipe.drain()                    # TLS: what the app wrote is sent before pywsgi closes
     handler = environ[_HANDLER]
     handler.headers_sent = True
     handler.close_connection = True

@@ -39,7 +39,7 @@ import gevent
 from gevent import pywsgi
 
 from lib.names import SERVER_NAME as SERVER
-from lib.server.http import pywsgi_bridge
+from lib.server.http import listener, pywsgi_bridge
 from lib.server.http.flv import MOUNT_EXTENSIONS, match_mount, serve_flv  # noqa: F401 (match_mount: tests)
 from lib.server.http.pages import serve_page
 from lib.server.http.static import (Response, parse_range, path_parts, resolve_path,  # noqa: F401
@@ -141,25 +141,36 @@ class HttpServer:
         self._dir = None
         self._root = None
         self.wsgi = None
+        self.tls_wsgi = None
         self.hls_access = HlsAccess(server)
 
     def start(self):
-        host, port = self.server.config.http_server.listen
-        self.wsgi = pywsgi.WSGIServer((host or "0.0.0.0", port), self, backlog=1024,
-                                      handler_class=_Handler, log=None,
-                                      error_log=_ErrorLog(self.log))
-        self.wsgi.init_socket()
-        self.wsgi.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.wsgi.start()
-        return f"http://{host or '0.0.0.0'}:{self.wsgi.server_port}"
+        """Listen on http_server.listen (and https.listen when enabled): the endpoints."""
+        conf = self.server.config.http_server
+        host, port = conf.listen
+        self.wsgi = listener.listen(self, (host or "0.0.0.0", port), _Handler,
+                                    _ErrorLog(self.log))
+        endpoints = [f"http://{host or '0.0.0.0'}:{self.wsgi.server_port}"]
+        if conf.https.enabled:
+            host, port = conf.https.listen
+            self.tls_wsgi = listener.listen(self, (host or "0.0.0.0", port), _Handler,
+                                            _ErrorLog(self.log), conf.https, "http_server.https")
+            endpoints.append(f"https://{host or '0.0.0.0'}:{self.tls_wsgi.server_port}")
+        return endpoints
 
     @property
     def port(self):
         return self.wsgi.server_port
 
+    @property
+    def tls_port(self):
+        """The HTTPS server's port, None without one."""
+        return self.tls_wsgi.server_port if self.tls_wsgi is not None else None
+
     def close(self):
-        if self.wsgi is not None:
-            self.wsgi.close()
+        for wsgi in (self.wsgi, self.tls_wsgi):
+            if wsgi is not None:
+                wsgi.close()
 
     def root(self):
         d = self.server.config.http_server.dir
@@ -232,9 +243,12 @@ def start_http(server):
     if not server.config.http_server.enabled:
         return []
     http = HttpServer(server)
-    endpoint = http.start()
     server.http = http
-    return [endpoint]
+    try:
+        return http.start()
+    except BaseException:
+        http.close()
+        raise
 
 
 __all__ = ["start_http", "HttpServer"]

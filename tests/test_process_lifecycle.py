@@ -1,0 +1,84 @@
+"""A supervised child process with real processes: stop() at the moment the driver is inside
+Popen (gevent yields until the child has exec'd) must leave no child behind (issue 20, point 7)."""
+import os
+import signal
+import time
+
+import gevent
+import pytest
+
+from lib.cluster.child import KILL_AFTER
+from lib.server.ffmpeg import process as process_module
+from lib.server.ffmpeg.process import ProcessRegistry, Supervised
+from lib.server.process.log import Logger
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:                                   # a zombie of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(cond, deadline, what):
+    end = time.monotonic() + deadline
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timeout: {what}")
+        gevent.sleep(0.01)
+
+
+@pytest.fixture
+def slow_exec(tmp_path, monkeypatch):
+    """Children pause between fork and exec (in the preexec hook, while the parent greenlet
+    waits inside Popen) after writing their pid (the same after exec) to `forked`."""
+    forked = tmp_path / "forked"
+    real = process_module.die_with_parent
+
+    def preexec():
+        real()
+        fd = os.open(str(forked), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.write(fd, b"%d\n" % os.getpid())
+        os.close(fd)
+        time.sleep(0.3)
+
+    monkeypatch.setattr(process_module, "die_with_parent", preexec)
+    return forked
+
+
+def _supervised():
+    log = Logger("console", "error", None).context()
+    return Supervised(ProcessRegistry(), "exec", "t", ["sleep", "30"], log)
+
+
+def _child_pids(forked):
+    return [int(x) for x in forked.read_text().split()] if forked.exists() else []
+
+
+def test_stop_while_first_popen_is_in_flight_leaves_no_child(slow_exec):
+    proc = _supervised()
+    proc.start()
+    _wait(slow_exec.exists, 5, "the child forked")      # the driver now waits inside Popen
+    proc.stop()
+    (pid,) = _child_pids(slow_exec)
+    _wait(lambda: not _alive(pid), KILL_AFTER + 3, f"child {pid} ended")
+    assert proc.registry.describe() == []
+
+
+def test_stop_while_restart_popen_is_in_flight_leaves_no_child(slow_exec):
+    proc = _supervised()
+    proc.start()
+    _wait(lambda: proc.describe()["pid"] is not None, 5, "first child up")
+    (first,) = _child_pids(slow_exec)
+    os.kill(first, signal.SIGKILL)                       # crash: restarted after 1 s
+    _wait(lambda: len(_child_pids(slow_exec)) == 2, 10, "the restart forked")
+    proc.stop()
+    second = _child_pids(slow_exec)[1]
+    _wait(lambda: not _alive(second), KILL_AFTER + 3, f"child {second} ended")
+    _wait(lambda: proc.machine.state == "stopped", 5, "the driver ended")
+    assert proc.registry.describe() == []

@@ -55,6 +55,8 @@ DESCRIPTIONS = {
     "vhost.cluster.edge_idle_timeout": "seconds an edge keeps pulling after its last player left",
     "vhost.cluster.origin_data_timeout": "seconds without media from an origin before the next",
     "vhost.http_hooks.timeout": "seconds a hook URL may take (SRS: fixed 30 s)",
+    "max_processes": "child processes (transcode, exec, ingest) at once; 0: 4 per core, >= 8",
+    "vhost.max_processes": "this vhost's child processes at once; 0: only the global cap",
 }
 
 

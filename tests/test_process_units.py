@@ -8,6 +8,7 @@ import pytest
 
 from lib.cluster.actions import Stop
 from lib.cluster.child import ChildMachine, Kill, Spawn, Terminate
+from lib.cluster.child_cap import LOG_EVERY, ChildCap
 from lib.config import ConfigError, load_config, parse_text
 from lib.server.ffmpeg.command import copy_argv, engine_argv, expand_all, local_url
 
@@ -152,6 +153,32 @@ def test_child_transition_not_in_table_is_an_error_state():
     assert m.take_actions() == [Kill(), Stop(m.error)]
     m.start(2)                                 # stays in error, asks nothing more
     assert m.state == "error" and m.take_actions() == []
+
+
+# ------------------------------------------------------------------------ child cap
+def test_cap_global_and_vhost_limits_and_forced_slots():
+    cap = ChildCap(3)
+    assert cap.admit("a", 1, 0) == (True, None)
+    ok, line = cap.admit("a", 1, 0)
+    assert not ok and "max_processes 1 (vhost a), 1 running" in line
+    assert cap.admit("b", 0, 0) == (True, None)
+    assert cap.admit("c", 0, 0, force=True) == (True, None)       # ingest: always, takes a slot
+    ok, line = cap.admit("b", 0, 0)
+    assert not ok and "max_processes 3 (global), 3 running" in line
+    assert cap.describe() == {"count": 3, "max": 3, "refused": 2, "vhosts": {
+        "a": {"count": 1, "max": 1, "refused": 1}, "b": {"count": 1, "max": 0, "refused": 1},
+        "c": {"count": 1, "max": 0, "refused": 0}}}
+    cap.release("b")
+    assert cap.admit("b", 0, 1) == (True, None)
+
+
+def test_cap_logs_once_per_minute_per_cap_with_the_refusals_since():
+    cap = ChildCap(1)
+    cap.admit("a", 0, 0)
+    lines = [cap.admit("a", 0, t / 10)[1] for t in range(500)]       # 50 s of refusals
+    assert lines[0] is not None and lines[1:] == [None] * 499
+    line = cap.admit("a", 0, LOG_EVERY)[1]
+    assert "(500 refused since the last line" in line
 
 
 # ------------------------------------------------------------------------ ffmpeg commands

@@ -27,6 +27,7 @@ import gevent.event
 from gevent import subprocess
 
 from lib.cluster.child import BACKOFF, RUNNING, ChildMachine, Kill, Spawn, Terminate
+from lib.cluster.child_cap import ChildCap
 from lib.server.core.hooks import redact
 from lib.server.process.workers import die_with_parent
 
@@ -49,7 +50,11 @@ def _signal_group(proc, sig):
 
 
 class ProcessRegistry:
-    def __init__(self):
+    """Every Supervised the API lists, by id, and the cap on children (lib.cluster.child_cap):
+    a slot is taken before a Supervised is made and released when its driver ends."""
+
+    def __init__(self, limit=1 << 30):
+        self.cap = ChildCap(limit)
         self.procs = {}
         self._next = 0
         self.spawns = {}            # kind -> processes spawned since the server started
@@ -67,6 +72,11 @@ class ProcessRegistry:
 
     def remove(self, proc):
         self.procs.pop(proc.id, None)
+
+    def finished(self, proc):
+        """The driver ended (no child left): its slot is free."""
+        self.remove(proc)
+        self.cap.release(proc.info.get("vhost", ""))
 
     def describe(self):
         return [p.describe() for p in list(self.procs.values())]
@@ -119,7 +129,7 @@ class Supervised:
                 machine.handle_timer(time.time())
         if machine.error:
             self.log.error(f"{self.kind} {self.name}: {machine.error}")
-        self.registry.remove(self)
+        self.registry.finished(self)
 
     def _perform(self, action):
         if isinstance(action, Spawn):

@@ -82,3 +82,15 @@ def test_stop_while_restart_popen_is_in_flight_leaves_no_child(slow_exec):
     _wait(lambda: not _alive(second), KILL_AFTER + 3, f"child {second} ended")
     _wait(lambda: proc.machine.state == "stopped", 5, "the driver ended")
     assert proc.registry.describe() == []
+
+
+def test_command_that_cannot_start_backs_off_and_stop_frees_its_slot():
+    registry = ProcessRegistry(limit=4)
+    assert registry.cap.admit("v", 0, 0.0) == (True, None)
+    log = Logger("console", "error", None).context()
+    proc = Supervised(registry, "exec", "t", ["/nonexistent/cmd"], log, vhost="v").start()
+    _wait(lambda: proc.machine.state == "backoff", 5, "spawn failed, backing off")
+    assert proc.describe()["pid"] is None and registry.cap.count == 1
+    proc.stop()
+    _wait(lambda: registry.cap.count == 0, 5, "slot released")
+    assert proc.machine.state == "stopped" and registry.describe() == []

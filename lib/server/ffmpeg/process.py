@@ -119,17 +119,23 @@ class Supervised:
     # ------------------------------------------------------------ driver
     def _run(self):
         machine = self.machine
-        while True:
-            for action in machine.take_actions():
-                self._perform(action)
-            if machine.done:
-                break
-            if not machine.actions:
-                self._wait(machine.get_timer())
-                machine.handle_timer(time.time())
-        if machine.error:
-            self.log.error(f"{self.kind} {self.name}: {machine.error}")
-        self.registry.finished(self)
+        try:
+            while True:
+                for action in machine.take_actions():
+                    self._perform(action)
+                if machine.done:
+                    break
+                if not machine.actions:
+                    self._wait(machine.get_timer())
+                    machine.handle_timer(time.time())
+            if machine.error:
+                self.log.error(f"{self.kind} {self.name}: {machine.error}")
+        finally:
+            if not machine.done:        # the driver itself failed: leave no child behind
+                self.log.error(f"{self.kind} {self.name}: supervisor ended in state "
+                               f"{machine.state}; child killed")
+                self._signal(signal.SIGKILL)
+            self.registry.finished(self)
 
     def _perform(self, action):
         if isinstance(action, Spawn):
@@ -169,7 +175,7 @@ class Supervised:
                                     stdout=std_subprocess.DEVNULL,
                                     stderr=std_subprocess.PIPE, preexec_fn=die_with_parent,
                                     start_new_session=True)
-        except OSError as e:
+        except (OSError, std_subprocess.SubprocessError) as e:
             self.log.error(f"{self.kind} {self.name}: cannot start {self.argv[0]}: {e}")
             self.machine.spawn_failed(str(e), time.time())
             return

@@ -45,7 +45,7 @@ def slow_exec(tmp_path, monkeypatch):
         fd = os.open(str(forked), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.write(fd, b"%d\n" % os.getpid())
         os.close(fd)
-        time.sleep(0.3)
+        time.sleep(1.0)
 
     monkeypatch.setattr(process_module, "die_with_parent", preexec)
     return forked
@@ -57,13 +57,15 @@ def _supervised():
 
 
 def _child_pids(forked):
-    return [int(x) for x in forked.read_text().split()] if forked.exists() else []
+    """The pids written so far (complete lines only)."""
+    text = forked.read_text() if forked.exists() else ""
+    return [int(x) for x in text.split("\n")[:-1]]
 
 
 def test_stop_while_first_popen_is_in_flight_leaves_no_child(slow_exec):
     proc = _supervised()
     proc.start()
-    _wait(slow_exec.exists, 5, "the child forked")      # the driver now waits inside Popen
+    _wait(lambda: _child_pids(slow_exec), 5, "the child forked")    # the driver is in Popen
     proc.stop()
     (pid,) = _child_pids(slow_exec)
     _wait(lambda: not _alive(pid), KILL_AFTER + 3, f"child {pid} ended")

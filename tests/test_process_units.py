@@ -377,3 +377,18 @@ def test_edge_vhost_never_records_transcodes_execs_or_ingests():
     procs.on_publish_started(object(), source)
     procs.on_server_start()
     assert server.processes.procs == {} and procs.by_stream == {} and procs.ingests == {}
+
+
+def test_global_cap_default_and_reload(monkeypatch):
+    from lib.server.ffmpeg import plugin as plugin_module
+    from lib.server.ffmpeg.plugin import ProcessPlugin
+    monkeypatch.setattr(plugin_module.os, "cpu_count", lambda: 1)
+    server = _FakeServer(parse_text("listen 1935;\nvhost __defaultVhost__ { }\n"))
+    procs = ProcessPlugin(server)
+    assert server.processes.cap.limit == 8                  # 4 per core, at least 8
+    monkeypatch.setattr(plugin_module.os, "cpu_count", lambda: 4)
+    procs.on_reload(server.config, server.config)
+    assert server.processes.cap.limit == 16
+    server.config = parse_text("listen 1935;\nmax_processes 3;\nvhost __defaultVhost__ { }\n")
+    procs.on_reload(None, server.config)
+    assert server.processes.cap.limit == 3

@@ -96,3 +96,46 @@ def test_command_that_cannot_start_backs_off_and_stop_frees_its_slot():
     proc.stop()
     _wait(lambda: registry.cap.count == 0, 5, "slot released")
     assert proc.machine.state == "stopped" and registry.describe() == []
+
+
+SERVER_DIES_DURING_SPAWN = """
+from gevent import monkey
+monkey.patch_all()
+import os, signal, sys, time
+import gevent
+sys.path.insert(0, {root!r})
+from lib.server.ffmpeg import process as pm
+from lib.server.process.log import Logger
+gevent.signal_handler(signal.SIGTERM, lambda: None)          # as srsedge.py installs
+real = pm.die_with_parent
+def preexec():
+    real()
+    with open({forked!r}, "a") as f:
+        f.write("%d\\n" % os.getpid())
+    time.sleep(1.0)
+pm.die_with_parent = preexec
+log = Logger("console", "error", None).context()
+pm.Supervised(pm.ProcessRegistry(), "exec", "t", ["sleep", "30"], log).start()
+gevent.sleep(60)
+"""
+
+
+def test_server_killed_while_a_child_is_between_fork_and_exec_leaves_no_child(tmp_path):
+    """The child inherits the server's SIGTERM handler until exec: the SIGTERM that
+    PR_SET_PDEATHSIG sends when the server dies must kill it there too."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    forked = tmp_path / "forked"
+    script = SERVER_DIES_DURING_SPAWN.format(root=str(Path(__file__).resolve().parent.parent),
+                                             forked=str(forked))
+    server = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        _wait(lambda: _child_pids(forked), 20, "the child forked")
+        server.kill()
+        server.wait(timeout=5)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    (pid,) = _child_pids(forked)
+    _wait(lambda: not _alive(pid), 5, f"child {pid} ended with the server")

@@ -1,8 +1,12 @@
 """A supervised child process with real processes: stop() at the moment the driver is inside
-Popen (gevent yields until the child has exec'd) must leave no child behind (issue 20, point 7)."""
+Popen (gevent yields until the child has exec'd), or the server's death while a child is
+between fork and exec, must leave no child behind (issue 20, point 7)."""
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import gevent
 import pytest
@@ -123,9 +127,6 @@ gevent.sleep(60)
 def test_server_killed_while_a_child_is_between_fork_and_exec_leaves_no_child(tmp_path):
     """The child inherits the server's SIGTERM handler until exec: the SIGTERM that
     PR_SET_PDEATHSIG sends when the server dies must kill it there too."""
-    import subprocess
-    import sys
-    from pathlib import Path
     forked = tmp_path / "forked"
     script = SERVER_DIES_DURING_SPAWN.format(root=str(Path(__file__).resolve().parent.parent),
                                              forked=str(forked))

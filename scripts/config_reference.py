@@ -64,6 +64,8 @@ DESCRIPTIONS = {
     "http_api.allow_origin": "origins of other pages that may read and kick through the API "
                              "(`*`: every page may read, none kick)",
     "http_api.jsonp": "answer `?callback=` (read-only, not with auth; SRS: always)",
+    "max_processes": "child processes (transcode, exec, ingest) at once; 0: 4 per core, >= 8",
+    "vhost.max_processes": "this vhost's child processes at once; 0: only the global cap",
 }
 
 

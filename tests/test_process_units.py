@@ -1,4 +1,4 @@
-"""Sans-IO parts of transcode/exec/ingest: the restart state machine (fake clock), ffmpeg
+"""Sans-IO parts of transcode/exec/ingest: the child process state machine (fake clock), ffmpeg
 command lines as SRS builds them, and the config checks `-t` runs."""
 import subprocess
 import sys
@@ -6,59 +6,181 @@ from pathlib import Path
 
 import pytest
 
+from lib.cluster.actions import Stop
+from lib.cluster.child import ChildMachine, Kill, Spawn, Terminate
+from lib.cluster.child_cap import LOG_EVERY, ChildCap
 from lib.config import ConfigError, load_config, parse_text
 from lib.media.variables import UnsafeExpansion, expand, expand_word
 from lib.rtmp.url import Request
 from lib.server.ffmpeg.command import copy_argv, engine_argv, expand_all, local_url
-from lib.server.ffmpeg.restart import KILL, SPAWN, RestartError, RestartState
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# ------------------------------------------------------------------------ restart machine
-def test_restart_backoff_doubles_and_is_capped():
-    r = RestartState(base=1, cap=8, stable=10)
-    now = 0.0
-    assert r.start(now) == SPAWN
-    delays = []
+# ------------------------------------------------------------------------ child machine
+def _machine(**kw):
+    return ChildMachine(0.0, **{"base": 1, "cap": 8, "stable": 10, "kill_after": 3, **kw})
+
+
+def _up(m, now=0.0):
+    """idle -> spawning -> running."""
+    m.start(now)
+    assert m.take_actions() == [Spawn(restart=False)] and m.state == "spawning"
+    m.spawned(now)
+    assert m.take_actions() == [] and m.state == "running"
+
+
+def test_child_backoff_doubles_and_is_capped():
+    m = _machine()
+    _up(m)
+    now, delays = 0.0, []
     for _ in range(6):                         # dies at once, every time
         now += 0.5
-        delays.append(r.exited(now))
-        assert r.handle_timer(now + delays[-1] - 0.01) is None     # never early
-        now = r.get_timer()
-        assert r.handle_timer(now) == SPAWN
+        m.exited(1, now)
+        assert m.state == "backoff"
+        delays.append(m.get_timer() - now)
+        m.handle_timer(m.get_timer() - 0.01)   # never early
+        assert m.take_actions() == []
+        now = m.get_timer()
+        m.handle_timer(now)
+        assert m.take_actions() == [Spawn(restart=True)] and m.state == "spawning"
+        m.spawned(now)
     assert delays == [1, 2, 4, 8, 8, 8]
-    assert r.restarts == 6 and r.state == "running"
+    assert m.restarts == 6 and m.state == "running" and m.exit_code == 1
 
 
-def test_restart_long_run_resets_backoff():
-    r = RestartState(base=1, cap=30, stable=10)
-    r.start(0)
-    assert r.exited(1) == 1
-    r.handle_timer(2)
-    assert r.exited(3) == 2                    # quick again
-    r.handle_timer(5)
-    assert r.exited(100) == 1                  # ran 95 s: back to the base delay
+def test_child_long_run_resets_backoff_and_spawn_failure_backs_off():
+    m = _machine(cap=30)
+    _up(m)
+    m.exited(1, 1)
+    assert m.get_timer() == 2
+    m.handle_timer(2)
+    m.spawn_failed("ENOENT", 2)                # could not start: a quick failure too
+    assert m.state == "backoff" and m.get_timer() == 4
+    m.handle_timer(4)
+    m.spawned(4)
+    m.exited(0, 100)                           # ran 96 s: back to the base delay
+    assert m.get_timer() == 101
 
 
-def test_restart_stop_paths():
-    r = RestartState()
-    r.start(0)
-    assert r.stop() == KILL and r.state == "stopping"
-    assert r.exited(1) is None and r.state == "stopped"
-    assert r.get_timer() is None
-    r2 = RestartState()
-    r2.start(0)
-    r2.exited(1)
-    assert r2.stop() is None and r2.state == "stopped"     # in backoff: nothing to kill
-    assert r2.handle_timer(100) is None                    # and no respawn after stop
+STOP_CASES = {
+    # state reached -> (actions stop() asks for, state after stop)
+    "idle": ([Stop("stopped")], "stopped"),
+    "spawning, Spawn not yet taken": ([Stop("stopped before it started")], "stopped"),
+    "spawning, Popen in flight": ([], "cancelling"),
+    "running": ([Terminate()], "stopping"),
+    "backoff": ([Stop("stopped")], "stopped"),
+    "cancelling": ([], "cancelling"),
+    "stopping": ([], "stopping"),
+    "stopped": ([], "stopped"),
+    "error": ([], "error"),
+}
 
 
-def test_restart_transition_not_in_table_is_an_error_state():
-    r = RestartState()
-    with pytest.raises(RestartError, match="'exited' not allowed in state 'idle'"):
-        r.exited(0)
-    assert r.state == "error"
+def _reach(m, case):
+    if case.startswith("spawning") or case in ("running", "backoff", "cancelling",
+                                                "stopping", "stopped"):
+        m.start(0)
+        if case != "spawning, Spawn not yet taken":
+            m.take_actions()
+    if case in ("running", "backoff", "stopping", "stopped"):
+        m.spawned(0)
+    if case == "backoff":
+        m.exited(1, 1)
+    if case == "cancelling":
+        m.stop(0)
+    if case in ("stopping", "stopped"):
+        m.stop(0)
+        m.take_actions()
+    if case == "stopped":
+        m.exited(-15, 1)
+    if case == "error":
+        m.exited(0, 0)                         # not in the table in idle
+    if case != "spawning, Spawn not yet taken":
+        m.take_actions()
+    assert m.state == case.split(",")[0]
+
+
+@pytest.mark.parametrize("case", list(STOP_CASES))
+def test_child_stop_in_every_state(case):
+    m = _machine()
+    _reach(m, case)
+    m.stop(2)
+    actions, state = STOP_CASES[case]
+    assert m.take_actions() == actions and m.state == state
+    m.handle_timer(1000)                       # no respawn after a stop, ever
+    assert not any(isinstance(a, Spawn) for a in m.take_actions())
+
+
+def test_child_stop_during_spawn_terminates_the_child_when_it_appears():
+    m = _machine()
+    m.start(0)
+    m.take_actions()                           # the driver is inside Popen
+    m.stop(0.1)
+    assert m.take_actions() == [] and m.state == "cancelling"
+    m.spawned(0.2)                             # Popen returned: a child exists now
+    assert m.take_actions() == [Terminate()] and m.state == "stopping"
+    assert m.get_timer() == 3.2
+    m.handle_timer(3.2)                        # ignored SIGTERM: SIGKILL, once
+    assert m.take_actions() == [Kill()] and m.get_timer() is None
+    m.exited(-9, 3.3)
+    assert m.take_actions() == [Stop("stopped (exit -9)")] and m.done
+
+
+def test_child_stop_during_spawn_that_fails_ends_stopped():
+    m = _machine()
+    m.start(0)
+    m.take_actions()
+    m.stop(0)
+    m.spawn_failed("ENOENT", 0.1)
+    assert m.take_actions() == [Stop("stopped (spawn failed: ENOENT)")] and m.done
+    assert m.handle_timer(1000) is None and m.take_actions() == []
+
+
+def test_child_stopping_exit_before_kill_deadline_asks_no_kill():
+    m = _machine()
+    _up(m)
+    m.stop(5)
+    assert m.take_actions() == [Terminate()] and m.get_timer() == 8
+    m.exited(-15, 6)
+    assert m.take_actions() == [Stop("stopped (exit -15)")] and m.done
+
+
+def test_child_transition_not_in_table_is_an_error_state():
+    m = _machine()
+    _up(m)
+    m.spawned(1)                               # twice
+    assert m.state == "error" and m.done
+    assert m.error == "child process: spawned not allowed in state running"
+    assert m.take_actions() == [Kill(), Stop(m.error)]
+    m.start(2)                                 # stays in error, asks nothing more
+    assert m.state == "error" and m.take_actions() == []
+
+
+# ------------------------------------------------------------------------ child cap
+def test_cap_global_and_vhost_limits_and_forced_slots():
+    cap = ChildCap(3)
+    assert cap.admit("a", 1, 0) == (True, None)
+    ok, line = cap.admit("a", 1, 0)
+    assert not ok and "max_processes 1 (vhost a), 1 running" in line
+    assert cap.admit("b", 0, 0) == (True, None)
+    assert cap.admit("c", 0, 0, force=True) == (True, None)       # ingest: always, takes a slot
+    ok, line = cap.admit("b", 0, 0)
+    assert not ok and "max_processes 3 (global), 3 running" in line
+    assert cap.describe() == {"count": 3, "max": 3, "refused": 2, "vhosts": {
+        "a": {"count": 1, "max": 1, "refused": 1}, "b": {"count": 1, "max": 0, "refused": 1},
+        "c": {"count": 1, "max": 0, "refused": 0}}}
+    cap.release("b")
+    assert cap.admit("b", 0, 1) == (True, None)
+
+
+def test_cap_logs_once_per_minute_per_cap_with_the_refusals_since():
+    cap = ChildCap(1)
+    cap.admit("a", 0, 0)
+    lines = [cap.admit("a", 0, t / 10)[1] for t in range(500)]       # 50 s of refusals
+    assert lines[0] is not None and lines[1:] == [None] * 499
+    line = cap.admit("a", 0, LOG_EVERY)[1]
+    assert "(500 refused since the last line" in line
 
 
 # ------------------------------------------------------------------------ ffmpeg commands
@@ -350,3 +472,18 @@ def test_a_stream_named_like_an_option_never_becomes_one():
     assert not [argv for kind, argv in spawned if argv[0] == "/bin/tool"], spawned
     assert [argv[-1] for kind, argv in spawned if kind == "transcode"] == \
         ["rtmp://127.0.0.1:1935/live/-f_e"]
+
+
+def test_global_cap_default_and_reload(monkeypatch):
+    from lib.server.ffmpeg import plugin as plugin_module
+    from lib.server.ffmpeg.plugin import ProcessPlugin
+    monkeypatch.setattr(plugin_module.os, "cpu_count", lambda: 1)
+    server = _FakeServer(parse_text("listen 1935;\nvhost __defaultVhost__ { }\n"))
+    procs = ProcessPlugin(server)
+    assert server.processes.cap.limit == 8                  # 4 per core, at least 8
+    monkeypatch.setattr(plugin_module.os, "cpu_count", lambda: 4)
+    procs.on_reload(server.config, server.config)
+    assert server.processes.cap.limit == 16
+    server.config = parse_text("listen 1935;\nmax_processes 3;\nvhost __defaultVhost__ { }\n")
+    procs.on_reload(None, server.config)
+    assert server.processes.cap.limit == 3

@@ -473,6 +473,7 @@ VHOST = block(
     chunk_size=integer(None, lo=128, hi=65536),  # None: the global chunk_size
     in_ack_size=integer("0", lo=0),
     out_ack_size=integer("2500000", lo=0),
+    max_processes=integer("0", lo=0),       # srsedge extension: this vhost's children; 0: no own cap
     play=PLAY,
     publish=PUBLISH,
     http_hooks=HTTP_HOOKS,
@@ -542,6 +543,9 @@ ROOT = block(
     pid=text("./objs/srs.pid"),
     chunk_size=integer("60000", lo=128, hi=65536),
     max_connections=integer("1000", lo=1),
+    # srsedge extension: child processes (transcode, exec, ingest) at once; 0: 4 per CPU core,
+    # at least 8 (docs/config.md "Child process caps")
+    max_processes=integer("0", lo=0),
     srs_log_tank=choice("file", "console", "file"),
     srs_log_level=choice("trace", "verbose", "info", "trace", "warn", "error"),
     srs_log_level_v2=text(None),

@@ -34,7 +34,8 @@ _ROOT_NAMES = {
 }
 _ROOT_ATTRS = ("listen", "pid", "log_tank", "log_level", "log_file", "max_connections",
                "chunk_size", "daemon", "workers", "ff_log_dir", "utc_time", "work_dir",
-               "pithy_print_ms", "grace_start_wait", "grace_final_wait", "force_grace_quit")
+               "pithy_print_ms", "grace_start_wait", "grace_final_wait", "force_grace_quit",
+               "max_processes")
 
 
 class Config:

@@ -79,6 +79,14 @@ class MetricsCollector:
                  "after they exited", registry.restarts if registry else {})):
             yield _family(CounterMetricFamily, name, doc, ("kind",),
                           [((kind,), n) for kind, n in sorted(counts.items())])
+        if registry is not None:
+            cap = registry.cap.describe()
+            yield _family(GaugeMetricFamily, "srsedge_process_cap",
+                          "max_processes: child processes allowed at once (global)", (),
+                          [((), cap["max"])])
+            yield _family(CounterMetricFamily, "srsedge_process_refusals",
+                          "Transcode/exec processes refused by a max_processes cap, by vhost",
+                          ("vhost",), [((v,), row["refused"]) for v, row in cap["vhosts"].items()])
 
     @staticmethod
     def _upstreams(rows, labels):

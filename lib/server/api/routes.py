@@ -434,7 +434,8 @@ class ApiServer:
         registry = getattr(self.server, "processes", None)
         procs = registry.describe() if registry is not None else []
         if not pid:
-            return self.ok(total=len(procs), processes=self._page(procs, query))
+            cap = registry.cap.describe() if registry is not None else None
+            return self.ok(total=len(procs), cap=cap, processes=self._page(procs, query))
         for proc in procs:
             if str(proc["id"]) == pid:
                 return self.ok(process=proc)

@@ -6,6 +6,7 @@ from lib.server.edge.forward import ForwardPlugin
 from lib.server.hls.sink import HlsPlugin
 from lib.server.dvr.sink import DvrPlugin
 from lib.server.ffmpeg.plugin import ProcessPlugin
+from lib.server.process.memory import MemoryPlugin
 
 
 def install(server):
@@ -15,3 +16,4 @@ def install(server):
     server.plugins.append(HlsPlugin(server))
     server.plugins.append(DvrPlugin(server))
     server.plugins.append(ProcessPlugin(server))
+    server.plugins.append(MemoryPlugin(server))

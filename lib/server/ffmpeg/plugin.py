@@ -24,7 +24,12 @@ Rules:
   changed. At server stop everything is stopped.
 - Every process is a Supervised (restarted with capped backoff, stderr to the log with the
   publisher's context id) in `server.processes`, which the API and metrics read.
+- Caps (lib.cluster.child_cap): a transcode engine or exec line is only started when the
+  global `max_processes` (0: 4 per core, at least 8) and its vhost's `max_processes` leave
+  room; else it is refused (counted, logged once a minute per cap). Ingests always start (the
+  operator's config) but take their slots. A reload applies the new caps to later spawns.
 """
+import os
 import time
 
 from lib.media.variables import UnsafeExpansion, unsafe
@@ -46,7 +51,7 @@ def scopes(app, stream):
 class ProcessPlugin:
     def __init__(self, server):
         self.server = server
-        server.processes = ProcessRegistry()
+        server.processes = ProcessRegistry(self._global_cap())
         self.by_stream = {}         # source key -> [Supervised] (transcode + exec)
         self.outputs = {}           # stream key produced by a transcoder -> its Supervised
         self.ingests = {}           # (vhost, ingest name) -> (Ingest, [Supervised])
@@ -87,7 +92,18 @@ class ProcessPlugin:
             log.warn(f"{what}: not run: {e}")
             return None
 
-    def _spawn(self, kind, name, argv, log, **info):
+    def _global_cap(self):
+        return self.server.config.max_processes or max(8, 4 * (os.cpu_count() or 1))
+
+    def _spawn(self, kind, name, argv, log, force=False, **info):
+        """A started Supervised, or None when a cap refuses it."""
+        conf = self.server.config.vhost(info["vhost"])
+        admitted, line = self.server.processes.cap.admit(
+            info["vhost"], conf.max_processes if conf else 0, time.time(), force)
+        if line:
+            log.warn(line)
+        if not admitted:
+            return None
         proc = Supervised(self.server.processes, kind, name, argv, log, **info)
         return proc.start()
 
@@ -140,6 +156,8 @@ class ProcessPlugin:
                 proc = self._spawn("transcode", name, argv, log, vhost=source.vhost, app=source.app,
                                    stream=source.stream, engine=engine.name, output=output,
                                    output_key=out_key)
+                if proc is None:
+                    continue
                 if out_key is not None:
                     self.outputs[out_key] = proc
                 procs.append(proc)
@@ -167,13 +185,14 @@ class ProcessPlugin:
                 procs.append(self._spawn("exec", f"{source.key}#{i}", argv, log,
                                          vhost=source.vhost, app=source.app,
                                          stream=source.stream))
-        return procs
+        return [p for p in procs if p is not None]
 
     # ------------------------------------------------------------ ingest
     def on_server_start(self):
         self._sync_ingests()
 
     def on_reload(self, old, new):
+        self.server.processes.cap.limit = self._global_cap()
         self._sync_ingests()
 
     def on_server_stop(self):
@@ -219,7 +238,7 @@ class ProcessPlugin:
             build = engine_argv if engine.enabled and engine.vcodec and engine.acodec \
                 else copy_argv
             argv = build(ingest.ffmpeg, engine, ingest.input_url, output, ["-re"])
-            procs.append(self._spawn("ingest", label, argv, log,
+            procs.append(self._spawn("ingest", label, argv, log, force=True,
                                      vhost=vhost, ingest=name, output=output,
                                      output_key=self._stream_key(output)))
         log.trace(f"ingest {vhost}/{name}: {ingest.input_type} {ingest.input_url}, "

@@ -1,11 +1,14 @@
 """A supervised child process (ffmpeg for transcode/ingest, a command for exec), gevent driver.
 
 Rules:
-- `Supervised(registry, kind, name, argv, log, **info)`: `start()` spawns it; when it exits it
-  is restarted after the delay lib.server.ffmpeg.restart.RestartState decides (capped backoff,
-  never a tight loop); `stop()` terminates it and what it started (its own session and process
-  group: SIGTERM, SIGKILL after KILL_AFTER seconds) and it is not restarted. One greenlet per
-  process waits for it; one reads its stderr.
+- `Supervised(registry, kind, name, argv, log, **info)` is the gevent driver of one
+  lib.cluster.child.ChildMachine, which decides everything: when to spawn, restart (capped
+  backoff), SIGTERM and SIGKILL. The driver only performs its actions, in ONE greenlet (so a
+  stop() that arrives while Popen is in flight is performed when Popen returns: the new child
+  is terminated, never left unsupervised). `stop()` feeds the machine and wakes that greenlet.
+  Signals go to the child's own session and process group, so what a command started (a
+  shell's children) stops with it. A helper greenlet waits for each child; one reads its
+  stderr.
 - The child gets stdin/stdout from /dev/null, its stderr is read line by line (ffmpeg ends
   progress lines with \\r) and written to the log with the owner's context id: at most
   LOG_LINES lines per LOG_WINDOW seconds, then one line saying how many were left out. The last
@@ -20,13 +23,14 @@ import subprocess as std_subprocess
 import time
 
 import gevent
+import gevent.event
 from gevent import subprocess
 
+from lib.cluster.child import BACKOFF, RUNNING, ChildMachine, Kill, Spawn, Terminate
+from lib.cluster.child_cap import ChildCap
 from lib.server.core.hooks import redact
-from lib.server.ffmpeg.restart import KILL, SPAWN, RestartError, RestartState
 from lib.server.process.workers import die_with_parent
 
-KILL_AFTER = 3.0
 LOG_WINDOW = 10.0
 LOG_LINES = 20
 TAIL_LINES = 5
@@ -46,7 +50,11 @@ def _signal_group(proc, sig):
 
 
 class ProcessRegistry:
-    def __init__(self):
+    """Every Supervised the API lists, by id, and the cap on children (lib.cluster.child_cap):
+    a slot is taken before a Supervised is made and released when its driver ends."""
+
+    def __init__(self, limit=1 << 30):
+        self.cap = ChildCap(limit)
         self.procs = {}
         self._next = 0
         self.spawns = {}            # kind -> processes spawned since the server started
@@ -65,6 +73,11 @@ class ProcessRegistry:
     def remove(self, proc):
         self.procs.pop(proc.id, None)
 
+    def finished(self, proc):
+        """The driver ended (no child left): its slot is free."""
+        self.remove(proc)
+        self.cap.release(proc.info.get("vhost", ""))
+
     def describe(self):
         return [p.describe() for p in list(self.procs.values())]
 
@@ -76,13 +89,15 @@ class Supervised:
         self.argv = list(argv)
         self.log = log
         self.info = info            # vhost/app/stream/engine/output for the API
-        self.restart = RestartState()
+        self.machine = ChildMachine(time.time())
         self.id = 0
         self.proc = None
-        self.exit_code = None
         self.started = None         # time of the current spawn
         self.tail = collections.deque(maxlen=TAIL_LINES)
         self._greenlet = None
+        self._waiter = None         # greenlet waiting for the current child's exit
+        self._reader = None
+        self._wake = gevent.event.Event()
         self._window_start = 0.0
         self._window_lines = 0
         self._suppressed = 0
@@ -90,64 +105,86 @@ class Supervised:
     # ------------------------------------------------------------ control
     def start(self):
         self.registry.add(self)
+        self.machine.start(time.time())
         self._greenlet = gevent.spawn(self._run)
         return self
 
     def stop(self):
-        try:
-            action = self.restart.stop()
-        except RestartError as e:
-            self.log.error(f"{self.kind} {self.name}: {e}")
-            action = KILL
+        """Ask the machine to stop and wake the driver, which performs what it decides (the
+        driver alone signals and spawns, so a stop during a spawn is never lost)."""
         self.registry.remove(self)
-        proc = self.proc
-        if action == KILL and proc is not None and proc.poll() is None:
-            self.log.trace(f"{self.kind} {self.name}: stop pid {proc.pid}")
-            _signal_group(proc, signal.SIGTERM)
-            gevent.spawn_later(KILL_AFTER, self._kill, proc)
-        elif self._greenlet is not None and action is None:
-            self._greenlet.kill(block=False)
-
-    @staticmethod
-    def _kill(proc):
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
+        self.machine.stop(time.time())
+        self._wake.set()
 
     # ------------------------------------------------------------ driver
     def _run(self):
-        action = self.restart.start(time.time())
-        while action == SPAWN:
-            code = self._spawn_and_wait()
-            self.exit_code = code
-            delay = self.restart.exited(time.time())
-            if delay is None:
-                return
-            self.log.warn(f"{self.kind} {self.name}: exited with {code}, restart "
-                          f"#{self.restart.restarts + 1} in {delay:g}s")
-            action = None
-            while action is None and self.restart.state == "backoff":
-                gevent.sleep(max(0.0, self.restart.get_timer() - time.time()))
-                action = self.restart.handle_timer(time.time())
-
-    def _spawn_and_wait(self):
-        self.registry.count(self.kind, restart=self.restart.restarts > 0)
+        machine = self.machine
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=std_subprocess.DEVNULL,
-                                         stdout=std_subprocess.DEVNULL,
-                                         stderr=std_subprocess.PIPE, preexec_fn=die_with_parent,
-                                         start_new_session=True)
-        except OSError as e:
-            self.proc = None
+            while True:
+                for action in machine.take_actions():
+                    self._perform(action)
+                if machine.done:
+                    break
+                if not machine.actions:
+                    self._wait(machine.get_timer())
+                    machine.handle_timer(time.time())
+            if machine.error:
+                self.log.error(f"{self.kind} {self.name}: {machine.error}")
+        finally:
+            if not machine.done:        # the driver itself failed: leave no child behind
+                self.log.error(f"{self.kind} {self.name}: supervisor ended in state "
+                               f"{machine.state}; child killed")
+                self._signal(signal.SIGKILL)
+            self.registry.finished(self)
+
+    def _perform(self, action):
+        if isinstance(action, Spawn):
+            self._spawn(action.restart)
+        elif isinstance(action, Terminate):
+            self._signal(signal.SIGTERM)
+        elif isinstance(action, Kill):
+            self._signal(signal.SIGKILL)
+
+    def _signal(self, sig):
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            self.log.trace(f"{self.kind} {self.name}: {signal.Signals(sig).name} pid {proc.pid}")
+            _signal_group(proc, sig)
+
+    def _wait(self, deadline):
+        """Until the child exits, stop() wakes us, or the machine's deadline passes."""
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        events = [self._wake] + ([self._waiter] if self._waiter is not None else [])
+        gevent.wait(events, timeout=timeout, count=1)
+        self._wake.clear()
+        if self._waiter is not None and self._waiter.ready():
+            code, self._waiter = self._waiter.value, None
+            self._reader.join(timeout=1.0)
+            self._reader.kill(block=False)
+            was = self.machine.state
+            self.machine.exited(code, time.time())
+            if was == RUNNING and self.machine.state == BACKOFF:
+                delay = self.machine.get_timer() - time.time()
+                self.log.warn(f"{self.kind} {self.name}: exited with {code}, restart "
+                              f"#{self.machine.restarts + 1} in {delay:.3g}s")
+
+    def _spawn(self, restart):
+        self.registry.count(self.kind, restart=restart)
+        try:
+            proc = subprocess.Popen(self.argv, stdin=std_subprocess.DEVNULL,
+                                    stdout=std_subprocess.DEVNULL,
+                                    stderr=std_subprocess.PIPE, preexec_fn=die_with_parent,
+                                    start_new_session=True)
+        except (OSError, std_subprocess.SubprocessError) as e:
             self.log.error(f"{self.kind} {self.name}: cannot start {self.argv[0]}: {e}")
-            return None
-        self.started = time.time()
-        self.log.trace(f"{self.kind} {self.name}: started pid {self.proc.pid}: "
+            self.machine.spawn_failed(str(e), time.time())
+            return
+        self.proc, self.started = proc, time.time()
+        self.log.trace(f"{self.kind} {self.name}: started pid {proc.pid}: "
                        f"{redact(' '.join(self.argv))}")
-        reader = gevent.spawn(self._read_stderr, self.proc)
-        code = self.proc.wait()
-        reader.join(timeout=1.0)
-        reader.kill(block=False)
-        return code
+        self._reader = gevent.spawn(self._read_stderr, proc)
+        self._waiter = gevent.spawn(proc.wait)
+        self.machine.spawned(time.time())
 
     def _read_stderr(self, proc):
         pending = b""
@@ -188,8 +225,8 @@ class Supervised:
         proc = self.proc
         alive = proc is not None and proc.poll() is None
         return {"id": self.id, "kind": self.kind, "name": self.name,
-                "state": self.restart.state, "pid": proc.pid if alive else None,
-                "restarts": self.restart.restarts, "exit_code": self.exit_code,
+                "state": self.machine.state, "pid": proc.pid if alive else None,
+                "restarts": self.machine.restarts, "exit_code": self.machine.exit_code,
                 "uptime": round(time.time() - self.started, 3) if alive and self.started else 0,
                 "cid": self.log.cid, **self.info, "argv": [redact(w) for w in self.argv],
                 "last_output": list(self.tail)}

@@ -29,7 +29,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 
 def die_with_parent():
-    """A worker gets SIGTERM when worker 0 dies, even by SIGKILL (Linux prctl)."""
+    """A worker gets SIGTERM when worker 0 dies, even by SIGKILL (Linux prctl). Until exec
+    the child still has the server's SIGTERM handler, which would swallow that signal (the
+    child then exec'd and lived on): the default action is restored first."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

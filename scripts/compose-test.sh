@@ -505,6 +505,16 @@ check "HTTP-FLV via the edge plays H.264 + AAC" plays "http://127.0.0.1:$EDGE_HT
 M3U8=http://127.0.0.1:$HLS/$(m3u8_path)
 wait_until 40 "HLS playlist with segments via nginx" segments "$M3U8"
 check "HLS via nginx plays H.264 + AAC (from whichever origin nginx asks)" plays "$M3U8"
+non_owner_playlist() {  # a non-owner origin's own http_server answers the playlist (from the owner)
+    local c
+    for c in "${ORIGIN_CONTAINERS[@]}"; do
+        [[ $c == "$OWNER" ]] && continue
+        podman exec "$c" python -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:8080/" + sys.argv[1], timeout=5).read().decode()
+assert "#EXTINF" in body, body' "$(m3u8_path)" || { echo "from $c"; return 1; }
+    done
+}
+check "every other origin serves the stream's HLS playlist (proxied from the owner)" non_owner_playlist
 
 step "stop the owning origin ($OWNER): the stream comes back on another, the edge player stays"
 ffmpeg -hide_banner -nostdin -loglevel warning -rw_timeout 20000000 -i "http://127.0.0.1:$EDGE_HTTP/$STREAM.flv" \

@@ -19,7 +19,7 @@ import pytest
 
 from lib.config import load_config
 from tests.conftest import PYTHON, ROOT
-from tests.test_ops import COMPOSE_DIR, load_yaml, nginx_directives
+from tests.test_ops import COMPOSE_DIR, load_yaml, nginx_directives, redis_port
 
 K8S = os.path.join(ROOT, "deploy", "k8s")
 yaml = pytest.importorskip("yaml")
@@ -146,11 +146,6 @@ def test_ports_are_the_configs_ports():
             files = config_maps()[mounted_file(dep, c, c["command"][1])[0]]
             listen = re.search(r"^\s*listen\s+(?:\S+:)?(\d+)\s*;", files["listen.conf"], re.M)
             assert declared == {"hls": int(listen.group(1))}
-
-
-def redis_port(args):
-    """The port a redis-server command line listens on (Redis's default 6379)."""
-    return int(args[args.index("--port") + 1]) if "--port" in args else 6379
 
 
 def test_origin_cluster_wired_by_service_names():

@@ -45,6 +45,7 @@ cd "$ROOT"
 CACHE=${SRSEDGE_COMPOSE_CACHE:-/var/tmp/srsedge-compose-test}
 PROJECT=srsedge-ci                  # the stack of the running phase (teardown takes it down)
 COMPOSE_FILE=compose/docker-compose.yml
+ORIGIN_CONF=conf/compose-origin.conf  # the origins' config in the running phase's stack
 PHASES=" ${SRSEDGE_COMPOSE_PHASES:-classic cluster} "
 PODMAN_COMPOSE_VERSION=1.0.6
 STREAM=live/livestream
@@ -83,8 +84,7 @@ teardown() {
     ((rc == 0 || FAILED)) || echo "compose-test: FAILED: $STEP: exit $rc (a command inside a function failed)" >&2
     stop_clients
     if ((UP)) && [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]]; then
-        say "SRSEDGE_COMPOSE_KEEP=1: the stack stays up (project $PROJECT); CONTAINERS_CONF=$CONTAINERS_CONF" \
-            "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF $CACHE/venv/bin/podman-compose -p $PROJECT -f $COMPOSE_FILE down -v"
+        keep_stack
     elif ((UP)); then
         stack_down || rc=1
     fi
@@ -107,8 +107,12 @@ stop_clients() {  # the encoder (with its retry loop's process group) and the pl
 }
 end_phase() {  # stop the clients, take the stack down (SRSEDGE_COMPOSE_KEEP=1: leave it up)
     stop_clients
-    [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]] && { say "SRSEDGE_COMPOSE_KEEP=1: $PROJECT stays up"; return; }
+    if [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]]; then keep_stack; UP=0; return; fi
     stack_down || fail "compose down"
+}
+keep_stack() {
+    say "SRSEDGE_COMPOSE_KEEP=1: the stack stays up (project $PROJECT); CONTAINERS_CONF=$CONTAINERS_CONF" \
+        "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF $CACHE/venv/bin/podman-compose -p $PROJECT -f $COMPOSE_FILE down -v"
 }
 stack_down() {  # take the running phase's stack down; fails when containers are left
     local left
@@ -174,9 +178,9 @@ new_segment() {  # new_segment URL SEEN: the playlist lists a segment not in SEE
     now=$(segments "$1") || return 1
     [[ -n $(comm -13 <(sort <<<"$2") <(sort <<<"$now")) ]]
 }
-m3u8_path() {  # the playlist path of $STREAM: hls_m3u8_file of conf/compose-origin.conf
+m3u8_path() {  # the playlist path of $STREAM: hls_m3u8_file of $ORIGIN_CONF
     local path
-    path=$(sed -n 's/^[[:space:]]*hls_m3u8_file[[:space:]]\{1,\}\([^;[:space:]]*\).*/\1/p' conf/compose-origin.conf | head -1)
+    path=$(sed -n 's/^[[:space:]]*hls_m3u8_file[[:space:]]\{1,\}\([^;[:space:]]*\).*/\1/p' "$ORIGIN_CONF" | head -1)
     path=${path:-[app]/[stream].m3u8}           # SRS's default
     path=${path//\[vhost\]/__defaultVhost__}
     path=${path//\[app\]/${STREAM%%/*}}
@@ -404,7 +408,7 @@ fi
 
 # ================================================================== phase "cluster"
 if [[ $PHASES == *" cluster "* ]]; then
-PROJECT=srsedge-ci-cluster COMPOSE_FILE=compose/cluster.yml
+PROJECT=srsedge-ci-cluster COMPOSE_FILE=compose/cluster.yml ORIGIN_CONF=conf/compose-cluster-origin.conf
 ORIGINS=3
 running() {  # running SERVICE: the names of its running containers, one a line
     podman ps --filter "label=io.podman.compose.project=$PROJECT" \

@@ -60,7 +60,7 @@ bench: setup
 demo: venv accel demotools
 	@bash scripts/demo.sh
 
-# the compose stack for real with podman (root; installs podman & co. when missing; CI runs it)
+# the compose stacks (origin + backup, the origin cluster) for real with podman (root; installs podman & co. when missing; CI runs it)
 compose-test:
 	bash scripts/compose-test.sh
 

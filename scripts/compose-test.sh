@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# compose-test: runs compose/docker-compose.yml for real with podman and checks the cluster end to
-# end. `.ci/run` runs it after `make test`; run it by hand the same way: `bash scripts/compose-test.sh`.
+# compose-test: runs compose/docker-compose.yml and compose/cluster.yml for real with podman and
+# checks both end to end. `.ci/run` runs it after `make test`; run it by hand the same way:
+# `bash scripts/compose-test.sh` (SRSEDGE_COMPOSE_PHASES="classic cluster" by default: one
+# phase per stack, one after the other; name one to run only that one).
 #
-# What it checks: the stack comes up on one srsedge image that holds the runtime only, the APIs
-# answer on the host's loopback and every healthcheck passes; ffmpeg publishes through the edge
-# (proxied to the origin, forwarded to the backup); RTMP and HTTP-FLV play through the edge, HLS
-# through nginx; then the origin container is stopped and publishing through the edge, a new
-# edge player and HLS through nginx go on from the backup, and nginx can test and reload its
-# config while the origin is down; then everything is torn down.
+# Phase "classic" (docker-compose.yml): the stack comes up on one srsedge image that holds the
+# runtime only, the APIs answer on the host's loopback and every healthcheck passes; ffmpeg
+# publishes through the edge (proxied to the origin, forwarded to the backup); RTMP and HTTP-FLV
+# play through the edge, HLS through nginx; then the origin container is stopped and publishing
+# through the edge, a new edge player and HLS through nginx go on from the backup, and nginx can
+# test and reload its config while the origin is down; then the stack is torn down.
+# Phase "cluster" (cluster.yml, issue 21): redis, 3 origins of one scaled service, the edge and
+# nginx come up healthy; the 3 origins are registered in Redis with their container IPs (an
+# origin's /api/v1/clusters); an encoder (ffmpeg in a retry loop, as OBS) publishes through the
+# edge and the stream lands on exactly one origin, which the directory names as its owner; RTMP
+# and HTTP-FLV play through the edge, HLS through nginx (any origin); then the owner's container
+# is stopped: it leaves the directory, the encoder's stream comes back on another origin, an
+# HTTP-FLV player on the edge stays connected and keeps receiving, and new players and HLS via
+# nginx play from the new owner; then the stack is torn down.
 #
 # Rules:
 # - Runs as root on a Debian 12 machine with no container registry: it apt-installs podman, runc,
@@ -20,9 +30,10 @@
 # - Runtime runc with cgroupfs (crun 1.8 refuses this kernel's hybrid cgroup layout); container
 #   rlimits capped at the host's hard nofile limit and at an nproc limit runc accepts.
 # - Base images: no registry serves them, so mmdebstrap builds localhost/debian:bookworm from the
-#   host's apt sources (python3, python3-venv, nginx) and `podman import`s it; two stand-ins are
-#   tagged with the exact names compose uses (docker.io/library/python:3.11-slim: a venv on
-#   PATH as `python`/`pip`, the host's CA bundle for pip; docker.io/library/nginx:stable).
+#   host's apt sources (python3, python3-venv, nginx, redis-server) and `podman import`s it;
+#   three stand-ins are tagged with the exact names compose uses (docker.io/library/python:3.11-slim:
+#   a venv on PATH as `python`/`pip`, the host's CA bundle for pip; docker.io/library/nginx:stable;
+#   docker.io/library/redis:7: Debian's redis-server 7).
 # - Host ports are free ports picked here and passed through the compose file's SRSEDGE_*_PORT
 #   variables, so the run never collides with `make demo` or another server.
 # - Every step says what it does; a failing step prints "compose-test: FAILED: <step>: <why>",
@@ -32,8 +43,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 CACHE=${SRSEDGE_COMPOSE_CACHE:-/var/tmp/srsedge-compose-test}
-PROJECT=srsedge-ci
+PROJECT=srsedge-ci                  # the stack of the running phase (teardown takes it down)
 COMPOSE_FILE=compose/docker-compose.yml
+ORIGIN_CONF=conf/compose-origin.conf  # the origins' config in the running phase's stack
+PHASES=" ${SRSEDGE_COMPOSE_PHASES:-classic cluster} "
 PODMAN_COMPOSE_VERSION=1.0.6
 STREAM=live/livestream
 WORK=$(mktemp -d /tmp/srsedge-compose-test.XXXXXX)
@@ -41,7 +54,8 @@ STEP="start"
 PASSED=0
 FAILED=0
 UP=0
-PUBLISHER=""
+PUBLISHER=""                        # the encoder: an ffmpeg, or a retry loop in its own process group
+PLAYER=""                           # the cluster phase's long-running edge player (ffmpeg)
 T0=$SECONDS
 
 say() { echo "compose-test: [$((SECONDS - T0))s] $*"; }
@@ -59,6 +73,7 @@ fail() {
         done
     fi
     [[ -s $WORK/publisher.log ]] && { echo "---- ffmpeg publisher:" >&2; tail -5 "$WORK/publisher.log" >&2; }
+    [[ -s $WORK/player.log ]] && { echo "---- ffmpeg player:" >&2; tail -5 "$WORK/player.log" >&2; }
     exit 1
 }
 trap 'fail "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
@@ -67,21 +82,11 @@ teardown() {
     local rc=$?
     trap - ERR EXIT
     ((rc == 0 || FAILED)) || echo "compose-test: FAILED: $STEP: exit $rc (a command inside a function failed)" >&2
-    if [[ -n $PUBLISHER ]]; then kill "$PUBLISHER" 2>/dev/null || true; wait "$PUBLISHER" 2>/dev/null || true; fi
+    stop_clients
     if ((UP)) && [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]]; then
-        say "SRSEDGE_COMPOSE_KEEP=1: the stack stays up (project $PROJECT); CONTAINERS_CONF=$CONTAINERS_CONF" \
-            "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF $CACHE/venv/bin/podman-compose -p $PROJECT -f $COMPOSE_FILE down -v"
+        keep_stack
     elif ((UP)); then
-        say "tear down: compose down"
-        compose down -v -t 5 >"$WORK/down.log" 2>&1 || {
-            echo "compose-test: teardown failed, see below" >&2; cat "$WORK/down.log" >&2; rc=1; }
-        local left
-        left=$(podman ps -a -q --filter "label=io.podman.compose.project=$PROJECT" 2>/dev/null)
-        if [[ -n $left ]]; then
-            echo "compose-test: teardown left containers: $left" >&2
-            podman rm -f $left >/dev/null 2>&1 || true
-            rc=1
-        fi
+        stack_down || rc=1
     fi
     rm -rf "$WORK"
     if ((rc == 0)); then
@@ -91,6 +96,37 @@ teardown() {
     exit "$rc"
 }
 trap teardown EXIT
+
+stop_clients() {  # the encoder (with its retry loop's process group) and the player, by pid
+    local pid
+    for pid in $PUBLISHER $PLAYER; do
+        kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PUBLISHER="" PLAYER=""
+}
+end_phase() {  # stop the clients, take the stack down (SRSEDGE_COMPOSE_KEEP=1: leave it up)
+    stop_clients
+    if [[ ${SRSEDGE_COMPOSE_KEEP:-0} == 1 ]]; then keep_stack; UP=0; return; fi
+    stack_down || fail "compose down"
+}
+keep_stack() {
+    say "SRSEDGE_COMPOSE_KEEP=1: the stack stays up (project $PROJECT); CONTAINERS_CONF=$CONTAINERS_CONF" \
+        "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF $CACHE/venv/bin/podman-compose -p $PROJECT -f $COMPOSE_FILE down -v"
+}
+stack_down() {  # take the running phase's stack down; fails when containers are left
+    local left
+    say "tear down: compose down ($PROJECT)"
+    UP=0
+    compose down -v -t 5 >"$WORK/down.log" 2>&1 || {
+        echo "compose-test: teardown failed, see below" >&2; cat "$WORK/down.log" >&2; return 1; }
+    left=$(podman ps -a -q --filter "label=io.podman.compose.project=$PROJECT" 2>/dev/null)
+    if [[ -n $left ]]; then
+        echo "compose-test: teardown left containers: $left" >&2
+        podman rm -f $left >/dev/null 2>&1 || true
+        return 1
+    fi
+}
 
 compose() { "$CACHE/venv/bin/podman-compose" -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
 container() {  # container SERVICE -> its container name
@@ -142,14 +178,19 @@ new_segment() {  # new_segment URL SEEN: the playlist lists a segment not in SEE
     now=$(segments "$1") || return 1
     [[ -n $(comm -13 <(sort <<<"$2") <(sort <<<"$now")) ]]
 }
-m3u8_path() {  # the playlist path of $STREAM: hls_m3u8_file of conf/compose-origin.conf
+m3u8_path() {  # the playlist path of $STREAM: hls_m3u8_file of $ORIGIN_CONF
     local path
-    path=$(sed -n 's/^[[:space:]]*hls_m3u8_file[[:space:]]\{1,\}\([^;[:space:]]*\).*/\1/p' conf/compose-origin.conf | head -1)
+    path=$(sed -n 's/^[[:space:]]*hls_m3u8_file[[:space:]]\{1,\}\([^;[:space:]]*\).*/\1/p' "$ORIGIN_CONF" | head -1)
     path=${path:-[app]/[stream].m3u8}           # SRS's default
     path=${path//\[vhost\]/__defaultVhost__}
     path=${path//\[app\]/${STREAM%%/*}}
     echo "${path//\[stream\]/${STREAM#*/}}"
 }
+# the encoder: a generated H.264/AAC stream in real time; append the RTMP URL
+ENCODER=(ffmpeg -hide_banner -nostdin -loglevel warning -re
+    -f lavfi -i testsrc2=size=320x180:rate=25 -f lavfi -i sine=frequency=440:sample_rate=44100
+    -c:v libx264 -preset ultrafast -tune zerolatency -g 25 -keyint_min 25 -sc_threshold 0
+    -pix_fmt yuv420p -b:v 300k -c:a aac -b:a 48k -t 300 -f flv)
 check() {  # check WHAT COMMAND...: run once, count it or fail with its output
     local what=$1 out
     shift
@@ -219,7 +260,7 @@ if ! podman image exists localhost/debian:bookworm; then
     sources=/etc/apt/sources.list.d/debian.sources
     [[ -f $sources ]] || sources=/etc/apt/sources.list
     say "mmdebstrap bookworm from $sources (once; ~30-60 s)"
-    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,nginx \
+    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,nginx,redis-server \
         bookworm - "$sources" 2>"$WORK/mmdebstrap.log" | podman import - localhost/debian:bookworm >/dev/null 2>&1 ||
         { tail -20 "$WORK/mmdebstrap.log" >&2; fail "mmdebstrap | podman import"; }
     podman image exists localhost/debian:bookworm || fail "podman import made no localhost/debian:bookworm"
@@ -252,8 +293,26 @@ fi
 if ! podman image exists docker.io/library/nginx:stable; then
     podman tag localhost/debian:bookworm docker.io/library/nginx:stable
 fi
-ok "images localhost/debian:bookworm, docker.io/library/python:3.11-slim, docker.io/library/nginx:stable"
+if ! podman image exists docker.io/library/redis:7; then
+    mkdir -p "$WORK/redis"
+    cat >"$WORK/redis/Containerfile" <<'EOF'
+# Stand-in for the official redis:7: Debian 12's redis-server (7.0) and redis-cli. The base has
+# them unless it was built before they were in its package list: then apt installs them here.
+FROM localhost/debian:bookworm
+RUN command -v redis-server >/dev/null || { apt-get update -qq && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server && \
+    rm -rf /var/lib/apt/lists/*; }
+EXPOSE 6379
+CMD ["redis-server", "--protected-mode", "no"]
+EOF
+    podman build -q -t docker.io/library/redis:7 "$WORK/redis" >"$WORK/build.log" 2>&1 ||
+        { cat "$WORK/build.log" >&2; fail "build the redis stand-in"; }
+fi
+ok "images localhost/debian:bookworm, docker.io/library/python:3.11-slim, docker.io/library/nginx:stable, docker.io/library/redis:7"
 
+# ================================================================== phase "classic"
+# (not indented, to keep its history readable: it runs when $PHASES names it)
+if [[ $PHASES == *" classic "* ]]; then
 # ------------------------------------------------------------------ up
 step "compose up (build the srsedge image, start origin-backup, origin, edge, nginx-hls)"
 EDGE_RTMP=$(free_port) EDGE_HTTP=$(free_port) ORIGIN_RTMP=$(free_port) HLS=$(free_port)
@@ -303,11 +362,7 @@ ok "healthchecks pass (origin-backup origin edge nginx-hls)"
 
 # ------------------------------------------------------------------ publish and play
 step "publish with ffmpeg through the edge; play RTMP, HTTP-FLV (edge) and HLS (nginx)"
-ffmpeg -hide_banner -nostdin -loglevel warning -re \
-    -f lavfi -i testsrc2=size=320x180:rate=25 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 25 -keyint_min 25 -sc_threshold 0 \
-    -pix_fmt yuv420p -b:v 300k -c:a aac -b:a 48k -t 300 \
-    -f flv "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM" </dev/null >"$WORK/publisher.log" 2>&1 &
+"${ENCODER[@]}" "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM" </dev/null >"$WORK/publisher.log" 2>&1 &
 PUBLISHER=$!
 wait_until 30 "the stream reaches the origin (API)" grows "$ORIGIN_API"
 wait_until 30 "the origin's forward reaches the backup (API)" grows "$BACKUP_API"
@@ -347,4 +402,148 @@ elif nginx_fixed; then
 else
     say "  KNOWN ISSUE (not counted): nginx cannot start or reload while 'origin' does not resolve" \
         "(its upstream is resolved at start; the fix is not merged yet): $(grep -m1 "host not found" <<<"$out" || tail -1 <<<"$out")"
+fi
+end_phase
+fi
+
+# ================================================================== phase "cluster"
+if [[ $PHASES == *" cluster "* ]]; then
+PROJECT=srsedge-ci-cluster COMPOSE_FILE=compose/cluster.yml ORIGIN_CONF=conf/compose-cluster-origin.conf
+ORIGINS=3
+running() {  # running SERVICE: the names of its running containers, one a line
+    podman ps --filter "label=io.podman.compose.project=$PROJECT" \
+        --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sort
+}
+container_ip() { podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'; }
+api_port() { podman port "$1" 1985 | head -1 | sed 's/.*://'; }   # an origin's API port on the host
+cluster_py() {  # cluster_py CHECK ARGS...: the cluster checks on the APIs (JSON), see below
+    python3 - "$@" <<'EOF'
+import json, sys, urllib.request
+
+def get(port, path):
+    doc = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5))
+    assert doc.get("code") in (0, 2048), doc
+    return doc
+
+def directory(port):
+    dirs = get(port, "/api/v1/clusters")["data"]["directories"]
+    assert len(dirs) == 1 and dirs[0].get("reachable"), f"directory on :{port}: {dirs}"
+    return dirs[0]
+
+check, args = sys.argv[1], sys.argv[2:]
+if check == "members":            # members ORIGIN_PORT IP...: the directory lists exactly these origins
+    port, ips = args[0], sorted(args[1:])
+    d = directory(port)
+    seen = sorted(m["ip"] for m in d["origins"])
+    assert d["role"] == "origin" and seen == ips, f"origins registered with {seen}, containers have {ips}"
+    assert all(m["rtmp"] == m["ip"] + ":1935" and m["http"] == m["ip"] + ":8080" for m in d["origins"]), d["origins"]
+    print(" ".join(m["id"] for m in d["origins"]))
+elif check == "owner":            # owner STREAM EDGE_PORT ORIGIN_PORT...: exactly one origin owns it
+    app, name = args[0].split("/")
+    found = get(args[1], f"/api/v1/clusters?vhost=__defaultVhost__&app={app}&stream={name}")
+    assert found["code"] == 0, f"the directory names no owner: {found}"
+    owner = found["data"]["origin"]["id"]
+    owning = []
+    for port in args[2:]:
+        me = directory(port)["self"]
+        for s in get(port, "/api/v1/streams")["streams"]:
+            if (s["app"], s["name"]) == (app, name) and s.get("owner") == me and s["publish"]["active"]:
+                owning.append((port, me))
+    assert [me for _, me in owning] == [owner], f"origins owning it {owning}, the directory says {owner}"
+    print(owning[0][0], owner)
+EOF
+}
+file_grows() {  # file_grows PATH: the file grows within 3 s
+    local a b
+    a=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    sleep 3
+    b=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    ((b > a)) || { echo "$1: $a -> $b bytes"; return 1; }
+}
+
+step "compose up the cluster (compose/cluster.yml): redis, $ORIGINS origins, edge, nginx-hls"
+EDGE_RTMP=$(free_port) EDGE_HTTP=$(free_port) HLS=$(free_port) EDGE_API=$(free_port)
+export SRSEDGE_EDGE_RTMP_PORT=$EDGE_RTMP SRSEDGE_EDGE_HTTP_PORT=$EDGE_HTTP SRSEDGE_HLS_PORT=$HLS \
+    SRSEDGE_EDGE_API_PORT=$EDGE_API SRSEDGE_ORIGINS=$ORIGINS
+UP=1
+compose down -v -t 1 >/dev/null 2>&1 || true      # what a killed earlier run may have left
+compose build >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; fail "compose build"; }
+compose up -d >"$WORK/up.log" 2>&1 || { grep -v "level=error msg=\"Removing timer" "$WORK/up.log" | tail -30 >&2; fail "compose up -d"; }
+for svc in redis edge nginx-hls origin; do
+    [[ -n $(running "$svc") ]] || { grep -v "Removing timer" "$WORK/up.log" | tail -30 >&2; fail "service $svc is not running"; }
+done
+mapfile -t ORIGIN_CONTAINERS < <(running origin)
+((${#ORIGIN_CONTAINERS[@]} == ORIGINS)) || fail "${#ORIGIN_CONTAINERS[@]} origin containers, not $ORIGINS: ${ORIGIN_CONTAINERS[*]}"
+ok "redis, edge, nginx-hls and $ORIGINS containers of the one service origin run"
+
+step "healthy: the edge's and every origin's API (ephemeral loopback ports), every healthcheck"
+declare -A PORT_OF=() IP_OF=()
+for c in "${ORIGIN_CONTAINERS[@]}"; do
+    PORT_OF[$c]=$(api_port "$c") IP_OF[$c]=$(container_ip "$c")
+    [[ ${PORT_OF[$c]} =~ ^[0-9]+$ && -n ${IP_OF[$c]} ]] || fail "$c: API port [${PORT_OF[$c]}], IP [${IP_OF[$c]}]"
+done
+for port in "$EDGE_API" "${PORT_OF[@]}"; do
+    wait_until 30 "HTTP API on 127.0.0.1:$port" api "$port" /api/v1/versions
+done
+for c in $(running redis) $(running edge) $(running nginx-hls) "${ORIGIN_CONTAINERS[@]}"; do
+    wait_until 30 "healthcheck of $c" podman healthcheck run "$c"
+done
+ok "APIs answer (edge $EDGE_API, origins ${PORT_OF[*]}), healthchecks pass"
+
+step "membership: every origin is in the directory with its container IP"
+FIRST=${ORIGIN_CONTAINERS[0]}
+wait_until 20 "$ORIGINS origins in the directory" cluster_py members "${PORT_OF[$FIRST]}" "${IP_OF[@]}"
+ok "$ORIGINS origins registered (seen by $FIRST's /api/v1/clusters) at their container IPs: ${IP_OF[*]}"
+
+step "publish through the edge (ffmpeg in a retry loop): the stream lands on exactly one origin"
+setsid bash -c 'while :; do "$@"; sleep 1; done' encoder "${ENCODER[@]}" "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM" \
+    </dev/null >"$WORK/publisher.log" 2>&1 &
+PUBLISHER=$!
+wait_until 30 "one origin owns the stream" cluster_py owner "$STREAM" "$EDGE_API" "${PORT_OF[@]}"
+read -r OWNER_PORT OWNER_ID <"$WORK/last.out"
+for c in "${ORIGIN_CONTAINERS[@]}"; do [[ ${PORT_OF[$c]} == "$OWNER_PORT" ]] && OWNER=$c; done
+wait_until 20 "the stream grows on its owner" grows "$OWNER_PORT"
+ok "the stream is on exactly one origin, $OWNER ($OWNER_ID), as the directory says"
+check "RTMP via the edge plays H.264 + AAC (pulled from the owner)" plays "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM"
+check "HTTP-FLV via the edge plays H.264 + AAC" plays "http://127.0.0.1:$EDGE_HTTP/$STREAM.flv"
+M3U8=http://127.0.0.1:$HLS/$(m3u8_path)
+wait_until 40 "HLS playlist with segments via nginx" segments "$M3U8"
+check "HLS via nginx plays H.264 + AAC (from whichever origin nginx asks)" plays "$M3U8"
+non_owner_playlist() {  # a non-owner origin's own http_server answers the playlist (from the owner)
+    local c
+    for c in "${ORIGIN_CONTAINERS[@]}"; do
+        [[ $c == "$OWNER" ]] && continue
+        podman exec "$c" python -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:8080/" + sys.argv[1], timeout=5).read().decode()
+assert "#EXTINF" in body, body' "$(m3u8_path)" || { echo "from $c"; return 1; }
+    done
+}
+check "every other origin serves the stream's HLS playlist (proxied from the owner)" non_owner_playlist
+
+step "stop the owning origin ($OWNER): the stream comes back on another, the edge player stays"
+ffmpeg -hide_banner -nostdin -loglevel warning -rw_timeout 20000000 -i "http://127.0.0.1:$EDGE_HTTP/$STREAM.flv" \
+    -c copy -f flv -y "$WORK/player.flv" </dev/null >"$WORK/player.log" 2>&1 &
+PLAYER=$!
+wait_until 20 "the edge player receives" file_grows "$WORK/player.flv"
+T_STOP=$SECONDS
+podman stop -t 2 "$OWNER" >/dev/null 2>&1    # SIGQUIT, SIGKILL after 2 s of draining
+SURVIVORS=() SURVIVOR_IPS=()
+for c in "${ORIGIN_CONTAINERS[@]}"; do
+    [[ $c == "$OWNER" ]] || { SURVIVORS+=("${PORT_OF[$c]}"); SURVIVOR_IPS+=("${IP_OF[$c]}"); }
+done
+wait_until 30 "the stopped origin leaves the directory" cluster_py members "${SURVIVORS[0]}" "${SURVIVOR_IPS[@]}"
+wait_until 40 "another origin owns the stream" cluster_py owner "$STREAM" "$EDGE_API" "${SURVIVORS[@]}"
+read -r NEW_PORT NEW_ID <"$WORK/last.out"
+wait_until 20 "the stream grows on its new owner" grows "$NEW_PORT"
+ok "the encoder's stream is on $NEW_ID $((SECONDS - T_STOP)) s after the stop; the stopped origin left the directory"
+wait_until 30 "the edge player receives again" file_grows "$WORK/player.flv"
+kill -0 "$PLAYER" 2>/dev/null || fail "the edge's HTTP-FLV player was disconnected: $(tail -2 "$WORK/player.log")"
+# the player's own view of the timestamps: ffmpeg warns of any DTS that goes back (loglevel warning)
+! grep -i "monoton" "$WORK/player.log" >&2 || fail "the edge player saw timestamps go back (above)"
+ok "the HTTP-FLV player on the edge stayed connected, receives from the new owner, timestamps monotonic"
+check "a new RTMP player via the edge plays (from the new owner)" plays "rtmp://127.0.0.1:$EDGE_RTMP/$STREAM"
+seen=$(segments "$M3U8") || seen=""
+wait_until 40 "the HLS playlist via nginx lists a new segment (from the new owner)" new_segment "$M3U8" "$seen"
+check "HLS via nginx plays from the new owner" plays "$M3U8"
+end_phase
 fi

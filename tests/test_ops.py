@@ -1,5 +1,6 @@
-"""Ops files: scripts/srsedge-ctl (real processes), compose/ (checked statically here; run for
-real by scripts/compose-test.sh, from .ci/run), scripts/demo.sh (the whole local cluster, stopped
+"""Ops files: scripts/srsedge-ctl (real processes), compose/ (docker-compose.yml and the origin
+cluster's cluster.yml, checked statically here; run for real by scripts/compose-test.sh, from
+.ci/run), scripts/demo.sh (the whole local cluster, stopped
 with SIGINT), scripts/srsedge.service, scripts/install-systools.sh (what each profile installs).
 
 Rules: the ctl tests use free ports and tmp pid/log paths; the demo uses its own fixed ports
@@ -269,7 +270,72 @@ def test_compose_files_agree():
                         "$hls_backup": f"origin-backup:{http['origin-backup']}"}
 
 
+def redis_port(args):
+    """The port a redis-server command line listens on (Redis's default 6379)."""
+    return int(args[args.index("--port") + 1]) if "--port" in args else 6379
+
+
+def test_cluster_compose_agrees():
+    """compose/cluster.yml (issue 21): redis, `origin` scaled by deploy.replicas behind its one
+    service name, edge and nginx-hls. Origins and the edge share one directory (the service
+    `redis`); the edge falls back to, and nginx asks, the service `origin`; origins publish no
+    fixed host port (replicas could not share it), only their APIs on ephemeral loopback ports;
+    Redis publishes none. Same image, healthcheck, nginx entry and port variables as
+    docker-compose.yml."""
+    services = load_yaml(os.path.join(COMPOSE_DIR, "cluster.yml"))["services"]
+    classic = load_yaml(os.path.join(COMPOSE_DIR, "docker-compose.yml"))["services"]
+    assert set(services) == {"redis", "origin", "edge", "nginx-hls"}
+    assert [name for name, svc in services.items() if "build" in svc] == ["edge"]
+    assert services["edge"]["build"] == classic["origin-backup"]["build"]
+    replicas = re.fullmatch(r"\$\{SRSEDGE_ORIGINS:-(\d+)\}", str(services["origin"]["deploy"]["replicas"]))
+    assert replicas and int(replicas.group(1)) >= 2, services["origin"]["deploy"]
+    assert services["origin"]["ports"] == ["127.0.0.1::1985"]
+    assert "ports" not in services["redis"] and "healthcheck" in services["redis"]
+    assert re.match(r"[\w-]+\.[\w.-]+/\S+:\S+$", services["redis"]["image"]), "fully qualified"
+
+    port_vars, configs = set(), {}
+    for name in ("origin", "edge"):
+        svc = services[name]
+        for key in ("image", "pull_policy", "healthcheck", "stop_signal"):
+            assert svc[key] == classic["origin"][key], f"{name}: {key}"
+        conf = svc["command"][svc["command"].index("-c") + 1]
+        mounts = dict(host_path(v) for v in svc["volumes"])
+        assert mounts == {os.path.join(ROOT, conf): f"/srv/srsedge/{conf}"}, name
+        config = configs[name] = load_config(os.path.join(ROOT, conf))
+        assert config.http_api.listen[0] == "0.0.0.0", name
+        for mapping in svc["ports"]:
+            assert mapping.startswith("127.0.0.1:") or container_port(mapping) != config.http_api.listen[1]
+            assert container_port(mapping) in conf_ports(config), f"{name}: {mapping}"
+            port_vars |= set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", mapping))
+        assert svc["depends_on"] == ["redis"], name
+    directory = f"redis://redis:{redis_port(services['redis']['command'])}/0"
+    origin = configs["origin"].vhost("__defaultVhost__")
+    assert origin.cluster.mode == "local" and origin.cluster.directory == directory
+    assert not origin.forward.enabled and origin.hls.enabled
+    edge = configs["edge"].vhost("__defaultVhost__").cluster
+    assert edge.mode == "remote" and edge.directory == directory
+    assert edge.directory_ttl == origin.cluster.directory_ttl
+    assert edge.origin == [("origin", configs["origin"].listen[0][1])]
+
+    nginx = services["nginx-hls"]
+    assert nginx["command"] == classic["nginx-hls"]["command"] and nginx["image"] == classic["nginx-hls"]["image"]
+    mounts = dict(host_path(v) for v in nginx["volumes"] if v.startswith("."))
+    by_dst = {dst: src for src, dst in mounts.items()}
+    prefix = nginx["command"][-1].rstrip("/")
+    assert by_dst[f"{prefix}/upstream.conf"] == os.path.join(ROOT, "nginx", "compose", "upstream-cluster.conf")
+    classic_mounts = dict(host_path(v) for v in classic["nginx-hls"]["volumes"] if v.startswith("."))
+    assert {d: s for s, d in classic_mounts.items() if not d.endswith("/upstream.conf")} == \
+        {d: s for d, s in by_dst.items() if not d.endswith("/upstream.conf")}
+    upstream = dict(nginx_directives(by_dst[f"{prefix}/upstream.conf"], "set"))
+    http = configs["origin"].http_server.listen[1]
+    assert upstream == {"$hls_origin": f"origin:{http}", "$hls_backup": f"origin:{http}"}
+    port_vars |= set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", " ".join(nginx["ports"])))
+    with open(os.path.join(COMPOSE_DIR, "docker-compose.yml")) as f:
+        assert port_vars and port_vars <= set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", f.read()))
+
+
 @pytest.mark.parametrize("name", ["docker", "compose-origin", "compose-backup", "compose-edge",
+                                  "compose-cluster-origin", "compose-cluster-edge",
                                   "demo-origin", "demo-backup", "demo-edge"])
 def test_ops_configs_pass_t(name):
     r = subprocess.run([PYTHON, "srsedge.py", "-t", "-c", f"conf/{name}.conf"], cwd=ROOT,
@@ -403,14 +469,19 @@ def test_demo_installs_only_what_it_uses(tmp_path):
 
 
 def test_compose_test_script_drives_every_port_and_runs_in_ci():
-    """scripts/compose-test.sh sets every SRSEDGE_*_PORT the compose file reads (so the CI run
-    never uses a default port), and .ci/run runs it after `make test`."""
-    with open(os.path.join(COMPOSE_DIR, "docker-compose.yml")) as f:
-        wanted = set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", f.read()))
+    """scripts/compose-test.sh runs both compose files (the cluster phase with its own project)
+    and sets every SRSEDGE_*_PORT they read (so the CI run never uses a default port), and
+    .ci/run runs it after `make test`."""
+    wanted = set()
+    for name in ("docker-compose.yml", "cluster.yml"):
+        with open(os.path.join(COMPOSE_DIR, name)) as f:
+            wanted |= set(re.findall(r"\$\{(SRSEDGE_\w+_PORT):-\d+\}", f.read()))
     with open(os.path.join(ROOT, "scripts", "compose-test.sh")) as f:
         script = f.read()
     exported = set(re.findall(r"\b(SRSEDGE_\w+_PORT)=\$", script))
     assert wanted and exported == wanted
+    assert "COMPOSE_FILE=compose/docker-compose.yml" in script and "COMPOSE_FILE=compose/cluster.yml" in script
+    assert re.search(r"SRSEDGE_COMPOSE_PHASES:-classic cluster\b", script), "CI runs both phases"
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         steps = [line.strip() for line in f if line.strip() and not line.startswith("#")]
     assert steps.index("bash scripts/compose-test.sh") > steps.index("make test")

@@ -56,6 +56,9 @@ DESCRIPTIONS = {
     "workers": "processes sharing the listen ports; 1..N-1 are edges of worker 0",
     "vhost.cluster.edge_idle_timeout": "seconds an edge keeps pulling after its last player left",
     "vhost.cluster.origin_data_timeout": "seconds without media from an origin before the next",
+    "vhost.play.publisher_wait": "seconds a player waits for a stream that is not published "
+                                 "yet (edge: origins asked every 3 s; HTTP-FLV: answer held), "
+                                 "then not found",
     "vhost.cluster.directory": "`redis://HOST[:PORT][/DB]`: the origin cluster's directory "
                                "(docs/cluster.md); an edge with it needs no `origin` list",
     "vhost.cluster.directory_ttl": "seconds of a stream lease and an origin's membership, "

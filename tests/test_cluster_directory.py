@@ -396,3 +396,23 @@ def test_real_srs_joins_by_heartbeat_and_edges_pull_from_it(
         srs.kill()
         srs.wait()
         log.close()
+
+
+def test_a_directory_edge_player_waits_for_the_stream_to_get_an_owner(
+        store, server_factory, publisher_factory, media_file):
+    """A player on a directory edge before anyone publishes waits (play.publisher_wait) and
+    plays once the stream gets an owner (the moves channel wakes it), as SRS's edge waits."""
+    a = server_factory(origin_conf(store), name="a")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    a_id = origin_id(store, a)
+    player = RtmpTestClient(edge.url("live/soon"), timeout=5)
+    try:
+        player.session.play(player.stream)
+        player.sock.sendall(player.session.data_to_send())
+        player.read_for(2.0)
+        assert not player.closed and not player.media
+        publisher_factory(a.url("live/soon"), media_file)
+        assert wait_for(lambda: store.client().get(KEY.format("soon")) == a_id, 10)
+        assert player.pump_until(lambda: len(player.media) > 50, 20), player.statuses
+    finally:
+        player.close()

@@ -227,7 +227,8 @@ def test_vhost_defaults():
     v = parse_text("chunk_size 4096; vhost __defaultVhost__ {}").vhost("anything")
     assert v.name == "__defaultVhost__" and v.enabled and not v.is_edge
     assert (v.chunk_size, v.in_ack_size, v.out_ack_size, v.min_latency, v.tcp_nodelay) == (4096, 0, 2500000, False, False)
-    assert v.play == view.Play(True, 2500, 30.0, "full", False, False, False, 350, 8, 0.0, False)
+    assert v.play == view.Play(True, 2500, 30.0, "full", False, False, False, 350, 8, 0.0, False,
+                               300.0)
     assert v.publish == view.Publish(False, 350, 20000, 5000, True, True, 0.0)
     assert v.http_hooks.enabled is False and v.http_hooks.on_publish == []
     assert v.cluster == view.Cluster("local", [], False, None, True, [], False, "rtmp", False, 3.0, 5.0, None, 6.0)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lib.media import flv
-from tests.conftest import ORIGIN_CONF, PYTHON, ROOT, Player, wait_for, wait_port
+from tests.conftest import ORIGIN_CONF, PYTHON, ROOT, Player, free_port, wait_for, wait_port
 from tests.rtmpclient import RtmpTestClient, longest_pause, read_all, timestamp_regressions
 from tests.test_origin import HookRecorder, hook_server  # noqa: F401  (fixture)
 
@@ -142,16 +142,48 @@ def test_failover_sigkill_origin_players_stay(server_factory, media_file, publis
 
 
 def test_stream_not_found_bounded(server_factory):
+    """A player waits for a stream nobody publishes for play.publisher_wait (the edge asks its
+    origins again every 3 s, as SRS), then gets StreamNotFound."""
     origin = server_factory(ORIGIN_CONF, name="origin")
-    edge = server_factory(edge_conf(origin, extra="", cluster_extra="origin_data_timeout 2;"),
-                          name="edge")
+    edge = server_factory(edge_conf(origin, extra="play { publisher_wait 4; }",
+                                    cluster_extra="origin_data_timeout 2;"), name="edge")
     c = RtmpTestClient(edge.url("live/nobody"))
     t0 = time.time()
     c.play()
     assert c.pump_until(lambda: c.closed, 15)
     assert "NetStream.Play.StreamNotFound" in c.statuses
-    assert time.time() - t0 < 10
+    assert 4 <= time.time() - t0 < 10
     assert wait_for(lambda: "closed the connection" in origin.log_text(), 5)
+
+
+def test_players_that_arrive_before_the_publisher_all_play(server_factory, publisher_factory,
+                                                          media_file):
+    """SRS's origin.conf + edge.conf: players on the edge (RTMP, HTTP-FLV) and on the origin
+    (RTMP, HTTP-FLV) started 8 s before the publisher all play (SRS 7.0.18 did; srsedge refused
+    the edge's at once and answered 404 to HTTP-FLV before)."""
+    http = {"origin": free_port(), "edge": free_port()}
+    flv = "http_server {{ enabled on; listen {}; dir {{dir}}; }}"
+    remux = "http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }"
+    origin = server_factory(ORIGIN_CONF.replace("vhost __defaultVhost__ { }",
+                                                f"vhost __defaultVhost__ {{ {remux} }}")
+                            + flv.format(http["origin"]), name="origin")
+    edge = server_factory(edge_conf(origin, extra=remux) + flv.format(http["edge"]), name="edge")
+    rtmp = [RtmpTestClient(server.url("live/later")) for server in (edge, origin)]
+    for c in rtmp:
+        c.session.play(c.stream)
+        c.sock.sendall(c.session.data_to_send())
+    flv_players = [Player(f"http://127.0.0.1:{port}/live/later.flv", 4) for port in http.values()]
+    t0 = time.time()
+    for c in rtmp:
+        c.read_for(0.2)
+    time.sleep(max(0.0, 8 - (time.time() - t0)))      # the players wait 8 s, as in the report
+    assert not any(c.closed for c in rtmp) and all(p.proc.poll() is None for p in flv_players)
+    publisher_factory(origin.url("live/later"), media_file)
+    for c in rtmp:
+        assert c.pump_until(lambda: len(c.media) > 50, 20), c.statuses
+    for p in flv_players:
+        p.wait(60)
+        assert p.frames > 50 and p.has_video and p.has_audio, p.stderr[-800:]
 
 
 def test_publish_through_edge_and_origin_failover(server_factory, media_file, publisher_factory):

@@ -18,6 +18,7 @@ srs_log_tank console;
 http_server { enabled on; listen 127.0.0.1:0; dir {www}; }
 vhost __defaultVhost__ {
     http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }
+    play { publisher_wait 1; }
 }
 """
 
@@ -31,6 +32,7 @@ vhost __defaultVhost__ {
 }
 vhost dead.test {
     cluster { mode remote; origin 127.0.0.1:1; }
+    play { publisher_wait 1; }
     http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }
 }
 vhost hooked.test {
@@ -138,12 +140,15 @@ def test_origin_nothing_after_the_stream(origin, published):
                                  if type(c).__name__ == "FlvPlayer"], timeout=2)
 
 
-def test_origin_missing_stream_is_404_at_once(origin):
+def test_origin_missing_stream_is_404_after_the_publisher_wait(origin):
+    """A player waits for a publisher (as an RTMP player, and as SRS): 404 once
+    play.publisher_wait (1 s here) is over, and nothing of the stream stays."""
     t0 = time.monotonic()
     r = requests.get(origin.url("/live/nosuchstream.flv"), timeout=5)
     assert r.status_code == 404
-    assert time.monotonic() - t0 < 1.0
-    assert origin.server.sources.get("__defaultVhost__/live/nosuchstream") is None
+    assert 1.0 <= time.monotonic() - t0 < 3.0
+    assert wait_for(lambda: origin.server.sources.get("__defaultVhost__/live/nosuchstream")
+                    is None, timeout=2)
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +163,13 @@ def edge(tmp_path_factory, origin):
 
 
 def test_edge_missing_stream_is_404(edge):
+    """No origin answers: the player waits play.publisher_wait (1 s here; the edge retries
+    every 3 s meanwhile), then 404."""
     t0 = time.monotonic()
     r = requests.get(edge.url("/live/nosuch.flv?token=t1"), headers={"Host": "dead.test"},
                      timeout=10)
     assert r.status_code == 404
-    assert time.monotonic() - t0 < 3.0
+    assert time.monotonic() - t0 < 5.0
     seen = edge.recorder.before[-1]
     assert seen == {"kind": "FlvPlayer", "app": "live", "stream": "nosuch", "param": "?token=t1",
                     "vhost": "dead.test", "edge": True, "cid": seen["log_cid"],

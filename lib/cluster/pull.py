@@ -18,7 +18,10 @@ Rules:
 - A link fails on: connect error/timeout, close, protocol error, an error/unpublish status, or no
   media for `data_timeout` seconds (waiting or streaming). Failure -> Close, then the next origin
   at once, or `backoff` until the soonest one may be tried.
-- Not found: if no origin ever gave media and every origin failed once -> NotFound + Stop.
+- Not found: if no origin ever gave media and every origin failed once, players wait
+  (`wait_for` seconds from the first player, SRS's edge does the same): the origins are asked
+  again every NOT_FOUND_RETRY seconds (SRS_EDGE_INGESTER_CIMS); once `wait_for` is over with
+  still no media -> NotFound + Stop. `wait_for` 0: NotFound after the first failed round.
 - After every (re)connect video restarts at a keyframe (`media()` says what to deliver); the
   first media after a switch emits Resumed(origin, gap) so the source continues its timeline.
 - Reload (`reconfigure`): an empty origin list stops the link (NotFound: the players are told);
@@ -32,6 +35,7 @@ from lib.cluster.machine import BACKOFF, CONNECTING, ERROR, STOPPED, LinkMachine
 from lib.cluster.origins import format_origin
 
 IDLE, WAITING, STREAMING = "idle", "waiting", "streaming"
+NOT_FOUND_RETRY = 3.0             # s between rounds while players wait (SRS: 3 s)
 LIVE = (CONNECTING, WAITING, STREAMING, BACKOFF)
 LINKED = (CONNECTING, WAITING, STREAMING)
 
@@ -52,8 +56,10 @@ class EdgePull(LinkMachine):
     NAME = "edge link"
     TABLE = TABLE
 
-    def __init__(self, origins, data_timeout, grace, now):
+    def __init__(self, origins, data_timeout, grace, now, wait_for=0.0):
         super().__init__(origins, now, IDLE)
+        self.wait_for = wait_for
+        self.wait_until = None          # players wait for a publisher until then
         self.data_timeout = data_timeout
         self.grace = grace
         self.players = 0
@@ -75,6 +81,7 @@ class EdgePull(LinkMachine):
         self.players += 1
         self.linger_until = None
         if self.state == IDLE:
+            self.wait_until = now + self.wait_for
             self._connect_next(now)
 
     def player_removed(self, now):
@@ -104,7 +111,12 @@ class EdgePull(LinkMachine):
         self.picker.failed(origin, now)
         self.failed_round.add(origin)
         if not self.got_media and self.failed_round >= set(self.picker.origins):
-            self._stop(now, f"stream not found on any origin ({reason})", not_found=True)
+            if now >= self.wait_until:
+                self._stop(now, f"stream not found on any origin ({reason})", not_found=True)
+                return
+            self.failed_round.clear()   # players wait: ask every origin again in a while
+            self.deadline = min(now + NOT_FOUND_RETRY, self.wait_until)
+            self._set(BACKOFF, now)
             return
         self._connect_next(now)
 
@@ -144,6 +156,11 @@ class EdgePull(LinkMachine):
         if self.deadline is None or now < self.deadline:
             return
         if self.state == BACKOFF:
+            if not self.got_media and self.wait_until is not None and now >= self.wait_until \
+                    and self.wait_for > 0:
+                self._stop(now, f"stream not found on any origin in {self.wait_for:g}s "
+                                f"({self.last_error})", not_found=True)
+                return
             self._connect_next(now)
         elif self.state in (WAITING, STREAMING):
             self.link_failed(f"{format_origin(self.origin)}: no media for {self.data_timeout:g}s", now)

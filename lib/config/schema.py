@@ -290,6 +290,9 @@ PLAY = block(
     mw_msgs=integer("8", lo=0, hi=128),     # SRS: 8, or 0 with min_latency on (the view applies that)
     send_min_interval=number("0", lo=0),    # ms
     reduce_sequence_header=on_off("off"),
+    # srsedge extension: seconds a player waits for a stream that is not published (yet): an
+    # edge keeps asking its origins every 3 s (as SRS), HTTP-FLV holds its answer; then not found
+    publisher_wait=number("300", lo=0),
 )
 
 PUBLISH = block(

@@ -11,9 +11,16 @@ Rules:
   up per stream (`origins_for`); the vhost's static `origin` list follows as a fallback.
 - Runs first among the plugins, so a refused publish starts nothing else (HLS, DVR, forward).
 """
+import time
+
+from gevent.event import Event
+
 from lib.server.cluster.directory import DirectoryDriver
 from lib.server.cluster.store import StoreError
 from lib.server.core.errors import Reject
+
+
+OWNER_WAIT_POLL = 3.0        # s: a waiting player looks the owner up again (as SRS's edge retries)
 
 
 class DirectoryRefused(Reject):
@@ -24,6 +31,7 @@ class DirectoryPlugin:
     def __init__(self, server):
         self.server = server
         self.drivers = {}                   # url -> DirectoryDriver
+        self.owner_waits = {}               # stream key -> [Event, waiters]: waiting players
         server.directory = self
 
     def driver_for(self, vhost_conf):
@@ -109,7 +117,32 @@ class DirectoryPlugin:
             return None
         return driver.hls_continue_at(key, vhost_conf.hls.hls_fragment)
 
+    def wait_for_owner(self, vhost_conf, key, timeout):
+        """Origins for `key` once it has an owner (the moves channel says so), [] after
+        `timeout` seconds (a player waiting for a publisher, play.publisher_wait)."""
+        if self.driver_for(vhost_conf) is None or timeout <= 0:
+            return []
+        deadline = time.monotonic() + timeout
+        wait = self.owner_waits.setdefault(key, [Event(), 0])
+        wait[1] += 1
+        try:
+            while True:
+                origins = self.origins_for(vhost_conf, key)
+                left = deadline - time.monotonic()
+                if origins or left <= 0:
+                    return origins
+                wait[0].clear()
+                # the moves channel wakes us; a periodic look covers a missed message
+                wait[0].wait(min(left, OWNER_WAIT_POLL))
+        finally:
+            wait[1] -= 1
+            if not wait[1] and self.owner_waits.get(key) is wait:
+                del self.owner_waits[key]
+
     def _moved(self, key):
+        wait = self.owner_waits.get(key)
+        if wait is not None:
+            wait[0].set()
         """A stream got a new owner: an edge link pulling it moves there (as on failover)."""
         source = self.server.sources.get(key)
         ingester = source.edge if source is not None else None

@@ -65,7 +65,8 @@ class EdgeIngester(LinkDriver):
         self.relay = relay
         cluster = vhost_conf.cluster
         self.machine = EdgePull(origins or cluster.origin, cluster.origin_data_timeout,
-                                cluster.edge_idle_timeout, clock())
+                                cluster.edge_idle_timeout, clock(),
+                                wait_for=vhost_conf.play.publisher_wait)
         self.players = set()
         self.log = server.logger.context()
         self.wake = Event()

@@ -71,8 +71,15 @@ class EdgePlugin:
         ing = source.edge
         if ing is None or ing.done:
             origins = self.server.directory.origins_for(vhost_conf, source.key)
+            if not origins:                 # not published yet: wait for an owner, as SRS waits
+                origins = self.server.directory.wait_for_owner(
+                    vhost_conf, source.key, vhost_conf.play.publisher_wait)
             if not origins:
                 raise EdgeRefused(f"edge {source.key}: no origin has the stream (directory)")
+            ing = source.edge
+            if ing is not None and not ing.done:    # another player's wait ended first
+                ing.add_player(conn)
+                return
             ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins)
             source.edge = ing
         ing.add_player(conn)

@@ -6,11 +6,12 @@ Rules (this module owns them):
   already chose it) removed, is matched against the path with `[app]` (may hold slashes) and
   `[stream]` (one segment). A mount without `[vhost]` (`[app]/[stream].flv`) therefore serves
   every Host that maps to its vhost.
-- Not an edge and no publisher: the static file of that name if any, else 404 at once.
-  An edge vhost: the plugins decide. `before_play` raising means 404; otherwise the answer
-  waits (on the source's `media_ready` event, no polling) until the source has media (the
-  edge's pull started), and the edge calling `player.kick()` first (not found on any origin)
-  means 404; no media in FLV_WAIT_TIMEOUT 504.
+- Not an edge and no publisher: the static file of that name if any, else the player waits
+  for a publisher like an RTMP player (SRS does too). An edge vhost: the plugins decide.
+  `before_play` raising means 404. Either way the answer waits (on the source's
+  `media_ready` event, no polling) until the source has media, at most
+  `play.publisher_wait` seconds (then 404); the edge calling `player.kick()` first (not found
+  on any origin) means 404.
 - A kick is never lost, whatever state the player is in: before the response starts the
   player answers 404 and the connection closes (the kicked flag is checked after the last point that can yield, in the
   same step that marks the player `streaming`); once streaming, kick() shuts the socket down.
@@ -30,6 +31,7 @@ Rules (this module owns them):
 """
 import email.utils
 import functools
+import os
 import re
 import socket
 
@@ -44,10 +46,10 @@ from lib.server.core import refer, security
 from lib.server.core.errors import SOCKET_ERROR, socket_end
 from lib.server.core.consumer import Consumer
 from lib.server.core.client import ClientBase
-from lib.server.http.static import Response, status_line
+from lib.server.http.static import Response, resolve_path, status_line
 from lib.server.http import pywsgi_bridge, ts
 
-FLV_WAIT_TIMEOUT = 30.0      # an edge's first media, before answering 504
+
 MOUNT_EXTENSIONS = (".flv", ".ts")
 
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?")
@@ -159,16 +161,18 @@ class FlvPlayer(ClientBase):
         return None
 
     def _wait_for_media(self, source):
-        """Hold the answer until the source has media (an edge is still pulling): None then;
-        404 if this player is kicked first (edge: not found), 504 after FLV_WAIT_TIMEOUT."""
+        """Hold the answer until the source has media (not published yet, or an edge still
+        pulling): None then; 404 if this player is kicked first (edge: not found) or nothing
+        came within play.publisher_wait."""
         ready = source.media_ready
+        wait = self.vhost_conf.play.publisher_wait
         if not ready.is_set() and not self._kicked.is_set():
-            gevent.wait([ready, self._kicked], timeout=FLV_WAIT_TIMEOUT, count=1)
+            gevent.wait([ready, self._kicked], timeout=wait, count=1)
         if self._kicked.is_set():
             return 404
         if not ready.is_set():
-            self.close_reason = f"no media in {FLV_WAIT_TIMEOUT:g}s"
-            return 504
+            self.close_reason = f"no media in {wait:g}s"
+            return 404
         return None
 
     def _stream(self, key, source, head):
@@ -248,6 +252,17 @@ def _refuse(server, environ, error):
     raise Response(400) from None
 
 
+def _is_file(server, path):
+    """A regular file of the http_server answers `path` (it is served instead of a stream)."""
+    http = getattr(server, "http", None)
+    if http is None:
+        return False
+    try:
+        return os.path.isfile(resolve_path(http.root(), path))
+    except Response:
+        return False
+
+
 def serve_flv(server, environ, start_response, path, cors_headers):
     """Serve `path` as an HTTP-FLV stream if it is one (returns the WSGI result), else
     None (the caller then looks for a file)."""
@@ -276,8 +291,8 @@ def serve_flv(server, environ, start_response, path, cors_headers):
     key = stream_key(req.vhost, req.app, req.stream)   # the names as parsed (lib/rtmp/url.py)
     if not vhost_conf.is_edge:
         source = server.sources.get(key)
-        if source is None or source.publisher is None:
-            return None            # a file of that name, else 404
+        if (source is None or source.publisher is None) and _is_file(server, path):
+            return None            # a file of that name
     kind = "ts" if path.endswith(".ts") else "flv"
     headers = [("Content-Type", ts.CONTENT_TYPE if kind == "ts" else "video/x-flv"), ("Server", SERVER),
                ("Date", email.utils.formatdate(usegmt=True)),

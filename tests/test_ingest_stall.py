@@ -26,6 +26,7 @@ import pytest
 from lib.rtmp import chunk, session
 from lib.rtmp.message import MAX_AGGREGATE_TAGS
 from lib.server.rtmp import connection
+from tests.conftest import wait_for
 from tests.rtmpclient import RtmpTestClient
 from tests.test_http import ServerThread
 from tests.test_nothing_lost import AUDIO_SH, publisher
@@ -39,6 +40,7 @@ vhost __defaultVhost__ { min_latency on; tcp_nodelay on; play { mw_latency 0; } 
 ROOT = __file__.rsplit("/tests/", 1)[0]
 BASELINE_SECONDS = 0.5
 ATTACK_SECONDS = 1.5
+MIN_READ = 250_000               # the attack is measured at least until the server read this
 MAX_ADDED_LAG = 0.010            # "a few ms" of CPU the loop may spend without a turn for others
 
 
@@ -115,10 +117,12 @@ class LoopProbe:
             self.gaps.append(now - last - (gc_now - last_gc))
             last, last_gc = now, gc_now
 
-    def worst(self, seconds):
-        """The longest gap over the next `seconds`, and the longest gc time in one gap."""
+    def worst(self, seconds, until=lambda: True, timeout=30):
+        """The longest gap over the next `seconds` (and then until `until()`, at most
+        `timeout`), and the longest gc time in one gap."""
         start = len(self.gaps)
         time.sleep(seconds)
+        wait_for(until, timeout)
         end = len(self.gaps)
         return max(self.gaps[start:end]), max(self.gc_gaps[start:end])
 
@@ -152,20 +156,22 @@ def test_a_flooding_publisher_does_not_stall_the_loop(monkeypatch, tmp_path, rea
         assert player.pump_until(lambda: player.session.state == "connected")
         assert player.play()
         threading.Thread(target=drain, args=(player,), daemon=True).start()
+        def received():
+            return max((c.bytes_in for c in list(srv.server.clients.values())
+                        if getattr(c, "role", None) == "publish"), default=0)
+
         baseline, _ = probe.worst(BASELINE_SECONDS)
         attacker = subprocess.Popen([sys.executable, "-c", "import sys; from tests.test_ingest_stall "
                                      "import attack; attack(*sys.argv[1:])", url, name],
                                     cwd=ROOT, stdout=subprocess.PIPE)
         assert attacker.stdout.readline() == b"flooding\n"
-        attacked, gc_worst = probe.worst(ATTACK_SECONDS)
-        received = max((c.bytes_in for c in list(srv.server.clients.values())
-                        if getattr(c, "role", None) == "publish"), default=0)
+        attacked, gc_worst = probe.worst(ATTACK_SECONDS, lambda: received() > MIN_READ)
         print(f"{reader}/{name}: loop lag (CPU) baseline {baseline * 1000:.1f} ms, "
               f"attacked {attacked * 1000:.1f} ms (+ gc up to {gc_worst * 1000:.1f} ms); "
-              f"the server read {received / 1e6:.1f} MB")
+              f"the server read {received() / 1e6:.1f} MB")
         assert attacked - baseline < MAX_ADDED_LAG, (
             f"one publisher held the loop for {attacked * 1000:.0f} ms of CPU")
-        assert received > 250_000, "the attacker's bytes were not read"   # >= 125,000 messages
+        assert received() > MIN_READ, "the attacker's bytes were not read"
         player.close()
     finally:
         if attacker is not None:

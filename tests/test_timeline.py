@@ -4,7 +4,7 @@ Real server process, our own test RTMP client as publisher and player (hand-made
 payloads, numbered, so every frame is accounted for), media sent faster than real time.
 """
 from tests.conftest import wait_for
-from tests.rtmpclient import RtmpTestClient, timestamp_regressions
+from tests.rtmpclient import timestamp_regressions
 from tests.test_nothing_lost import (AUDIO_SH, VIDEO_SH, audio_frame, finish, frame_numbers,
                                      publisher, start_player, video_frame)
 
@@ -47,8 +47,11 @@ def test_zero_mode_republish_keeps_a_late_joiner_monotonic(server_factory):
     player, reader = start_player(url)              # the GOP cache starts at frame 75 (3000 ms)
     publish_frames(pub, 100, 50, 4000)
     wait_for(lambda: max(frame_numbers(player.media), default=-1) >= 149, 15)
+    pub.session.close_stream()                      # unpublish, then a republish from 0
+    pub.sock.sendall(pub.session.data_to_send())
     pub.close()
-    pub = publisher(url)                            # a republish, from 0 again
+    pub = publisher(url)
+    assert pub.session.state == "publishing"
     publish_frames(pub, 150, 100, 0)
     got = finish(reader, 175)                       # from the GOP at frame 75 on
     assert got == list(range(75, 250)), got

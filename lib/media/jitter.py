@@ -44,36 +44,47 @@ class Jitter:
         self.last_in = None
 
     def correct(self, ts):
+        if self.mode != "full":
+            return self._zero_or_off(ts)
         last_in = self.last_in
         self.last_in = ts
-        if self.mode != "full":
-            if last_in is None:
-                if self.mode == "zero":
-                    self.offset = self.max_out + DEFAULT_FRAME_MS if self.started else 0
-                    self.position = 0
-                else:
-                    self.position = ts
-            else:
-                self.position += wire_delta(ts, last_in)
-            if self.mode == "zero":
-                ts = self.offset + max(0, self.position)
-            else:
-                ts = self.position if self.position >= 0 else self.position & _MASK32
-            self.started = True
-            self.last_out = ts
-            if ts > self.max_out:
-                self.max_out = ts
-            return ts
+        if last_in is not None:
+            delta = ts - last_in
+            if delta > MAX_JITTER_MS or delta < -MAX_JITTER_MS:
+                delta = wire_delta(ts, last_in)        # maybe a small step across the wrap
+            if -MAX_JITTER_MS <= delta <= MAX_JITTER_MS:
+                out = self.last_out + delta
+                if out < 0:
+                    out = 0
+                self.last_out = out
+                if out > self.max_out:
+                    self.max_out = out
+                return out
         if not self.started:
             self.started = True
             self.last_out = 0
             return 0
-        delta = None if last_in is None else wire_delta(ts, last_in)
-        if delta is None or delta > MAX_JITTER_MS or delta < -MAX_JITTER_MS:
-            out = self.max_out + DEFAULT_FRAME_MS
-        else:
-            out = max(0, self.last_out + delta)
-        self.last_out = out
-        if out > self.max_out:
-            self.max_out = out
+        out = self.max_out + DEFAULT_FRAME_MS          # a jump, or a new publisher
+        self.last_out = self.max_out = out
         return out
+
+    def _zero_or_off(self, ts):
+        last_in = self.last_in
+        self.last_in = ts
+        if last_in is None:
+            if self.mode == "zero":
+                self.offset = self.max_out + DEFAULT_FRAME_MS if self.started else 0
+                self.position = 0
+            else:
+                self.position = ts
+        else:
+            self.position += wire_delta(ts, last_in)
+        if self.mode == "zero":
+            ts = self.offset + max(0, self.position)
+        else:
+            ts = self.position if self.position >= 0 else self.position & _MASK32
+        self.started = True
+        self.last_out = ts
+        if ts > self.max_out:
+            self.max_out = ts
+        return ts

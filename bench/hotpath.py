@@ -58,6 +58,7 @@ def run(seconds, players):
     sess = rs.ServerSession()
     sess.state = "publishing"
     conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0)
+    conn._step = RtmpConnection._step.__get__(conn)       # _media_in_hub's one step per read
     src.on_publish(conn)
     socks = []
     for _ in range(players):

@@ -39,7 +39,9 @@ DIFFERS = {
     "vhost.http_remux.mount": "`.flv` (HTTP-FLV) and `.ts` (HTTP-TS) mounts; others are reported",
     "vhost.refer": "also checks the Referer header of HTTP-FLV/TS players (SRS: RTMP only)",
     "vhost.play.time_jitter": "applied once per source (monotonic across publishers and origin "
-                              "switches), then per player as SRS: each starts near 0",
+                              "switches, in `zero` too: a republish continues after the last "
+                              "timestamp instead of restarting at 0), then per player as SRS: "
+                              "each starts near 0",
     "vhost.play.queue_length": "SRS's code default 30 s (full.conf's 10 is an example)",
     "vhost.cluster": "edges pull/push over RTMP; `workers` links are srsedge's",
     "vhost.security": "allow/deny publish|play with IPs and CIDRs, as SRS",

@@ -147,10 +147,16 @@ def test_timestamp_wraps():
     assert read_every_split(data) == [Message(6, 9, 1, 0xFFFFFFF0, b"a"), Message(6, 9, 1, 0x10, b"b")]
 
 
-def test_zero_length_messages():
-    data = fmt0(b"\x03", 5, 0, 20, 0) + b"\xc3" + fmt0(b"\x04", 1, 1, 20, 0) + b"x"
-    assert read_every_split(data) == [
-        Message(3, 20, 0, 5, b""), Message(3, 20, 0, 10, b""), Message(4, 20, 0, 1, b"x")]
+def test_zero_length_messages_are_dropped_but_move_the_timestamp():
+    """As SRS (recv_message ignores empty messages). Issue 20 point 10: 1-byte fmt 3 chunks
+    of an empty message made one message per byte for the layers above."""
+    data = (fmt0(b"\x03", 5, 0, 20, 0) + b"\xc3" + fmt0(b"\x04", 1, 1, 20, 0) + b"x"
+            + fmt0(b"\x05", 0, 0, 1, 0) + fmt0(b"\x05", 0, 0, 2, 0)    # empty controls: ignored
+            + b"\xc3" * 1000 + fmt0(b"\x03", 7, 1, 8, 1) + b"y")
+    assert read_every_split(data) == [Message(4, 20, 0, 1, b"x"), Message(3, 8, 1, 7, b"y")]
+    # the timestamp moved with every empty message: 5, 10, ... then fmt 3 after fmt 2 (delta 0)
+    data = fmt0(b"\x03", 5, 0, 8, 1) + b"\xc3" * 3 + bytes.fromhex("43 000028 000001 08") + b"z"
+    assert read_every_split(data) == [Message(3, 8, 1, 5 * 4 + 40, b"z")]
 
 
 def test_fresh_fmt1_is_accepted_like_srs():
@@ -364,7 +370,8 @@ def encode_items(items):
         else:
             data.append(encode_message(item.csid, item.type_id, item.stream_id, item.timestamp,
                                        item.payload, chunk_size))
-            want.append(item)
+            if item.payload:                  # empty messages are dropped
+                want.append(item)
     return b"".join(data), want
 
 

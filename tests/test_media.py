@@ -31,11 +31,28 @@ def test_full_jitter_clamps_big_jumps_both_ways():
 
 def test_zero_and_off():
     z = Jitter("zero")
-    assert [z.correct(t) for t in (5000, 5040)] == [0, 40]
-    z.restart()
-    assert z.correct(100) == 0
+    assert [z.correct(t) for t in (5000, 5040, 5020, 90000)] == [0, 40, 20, 85000]   # no clamp
+    z.restart()              # a republish: the new publisher starts right after the last (issue 20)
+    assert [z.correct(t) for t in (100, 140)] == [85000 + DEFAULT_FRAME_MS, 85040 + DEFAULT_FRAME_MS]
     o = Jitter("off")
     assert o.correct(123456) == 123456
+    o.restart()
+    assert o.correct(7) == 7                       # off: the new publisher's own timestamps
+
+
+WRAP = 1 << 32
+
+
+def test_every_mode_follows_a_publisher_across_the_32_bit_wrap():
+    """Issue 20 point 11: RTMP timestamps are 32-bit; a publisher running 49.7 days (or starting
+    near the top) wraps to 0. The source's timeline goes on (larger than 2^32: the encoders keep
+    the low 32 bits), with the publisher's real deltas, in every mode."""
+    wire = [(WRAP - 80 + 40 * i) % WRAP for i in range(6)]     # ..., 2^32-40, 0, 40, 80, ...
+    full, zero, off = Jitter("full"), Jitter("zero"), Jitter("off")
+    assert [full.correct(t) for t in wire] == [0, 40, 80, 120, 160, 200]
+    assert [zero.correct(t) for t in wire] == [0, 40, 80, 120, 160, 200]
+    assert [off.correct(t) for t in wire] == [WRAP - 80 + 40 * i for i in range(6)]
+    assert [t % WRAP for t in (off.last_out, off.max_out)] == [wire[-1], wire[-1]]
 
 
 def test_gop_cache_keeps_from_last_keyframe():

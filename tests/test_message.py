@@ -199,6 +199,24 @@ def test_split_aggregate_truncations():
             m.split_aggregate(0, AGGREGATE[:cut])
 
 
+def test_split_aggregate_bounds_its_tags():
+    """Issue 20 point 10: 16 MB of 16-byte tags would be a million messages handled at once."""
+    tags = flv_tag(8, 0, b"\xaf") * m.MAX_AGGREGATE_TAGS
+    assert len(m.split_aggregate(0, tags)) == m.MAX_AGGREGATE_TAGS
+    with pytest.raises(CommandError, match="more than"):
+        m.split_aggregate(0, tags + flv_tag(8, 0, b"\xaf"))
+
+
+def test_empty_media_in_an_aggregate_never_becomes_an_event():
+    from lib.rtmp.chunk import Message
+    from lib.rtmp.session import ServerSession
+    s = ServerSession()
+    s.state = "publishing"
+    agg = flv_tag(8, 0, b"") + flv_tag(9, 40, b"") + flv_tag(8, 40, b"\xaf\x01")
+    events = s.handle([Message(4, m.MSG_AGGREGATE, 1, 0, agg)])
+    assert [(e.type_id, e.timestamp, e.payload) for e in events] == [(8, 40, b"\xaf\x01")]
+
+
 # ---------------------------------------------------------------- hostile input
 
 

@@ -429,6 +429,8 @@ read_chunk(ReaderObject *self, const unsigned char *v, Py_ssize_t n, Py_ssize_t 
         cs->timestamp = cs->timestamp + cs->delta;
     }
 
+    if (length == 0)
+        return end;                 /* an empty message is dropped (as SRS), see chunk.py */
     PyObject *payload;
     if (!partial && size == (Py_ssize_t)length) {
         payload = PyBytes_FromStringAndSize((const char *)v + p, size);

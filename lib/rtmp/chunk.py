@@ -21,6 +21,10 @@ Rules (this module owns the chunk layer):
   send is refused). Past it: ChunkError. Unparsed bytes are at most one chunk.
 - Set Chunk Size (type 1) and Abort (type 2) are applied by the reader as soon as they are
   parsed; they are still returned.
+- An empty message (length 0) is never returned, nor applied (as SRS's recv_message, which
+  ignores them): it carries nothing, and a peer could otherwise make one message per byte
+  (1-byte fmt 3 chunks) for the layers above to handle (issue 20 point 10). Its header still
+  moves the chunk stream's timestamp.
 - `ChunkReader`, `Message` and `encode_message` are the C accelerator's (lib/rtmp/_chunkc.c, built by
   scripts/build_accel.py) when it is built and SRSEDGE_PURE_PYTHON is unset; otherwise the
   pure-Python `PureChunkReader`/`PureMessage`/`pure_encode_message` below, which stay the
@@ -235,6 +239,8 @@ class PureChunkReader:
                 cs.delta = cs.ext = ext
             cs.timestamp = (cs.timestamp + cs.delta) & MASK32
 
+        if length == 0:
+            return end  # an empty message is dropped (as SRS); its header still counted above
         if not partial and size == length:
             payload = bytes(view[p:end])
         else:

@@ -191,17 +191,23 @@ def _tag_timestamp(data, pos):
     return (data[pos + 7] << 24 | low24) & 0x7FFFFFFF
 
 
-def split_aggregate(timestamp, payload):
+MAX_AGGREGATE_TAGS = 1024  # tags in one aggregate (issue 20 point 10): real ones hold a few frames
+
+
+def split_aggregate(timestamp, payload, max_tags=MAX_AGGREGATE_TAGS):
     """Split an aggregate message body (FLV tags) into [(type_id, timestamp, payload)].
 
     Timestamps are rebased as SRS does: the first tag gets the aggregate's timestamp and the
-    others keep their offsets from the first.
+    others keep their offsets from the first. More than `max_tags` tags is an error (unlike
+    SRS): 16 MB of 16-byte tags would be a million messages to handle at once.
     """
     payload = bytes(payload)
     messages = []
     delta = None
     pos = 0
     while pos < len(payload):
+        if len(messages) == max_tags:
+            raise CommandError(f"aggregate message of more than {max_tags} tags")
         if pos + _TAG_HEADER_SIZE > len(payload):
             raise CommandError(f"aggregate message: truncated tag header at offset {pos}")
         type_id = payload[pos]

@@ -198,7 +198,8 @@ class _Base:
             events = []
             for t, ts, p in split_aggregate(msg.timestamp, msg.payload):
                 if t in MEDIA_TYPES:
-                    events.append(Media(t, ts, p))
+                    if p:                 # empty media is dropped, as by the chunk reader
+                        events.append(Media(t, ts, p))
                 elif t in DATA_TYPES:
                     data = data_payload(t, p)
                     if data is not None:

@@ -19,10 +19,18 @@ a full copy (rare; callers may cache it per base).
 at (the GOP cache start), then out = ts - base, never below 0; time_jitter `off` keeps the
 source's timestamps (base 0). The source's jitter correction already makes timestamps
 monotonic, so SRS's per-consumer `full` correction reduces to this subtraction.
+
+Wrap (issue 20 point 11): the source's timeline (lib/media/jitter.py) is unbounded, the bytes
+carry its low 32 bits. So a message's place is recovered from its 32-bit wire timestamp and
+the source's newest timestamp (`newest`): the latest time <= newest with those low bits (a log
+holds seconds of media, never 49.7 days). The base stays unbounded; what a player sees is
+masked to 32 bits by the encoders here, so a player connected longer than 2^32 ms wraps like
+any RTMP peer. A data message at wire timestamp 0 (onMetaData, sent at 0) keeps 0.
 """
 
 EXTENDED = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
+_DATA_TYPES = (15, 18)         # AMF3 / AMF0 data (onMetaData)
 
 
 def _basic_header_size(first_byte):
@@ -101,15 +109,19 @@ def flv_timestamp(tag):
     return (tag[7] << 24) | (tag[4] << 16) | (tag[5] << 8) | tag[6]
 
 
-def rebase_all(bufs, kind, timebase, chunk_size):
+def rebase_all(bufs, kind, timebase, chunk_size, newest):
     """iovecs for `bufs` (whole encoded messages of `kind` "rtmp" or "flv", as the source's log
-    holds them) with every timestamp mapped by `timebase`: a message whose timestamp does not
-    change is kept as is, others become [prefix, shared rest] (or a copy, see needs_copy)."""
+    holds them) with every timestamp mapped by `timebase` (`newest`: the source's largest
+    timestamp, see the header): a message whose timestamp does not change is kept as is,
+    others become [prefix, shared rest] (or a copy, see needs_copy)."""
     out = []
     for buf in bufs:
         if kind == "rtmp":
             ts = rtmp_timestamp(buf)
-            new = timebase.out(ts)
+            if ts == 0 and buf[_basic_header_size(buf[0]) + 6] in _DATA_TYPES:
+                out.append(buf)                     # onMetaData's 0
+                continue
+            new = timebase.out(ts, newest) & _MASK32
             if new == ts:
                 out.append(buf)
             elif needs_copy(buf, new):
@@ -119,7 +131,10 @@ def rebase_all(bufs, kind, timebase, chunk_size):
                 out += (rtmp_prefix(buf, new), memoryview(buf)[n:])
         else:
             ts = flv_timestamp(buf)
-            new = timebase.out(ts)
+            if ts == 0 and buf[0] & 0x1F in _DATA_TYPES:
+                out.append(buf)
+                continue
+            new = timebase.out(ts, newest) & _MASK32
             if new == ts:
                 out.append(buf)
             else:
@@ -135,6 +150,8 @@ class PlayerTimebase:
     def __init__(self, mode, start_ts):
         self.base = 0 if mode == "off" else start_ts
 
-    def out(self, ts):
-        """The timestamp this player sees for source timestamp `ts` (metadata's 0 stays 0)."""
-        return ts - self.base if ts >= self.base else 0
+    def out(self, ts, newest):
+        """The timestamp this player sees (unbounded: encoders keep the low 32 bits) for a
+        message whose wire timestamp is `ts` on a source whose largest timestamp is `newest`."""
+        place = newest - ((newest - ts) & _MASK32)
+        return place - self.base if place > self.base else 0

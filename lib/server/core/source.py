@@ -287,7 +287,8 @@ class Source:
         source's minus its `timebase.base` (lib/rtmp/timebase.py); unchanged when base is 0."""
         if not consumer.timebase.base:
             return bufs
-        return rebase_all(bufs, consumer.kind, consumer.timebase, self.chunk_size)
+        return rebase_all(bufs, consumer.kind, consumer.timebase, self.chunk_size,
+                          self.jitter.max_out)
 
     # ------------------------------------------------------------ consumers
     def attach(self, consumer):
@@ -407,7 +408,8 @@ class Source:
                 key = (kind, player_base, i)
                 got = rebased.get(key)
                 if got is None:
-                    bufs = rebase_all(logs[kind][i:], kind, c.timebase, self.chunk_size)
+                    bufs = rebase_all(logs[kind][i:], kind, c.timebase, self.chunk_size,
+                                      self.jitter.max_out)
                     got = rebased[key] = (bufs, sum(map(len, bufs)))
                 bufs, size = got
             else:

@@ -12,6 +12,12 @@ Rules:
   client says play/publish, the stream (with its query merged into `param`) is known, and then
   refer `all`, on_connect, security, the source, refer `play`/`publish`, on_play/on_publish.
   (lib/server/rtmp/admission.py holds the on_connect/refer step and the play duration limit.)
+- Work per step is bounded by messages, not bytes (issue 20 point 10): the messages of one read
+  are handled MEDIA_PER_STEP at a time; the first step runs where the read ran (the event
+  loop's io callback while streaming), each later one in this greenlet after the loop had its
+  turn (`_steps`), in order, before the next read. So a publisher of tiny messages cannot hold
+  the loop; it only slows itself down. The pure-Python chunk reader, ~30x slower per chunk than
+  the C one, parses at most 4 KB per read.
 """
 import os
 import socket
@@ -21,8 +27,9 @@ from types import SimpleNamespace
 import gevent
 
 from lib.rtmp import session as rs
+from lib.rtmp.chunk import IMPLEMENTATION as CHUNK_READER
 from lib.rtmp.errors import ProtocolError
-from lib.rtmp.message import MSG_AUDIO, MSG_VIDEO
+from lib.rtmp.message import MSG_AGGREGATE, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.limits import MAX_URL, check_request, check_text, clip
 from lib.rtmp.url import discover
 from lib.server.core.errors import PEER_LEFT, SOCKET_ERROR, Reject, socket_end
@@ -37,7 +44,29 @@ NO_HOOKS = SimpleNamespace(enabled=False, on_connect=[], on_close=[], on_publish
                            on_unpublish=[], on_play=[], on_stop=[])
 HANDSHAKE_TIMEOUT = 10.0          # handshake + connect (slowloris guard)
 SETUP_TIMEOUT = 30.0              # connect -> publish/play started (includes an edge's upstream)
-RECV_SIZE = 65536
+RECV_SIZES = {"c": 65536, "python": 4096}     # per read: the worst 64 KB take ~2 ms in C, ~60 in Python
+RECV_SIZE = RECV_SIZES[CHUNK_READER]
+MEDIA_PER_STEP = 256              # messages handled per step of the event loop (~1 ms)
+# between steps: a timer, so the loop polls its sockets first (gevent runs sleep(0)'s callbacks
+# back to back for up to its switch interval, 5 ms, or 50 of them, without polling)
+STEP_PAUSE = 1e-6
+
+
+class Backlog:
+    """What a step of a read left to the connection's greenlet: session events to dispatch
+    first, then `messages[start:]`."""
+    __slots__ = ("events", "messages", "start")
+
+    def __init__(self, events, messages, start):
+        self.events, self.messages, self.start = events, messages, start
+
+
+def _after_first_aggregate(batch, i):
+    """Where a step ends in `batch` from `i`: after its first aggregate message, if any."""
+    for j in range(i, len(batch)):
+        if batch[j].type_id == MSG_AGGREGATE:
+            return j + 1
+    return len(batch)
 
 
 class RtmpConnection(ClientBase):
@@ -106,7 +135,7 @@ class RtmpConnection(ClientBase):
                 # the ingest hot path: media is read and published from the event loop's
                 # callback; anything else comes back here (receiver.py)
                 events = receiver.stream(self._media_in_hub, RECV_SIZE, self._merged_read())
-                if events is None or not self._dispatch(events):     # None: the client closed
+                if events is None or not self._steps(events):     # None: the client closed
                     break
             elif not self._pump():
                 break
@@ -130,32 +159,80 @@ class RtmpConnection(ClientBase):
         return publish.mr_latency / 1000.0
 
     def _media_in_hub(self, data):
-        """Receiver.stream's callback (in the hub, must not block): plain audio and video go
-        to the source at once; from the first other message on, the session makes events,
-        which are returned for `_dispatch` in this greenlet (as is anything with a reply to
-        send, such as an acknowledgement; possibly no event then). None: all done here."""
+        """Receiver.stream's callback (in the hub, must not block): the first step of what
+        the read brought (`_step`); anything else is returned for `_steps` in this greenlet.
+        The usual read (a few audio/video messages) is `_step`'s fast path, inlined here: this
+        runs for every read of every publisher."""
         self.bytes_in += len(data)
         session = self.session
         messages = session.read_messages(data)
-        if session.has_output() or session.held or session.state != "publishing":
-            return session.handle(messages)    # all of it is this greenlet's (it sends first)
+        if (len(messages) > MEDIA_PER_STEP or session.has_output() or session.held
+                or session.state != "publishing"):
+            return self._step(messages, 0)
         on_media = self.source.on_media
         for i, msg in enumerate(messages):
             t = msg.type_id
             if t != MSG_VIDEO and t != MSG_AUDIO:
-                events = session.handle(messages[i:])
-                if events or session.has_output() or session.held:
-                    return events
-                return None
+                return self._step(messages, i)
             on_media(t, msg.timestamp, msg.payload)
         return None
+
+    def _step(self, messages, start):
+        """Up to MEDIA_PER_STEP of `messages[start:]`, and at most one aggregate (up to
+        MAX_AGGREGATE_TAGS messages in one): once media flows, plain audio and video go to the
+        source at once; from the first other message on, the session makes events. Returns
+        None when all is done here, the events for `_dispatch` (also when the session has a
+        reply to send, such as an acknowledgement: possibly no event then), or a Backlog when
+        messages are left for later steps."""
+        session = self.session
+        end = len(messages)
+        if start or end > MEDIA_PER_STEP:
+            end = min(end, start + MEDIA_PER_STEP)
+            batch = messages[start:end]
+        else:
+            batch = messages
+        slow_from = 0
+        fast = (self.got_media and not session.has_output() and not session.held
+                and session.state == "publishing")
+        if fast:
+            slow_from = None
+            on_media = self.source.on_media
+            for i, msg in enumerate(batch):
+                t = msg.type_id
+                if t != MSG_VIDEO and t != MSG_AUDIO:
+                    slow_from = i
+                    break
+                on_media(t, msg.timestamp, msg.payload)
+        events = None
+        if slow_from is not None:          # this greenlet's part (it sends first)
+            cut = _after_first_aggregate(batch, slow_from)
+            end = start + cut
+            events = session.handle(batch[slow_from:cut])
+            if fast and not (events or session.has_output() or session.held):
+                events = None
+        if end < len(messages):
+            return Backlog(events or [], messages, end)
+        return events
+
+    def _steps(self, result):
+        """This greenlet's part of a read (`_step`'s result): dispatch the events, then each
+        step left after letting the event loop run. False once the connection closed."""
+        while type(result) is Backlog:
+            if not self._dispatch(result.events):
+                return False
+            gevent.sleep(STEP_PAUSE)           # other sockets, timers and flushes first
+            result = self._step(result.messages, result.start)
+        return result is None or self._dispatch(result)
 
     def _pump(self):
         data = self.receiver.recv(RECV_SIZE)
         if not data:
             return False
         self.bytes_in += len(data)
-        return self._dispatch(self.session.feed(data))
+        session = self.session
+        if session.state in ("handshake", "closed"):
+            return self._dispatch(session.feed(data))
+        return self._steps(self._step(session.read_messages(data), 0))
 
     def _dispatch(self, events):
         """Handle the session's events in order (and what it held back); False once closed."""

@@ -3,12 +3,16 @@ protocol flv|flvs; }`): real origin and edge processes. The origin list names th
 HTTP(S) ports; the edge GETs `http(s)://origin/app/stream.flv?param` with the same link machine
 as over RTMP (failover, not found, grace period).
 
-What SRS 7.0.18 did (SRS_BIN as origin, test_real_srs_origin_over_http_flv): SRS answers
-HTTP-FLV with `Transfer-Encoding: chunked`, an absent stream with 404 at once; our edge plays
-its stream over `protocol flv` like ours."""
+What SRS 7.0.18 did as origin (SRS_BIN, test_real_srs_origin_over_http_flv; also seen with
+curl): a published stream is answered `200`, `Connection: Close`, `Transfer-Encoding: chunked`
+and our edge plays it like ours; an absent stream's GET is held without any answer (curl gave
+up after 40 s with no status line), so our edge gives that origin up at its connect-phase
+deadline (3 s, no response head) instead of at a 404 as with our origins."""
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -160,6 +164,54 @@ def test_not_found_over_http_flv_in_bounded_time(server_factory):
     assert "404" in edge.log_text()
 
 
+class Redirector:
+    """A one-trick HTTP server: records each request head and answers 302 to `location`."""
+
+    def __init__(self, location):
+        self.location, self.requests = location, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    head += data
+                self.requests.append(head.decode("latin-1"))
+                conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: {self.location}\r\n"
+                             f"Content-Length: 0\r\n\r\n".encode())
+
+    def close(self):
+        self.sock.close()
+
+
+def test_redirect_followed_and_request_as_srs(server_factory, media_file, publisher_factory):
+    origin = start_origin(server_factory, "origin")
+    redirector = Redirector(f"http://127.0.0.1:{origin.http}/live/livestream.flv")
+    try:
+        edge = start_edge(server_factory, [redirector.port])
+        publisher_factory(origin.url(), media_file)
+        assert wait_for(lambda: flv_answers(origin.http), 10)
+        player = RtmpTestClient(edge.url("live/livestream?token=abc"))
+        assert player.play()
+        assert player.pump_until(lambda: len(player.media) > 20, 10)
+        # SRS's request: the path with the player's query, Host = the origin's address
+        request = redirector.requests[0].split("\r\n")
+        assert request[0] == "GET /live/livestream.flv?token=abc HTTP/1.1"
+        assert f"Host: 127.0.0.1:{redirector.port}" in request
+    finally:
+        redirector.close()
+
+
 def test_edge_pulls_over_https_flv(server_factory, media_file, publisher_factory):
     origin = start_origin(server_factory, "origin", tls=True)
     wait_port(origin.https, proc=origin.proc)
@@ -202,9 +254,14 @@ def test_real_srs_origin_over_http_flv(server_factory, media_file, publisher_fac
         wait_port(http, proc=srs)
         edge = start_edge(server_factory, [http])
         missing = RtmpTestClient(edge.url("live/nobody"))
+        started = time.monotonic()
         missing.play()
         assert missing.pump_until(lambda: missing.closed, 10)
         assert "NetStream.Play.StreamNotFound" in missing.statuses
+        waited = time.monotonic() - started
+        print(f"SRS holds the absent stream's GET; not found after {waited:.1f}s")
+        assert 2.5 < waited < 6.0                   # the 3 s connect-phase deadline
+        assert "no HTTP response" in edge.log_text()
         publisher_factory(f"rtmp://127.0.0.1:{rtmp}/live/livestream", media_file)
         assert wait_for(lambda: flv_answers(http), 10)
         player = RtmpTestClient(edge.url())

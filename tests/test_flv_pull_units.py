@@ -5,6 +5,7 @@ SrsEdgeFlvUpstream: `/app/stream.flv` + the player's query)."""
 import pytest
 
 from lib import http1
+from lib.config.view import parse_text
 from lib.media import flv
 from lib.rtmp.url import Request
 from lib.server.edge import flv_upstream
@@ -129,3 +130,13 @@ def test_redirect_location_parsed():
         ("http", ("::1", 80), "/live/x.flv")
     with pytest.raises(ValueError):
         flv_upstream.parse_location("/relative/x.flv", "http")
+
+
+def test_bare_origin_gets_the_http_default_port_as_srs():
+    # SRS's SrsEdgeFlvUpstream: SRS_DEFAULT_HTTP_PORT 80 (flv), SRS_DEFAULT_HTTPS_PORT 443 (flvs)
+    conf = parse_text("vhost a { cluster { mode remote; origin o1 o2:8080; protocol flv; } }\n"
+                      "vhost b { cluster { mode remote; origin o1; protocol flvs; } }\n"
+                      "vhost c { cluster { mode remote; origin o1; } }")
+    assert conf.vhosts["a"].cluster.origin == [("o1", 80), ("o2", 8080)]
+    assert conf.vhosts["b"].cluster.origin == [("o1", 443)]
+    assert conf.vhosts["c"].cluster.origin == [("o1", 1935)]

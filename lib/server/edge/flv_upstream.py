@@ -202,8 +202,11 @@ class FlvLink(RtmpLink):
         while session.response.head is None:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LinkError(f"{self._where()}: no HTTP response in {CONNECT_TIMEOUT:g}s")
-            self._early.extend(self.recv_events(left))
+                raise LinkError(f"no HTTP response in {CONNECT_TIMEOUT:g}s")
+            try:
+                self._early.extend(self.recv_events(left))
+            except LinkError as e:
+                raise LinkError(f"no HTTP response ({e})") from e
         self.readable = bool(self._early)
         return session.response.head
 

@@ -18,6 +18,7 @@ import time
 import pytest
 import requests
 
+from lib.media import flv
 from tests.conftest import free_port, wait_for, wait_port
 from tests.rtmpclient import RtmpTestClient, read_all, timestamp_regressions
 from tests.test_https import self_signed
@@ -90,11 +91,27 @@ def pulls(origin):
     return origin.log_text().count("http-flv play __defaultVhost__/live/livestream")
 
 
+def flv_player_tags(url, seconds):
+    """(type, timestamp, payload) of the FLV tags an HTTP-FLV player got in `seconds`."""
+    reader, tags = flv.FlvTagReader(), []
+    end = time.monotonic() + seconds
+    with requests.get(url, stream=True, timeout=5) as r:
+        assert r.status_code == 200
+        for chunk in r.iter_content(65536):
+            tags += reader.feed(chunk)
+            if time.monotonic() > end:
+                break
+    return tags
+
+
 def assert_plays_everything(player, seconds=3.0):
+    read_all([player], seconds)
+    assert_plays_everything_tags(player.media, seconds)
+
+
+def assert_plays_everything_tags(media, seconds):
     """The player got metadata, both sequence headers first, then media with monotonic
     timestamps and no hole."""
-    read_all([player], seconds)
-    media = player.media
     kinds = [t for t, _, _ in media]
     assert 18 in kinds[:3], kinds[:5]                                  # onMetaData
     video = [(ts, p) for t, ts, p in media if t == 9]
@@ -119,7 +136,9 @@ def test_edge_pulls_over_http_flv_players_get_every_frame(server_factory, media_
     assert_plays_everything(rtmp)
     assert pulls(origin) == probes + 1
     assert "pulling livestream from 127.0.0.1" in edge.log_text()
-    # a player of the edge's own HTTP-FLV shares the same upstream link
+    # players of the edge's own HTTP-FLV share the same upstream link
+    tags = flv_player_tags(f"http://127.0.0.1:{edge.http}/live/livestream.flv", 2.5)
+    assert_plays_everything_tags(tags, 2.5)
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of",
                             "csv=p=0", f"http://127.0.0.1:{edge.http}/live/livestream.flv"],
                            capture_output=True, text=True, timeout=30)

@@ -5,6 +5,8 @@ SrsEdgeFlvUpstream: `/app/stream.flv` + the player's query)."""
 import pytest
 
 from lib import http1
+from lib.rtmp import amf0
+from lib.rtmp.errors import ProtocolError
 from lib.config.view import parse_text
 from lib.media import flv
 from lib.rtmp.url import Request
@@ -140,3 +142,30 @@ def test_bare_origin_gets_the_http_default_port_as_srs():
     assert conf.vhosts["a"].cluster.origin == [("o1", 80), ("o2", 8080)]
     assert conf.vhosts["b"].cluster.origin == [("o1", 443)]
     assert conf.vhosts["c"].cluster.origin == [("o1", 1935)]
+
+
+def test_flv_session_every_split_point_gives_rtmp_like_events():
+    """What the ingester's `_read` gets from an HTTP-FLV body, as from RTMP: audio/video as
+    they are, onMetaData without @setDataFrame (rs.data_payload), empty script tags dropped."""
+    meta = amf0.encode("@setDataFrame", "onMetaData", {"width": 320.0})
+    tags = [(flv.TAG_SCRIPT, 0, meta), (flv.TAG_SCRIPT, 0, b"")] + TAGS[1:4]
+    body = flv.file_header() + b"".join(flv.tag(t, ts, p) for t, ts, p in tags)
+    data = HEAD + chunked(body, sizes=(7, 100, 3, 1000))
+    want = [(18, 0, amf0.encode("onMetaData", {"width": 320.0}))] + TAGS[1:4]
+    for cut in range(len(data) + 1):
+        session = flv_upstream.FlvSession("http", ("o", 8080), "/live/s.flv")
+        events = session.feed(data[:cut]) + session.feed(data[cut:])
+        assert [(e.type_id, e.timestamp, e.payload) for e in events] == want, cut
+        assert session.handle(events) == events and not session.has_output()
+
+
+def test_flv_session_request_and_bad_bytes():
+    session = flv_upstream.FlvSession("http", ("o", 8080), "/live/s.flv?token=1")
+    assert session.start().startswith(b"GET /live/s.flv?token=1 HTTP/1.1\r\nHost: o:8080\r\n")
+    assert b"Host: o\r\n" in flv_upstream.FlvSession("http", ("o", 80), "/a/b.flv").start()
+    assert flv_upstream.FlvSession("https", ("o", 8088), "/a/b.flv").start()[:1] == b"\x16"
+    with pytest.raises(ProtocolError):           # RTMP's S0+S1 where HTTP was expected
+        session.feed(b"\x03" + bytes(1536))
+    session = flv_upstream.FlvSession("http", ("o", 8080), "/live/s.flv")
+    with pytest.raises(ProtocolError, match="not an FLV stream"):
+        session.feed(HEAD + chunked(b"<html>not found</html>"))

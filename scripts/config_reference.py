@@ -53,7 +53,8 @@ NOTES = {
                                    "stream and its query in `param` (SRS 6 and older: at connect)",
     "vhost.cluster.protocol": "`flv`/`flvs`: the edge GETs `http(s)://ORIGIN/app/stream.flv?query` "
                               "as SRS 5+ (`origin` = the HTTP(S) port, 80/443 when bare; no "
-                              "certificate check, as SRS); links to a `directory`'s origins stay RTMP",
+                              "certificate check, as SRS); links to a `directory`'s origins "
+                              "stay RTMP",
 }
 EXTENSIONS_NOTE = "srsedge extension (not in SRS)"
 DESCRIPTIONS = {

@@ -32,7 +32,8 @@ vhost __defaultVhost__ {
     http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }
 }
 """
-TLS = "https { enabled on; listen 127.0.0.1:HTTPS_PORT; key {dir}/server.key; cert {dir}/server.crt; }"
+TLS = ("https { enabled on; listen 127.0.0.1:HTTPS_PORT; key {dir}/server.key; "
+       "cert {dir}/server.crt; }")
 
 
 def origin_conf(http, https=None):
@@ -267,7 +268,8 @@ def test_real_srs_origin_over_http_flv(server_factory, media_file, publisher_fac
     conf = tmp_path / "srs.conf"
     conf.write_text(SRS_ORIGIN.replace("{port}", str(rtmp)).replace("{dir}", str(tmp_path))
                     .replace("HTTP", str(http)))
-    srs = subprocess.Popen([srs_bin, "-c", str(conf)], cwd=os.path.dirname(os.path.dirname(srs_bin)),
+    srs = subprocess.Popen([srs_bin, "-c", str(conf)],
+                           cwd=os.path.dirname(os.path.dirname(srs_bin)),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(http, proc=srs)

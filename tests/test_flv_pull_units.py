@@ -100,7 +100,8 @@ def test_http_response_until_close_and_content_length():
     head = b"HTTP/1.1 302 Found\r\nLocation: http://b:8080/live/x.flv\r\nContent-Length: 3\r\n\r\n"
     for cut in range(len(head) + 4):
         reader, body = read_all(head + b"abcdef", cut)
-        assert reader.head.status == 302 and reader.head.headers["location"] == "http://b:8080/live/x.flv"
+        assert reader.head.status == 302
+        assert reader.head.headers["location"] == "http://b:8080/live/x.flv"
         assert body == b"abc" and reader.finished
 
 

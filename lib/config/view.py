@@ -205,7 +205,8 @@ def _cluster(node):
 
 
 # Sections whose fields are not only their block's values.
-_BUILDERS = {Cluster: _cluster, Hls: _hls, Security: _security, Exec: _exec, Transcode: _transcode, Ingest: _ingest}
+_BUILDERS = {Cluster: _cluster, Hls: _hls, Security: _security, Exec: _exec, Transcode: _transcode,
+             Ingest: _ingest}
 
 
 def _shared_hls_warnings(vhosts):

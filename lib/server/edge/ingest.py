@@ -205,8 +205,9 @@ class EdgeIngester(LinkDriver):
             link = flv_upstream.open_flv_stream(origin, scheme, self.req)
             return link, self.req.stream, link.url
         tc_url, app, stream = upstream_names(self.req, self.vhost_conf, origin)
-        return open_stream(origin, tc_url, app, stream, "play",
-                           connect_args=connect_args_for(self.vhost_conf, self.log.cid)), stream, tc_url
+        link = open_stream(origin, tc_url, app, stream, "play",
+                           connect_args=connect_args_for(self.vhost_conf, self.log.cid))
+        return link, stream, tc_url
 
     def _connect(self, origin):
         try:

@@ -127,12 +127,16 @@ def test_upstream_path_as_srs():
 
 
 def test_redirect_location_parsed():
-    assert flv_upstream.parse_location("https://b.example:8443/live/x.flv?t=1", "http") == \
+    base = "http://a:8080/live/x.flv?t=1"
+    assert flv_upstream.parse_location("https://b.example:8443/live/x.flv?t=1", base) == \
         ("https", ("b.example", 8443), "/live/x.flv?t=1")
-    assert flv_upstream.parse_location("http://[::1]/live/x.flv", "http") == \
+    assert flv_upstream.parse_location("http://[::1]/live/x.flv", base) == \
         ("http", ("::1", 80), "/live/x.flv")
-    with pytest.raises(ValueError):
-        flv_upstream.parse_location("/relative/x.flv", "http")
+    assert flv_upstream.parse_location("/other/y.flv", base) == \
+        ("http", ("a", 8080), "/other/y.flv")
+    for bad in ("rtmp://c/live/x", "", "https://:443/x.flv"):
+        with pytest.raises(ValueError):
+            flv_upstream.parse_location(bad, base)
 
 
 def test_bare_origin_gets_the_http_default_port_as_srs():

@@ -7,11 +7,13 @@ Rules (this module owns them):
 - The request, as SRS builds it: `GET /app/stream.flv?param` (".flv" added unless the stream
   ends with it; the player's query as it came, vhost= included), `Host: origin[:port]` (the
   origin's address, not the vhost: SRS sends no vhost either), to the origin as configured:
-  `protocol flv` -> http, `flvs` -> https (view.py: a bare origin host means port 80 / 443, as SRS).
+  `protocol flv` -> http, `flvs` -> https (view.py: a bare origin host means port 80 / 443,
+  as SRS).
 - Status: 200 plays; 404 is "not found on that origin" (the machine's not-found rule then
-  counts it like RTMP's StreamNotFound); 301/302/303/307/308 follow Location (absolute, http or
-  https) up to MAX_REDIRECTS deep, as SRS (302 only, depth 3); anything else fails the link
-  with its status. All of it within the connect phase's one deadline (CONNECT_TIMEOUT).
+  counts it like RTMP's StreamNotFound); 301/302/303/307/308 follow Location (http or https,
+  absolute or relative) up to MAX_REDIRECTS deep (SRS: 302 only, absolute, depth 3); any
+  other status fails the link. All of it within the connect phase's one deadline
+  (CONNECT_TIMEOUT).
 - TLS (`flvs`): no certificate check, as SRS (srs_verify_callback accepts any certificate,
   the usual origin has a self-signed one); SNI when the host is a name. TLS runs in memory
   (ssl.MemoryBIO), so the link keeps RtmpLink's plain non-blocking socket and read watcher.
@@ -26,7 +28,7 @@ import socket
 import ssl
 import time
 from ipaddress import ip_address
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import gevent.socket
 
@@ -62,9 +64,12 @@ def upstream_path(req):
                              vhost_to_strip=False)
 
 
-def parse_location(location, scheme):
-    """A redirect's Location -> (scheme, (host, port), path?query); ValueError if unusable."""
-    url = urlsplit(location)
+def parse_location(location, base):
+    """A redirect's Location (absolute, or relative to the URL `base` that answered it) ->
+    (scheme, (host, port), path?query); ValueError if unusable."""
+    if not location:
+        raise ValueError("a redirect without Location")
+    url = urlsplit(urljoin(base, location))
     if url.scheme not in DEFAULT_PORTS or not url.hostname:
         raise ValueError(f"unusable redirect {location[:200]!r}")
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -228,7 +233,7 @@ def open_flv_stream(origin, scheme, req, timeout=CONNECT_TIMEOUT):
         if head.status not in REDIRECTS:
             raise LinkError(f"{url}: HTTP {head.status} {head.reason}")
         try:
-            scheme, where, path = parse_location(head.headers.get("location", ""), scheme)
+            scheme, where, path = parse_location(head.headers.get("location", ""), url)
         except ValueError as e:
             raise LinkError(f"{url}: HTTP {head.status}: {e}") from None
     raise LinkError(f"{format_origin(origin)}: more than {MAX_REDIRECTS} redirects")

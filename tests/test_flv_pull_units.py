@@ -174,3 +174,11 @@ def test_flv_session_request_and_bad_bytes():
     session = flv_upstream.FlvSession("http", ("o", 8080), "/live/s.flv")
     with pytest.raises(ProtocolError, match="not an FLV stream"):
         session.feed(HEAD + chunked(b"<html>not found</html>"))
+
+
+def test_workers_pull_from_worker_0_over_rtmp():
+    # workers 1..N-1 are edges of worker 0's RTMP port, whatever the vhost's own protocol
+    from lib.server.process.workers import worker_config
+    conf = parse_text("workers 2; vhost a { cluster { mode remote; origin o1; protocol flv; } }")
+    cluster = worker_config(conf, 19350).vhosts["a"].cluster
+    assert cluster.origin == [("127.0.0.1", 19350)] and cluster.protocol == "rtmp"

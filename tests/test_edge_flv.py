@@ -228,6 +228,7 @@ def test_redirect_followed_and_request_as_srs(server_factory, media_file, publis
         request = redirector.requests[0].split("\r\n")
         assert request[0] == "GET /live/livestream.flv?token=abc HTTP/1.1"
         assert f"Host: 127.0.0.1:{redirector.port}" in request
+        assert "token=***" in edge.log_text() and "abc" not in edge.log_text()   # redacted
     finally:
         redirector.close()
 

@@ -203,7 +203,7 @@ class EdgeIngester(LinkDriver):
         scheme = flv_upstream.scheme_for(self.vhost_conf, self.relay)
         if scheme:
             link = flv_upstream.open_flv_stream(origin, scheme, self.req)
-            return link, self.req.stream, link.url
+            return link, stream_with_param(self.req.stream, self.req.param, False), link.url
         tc_url, app, stream = upstream_names(self.req, self.vhost_conf, origin)
         link = open_stream(origin, tc_url, app, stream, "play",
                            connect_args=connect_args_for(self.vhost_conf, self.log.cid))

@@ -43,7 +43,8 @@ DIFFERS = {
                               "timestamp instead of restarting at 0), then per player as SRS: "
                               "each starts near 0",
     "vhost.play.queue_length": "SRS's code default 30 s (full.conf's 10 is an example)",
-    "vhost.cluster": "edges pull/push over RTMP; `workers` links are srsedge's",
+    "vhost.cluster": "edges pull over RTMP or HTTP(S)-FLV (`protocol`), push over RTMP; "
+                     "`workers` links are srsedge's",
     "vhost.security": "allow/deny publish|play with IPs and CIDRs, as SRS",
 }
 # Supported as SRS, with a note worth reading.
@@ -52,6 +53,10 @@ NOTES = {
                         "players get on_play/on_stop only",
     "vhost.http_hooks.on_connect": "as SRS 7: called when the client plays/publishes, with the "
                                    "stream and its query in `param` (SRS 6 and older: at connect)",
+    "vhost.cluster.protocol": "`flv`/`flvs`: the edge GETs `http(s)://ORIGIN/app/stream.flv?query` "
+                              "as SRS 5+ (`origin` = the HTTP(S) port, 80/443 when bare; no "
+                              "certificate check, as SRS); links to a `directory`'s origins "
+                              "stay RTMP",
 }
 EXTENSIONS_NOTE = "srsedge extension (not in SRS)"
 DESCRIPTIONS = {

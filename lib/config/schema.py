@@ -322,13 +322,13 @@ HTTP_HOOKS = block(
 
 CLUSTER = block(
     mode=choice("local", "local", "remote"),  # remote: this vhost is an edge
-    origin=words(HostPort(), []),           # tried in order, port defaults to 1935
+    origin=words(HostPort(), []),           # tried in order, port defaults to 1935 (flv: 80, flvs: 443, as SRS)
     token_traverse=on_off("off"),
     vhost=text(None),                       # vhost to ask the origin for; SRS: "[vhost]" = same
     debug_srs_upnode=on_off("on"),
     coworkers=words(STR, []),
     origin_cluster=on_off("off"),
-    protocol=choice("rtmp", "rtmp", "flv", "flvs"),
+    protocol=choice("rtmp", "rtmp", "flv", "flvs"),   # pull over RTMP, HTTP-FLV or HTTPS-FLV (SRS 5+)
     follow_client=on_off("off"),
     # srsedge extensions (not in SRS):
     edge_idle_timeout=number("3", lo=0),    # s an edge keeps pulling a stream after its last player left
@@ -628,7 +628,6 @@ UNSUPPORTED = {
     "vhost.http_hooks.on_hls": "HLS hook", "vhost.http_hooks.on_hls_notify": "HLS notify",
     "vhost.cluster.coworkers": "origin cluster", "vhost.cluster.origin_cluster": "origin cluster",
     "vhost.cluster.follow_client": "follow_client",
-    "vhost.cluster.protocol": "edge pull over HTTP-FLV (srsedge pulls RTMP)",
     "vhost.publish.parse_sps": "parse_sps off (srsedge always parses the SPS)",
     "vhost.forward.backend": "dynamic forward backend",
     "vhost.http_remux.fast_cache": "fast_cache", "vhost.http_remux.drop_if_not_match": "drop_if_not_match",

@@ -7,13 +7,16 @@ Rules:
 - One generic builder (_section) fills a section from its block: typed values with SRS's
   defaults, sub-sections recursively. Only what a directive alone does not give is written
   here: labels, the mw_msgs rule of min_latency (Play), key paths defaulting to hls_path (Hls),
-  security rules, exec commands, engines and their checks (Transcode, Ingest).
+  security rules, exec commands, engines and their checks (Transcode, Ingest), the HTTP(S)
+  default port of an origin without one when the edge pulls over flv|flvs (Cluster).
 - Endpoints are (host, port) tuples. host "" means all interfaces.
 - Config.root and Vhost.directive keep the raw tree, so reload code can diff
   (Directive.equals) what changed.
 - Config.vhost(name): the vhost called `name`, else `__defaultVhost__`, else None; a vhost with
   `enabled off` gives None (without falling back, as in SRS).
 """
+
+import dataclasses
 
 from . import schema
 from .errors import ConfigError
@@ -188,8 +191,23 @@ def _ingest(node):
     return ingest
 
 
+# SRS's SrsEdgeFlvUpstream: an origin without a port is the HTTP(S) default one
+_FLV_DEFAULT_PORTS = {"flv": 80, "flvs": 443}
+
+
+def _cluster(node):
+    cluster = _section(Cluster, node)
+    port = _FLV_DEFAULT_PORTS.get(cluster.protocol)
+    words = node.get("origin").args if port and node and node.get("origin") else ()
+    if not any(":" not in word for word in words):
+        return cluster
+    return dataclasses.replace(cluster, origin=[(host, port) if ":" not in word else (host, p)
+                                                for word, (host, p) in zip(words, cluster.origin)])
+
+
 # Sections whose fields are not only their block's values.
-_BUILDERS = {Hls: _hls, Security: _security, Exec: _exec, Transcode: _transcode, Ingest: _ingest}
+_BUILDERS = {Cluster: _cluster, Hls: _hls, Security: _security, Exec: _exec, Transcode: _transcode,
+             Ingest: _ingest}
 
 
 def _shared_hls_warnings(vhosts):

@@ -3,7 +3,9 @@
 Rules: inspection is lib.media.frame's (it never raises on short or odd payloads: an empty or
 unknown payload is "not a keyframe, not a sequence header"; Enhanced RTMP sequence starts of
 any codec are sequence headers). Building returns bytes; the caller shares them among all
-players.
+players. Reading a live FLV stream (an edge pulling over HTTP-FLV) is FlvTagReader's: bytes
+in, complete tags out, whatever the split; it holds at most one incomplete tag (< 16 MiB, the
+24-bit size) and raises FlvError on bytes that are not FLV.
 """
 import struct
 
@@ -73,3 +75,63 @@ def iter_tags(data):
             return
         yield tag_type, ts, bytes(data[pos + 11:pos + 11 + size])
         pos += 11 + size + 4
+
+
+class FlvError(ValueError):
+    """Bytes that are not an FLV stream (a bad header, an encrypted or unknown tag type)."""
+
+
+_HEADER_SIZE = 9            # "FLV", version, flags, DataOffset(4)
+_TAG_HEADER = 11
+_KNOWN_TAGS = (TAG_AUDIO, TAG_VIDEO, TAG_SCRIPT)
+
+
+class FlvTagReader:
+    """A sans-IO FLV stream reader: `feed(bytes)` returns the (tag_type, timestamp, payload)
+    tuples completed by those bytes (timestamps with their extension byte: 32 bits)."""
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._skip = None           # bytes before the first tag, once the header is read
+
+    @property
+    def buffered(self):
+        return len(self._buf)
+
+    def feed(self, data):
+        buf = self._buf
+        buf += data
+        pos = 0
+        if self._skip is None:
+            if len(buf) < _HEADER_SIZE:
+                if bytes(buf[:3]) != b"FLV"[:len(buf)]:
+                    raise FlvError("not an FLV stream")
+                return []
+            if buf[:3] != b"FLV":
+                raise FlvError("not an FLV stream")
+            offset = int.from_bytes(buf[5:9], "big")
+            if offset < _HEADER_SIZE:
+                raise FlvError(f"bad FLV header size {offset}")
+            self._skip = offset + 4                 # the header, then PreviousTagSize0
+        if self._skip:
+            pos = min(self._skip, len(buf))
+            self._skip -= pos
+            if self._skip:
+                del buf[:pos]
+                return []
+        tags = []
+        end = len(buf)
+        while end - pos >= _TAG_HEADER:
+            tag_type = buf[pos]
+            if tag_type not in _KNOWN_TAGS:
+                raise FlvError(f"encrypted or unknown FLV tag type {tag_type:#x}")
+            size = int.from_bytes(buf[pos + 1:pos + 4], "big")
+            total = _TAG_HEADER + size + 4          # header, payload, PreviousTagSize
+            if end - pos < total:
+                break
+            ts = int.from_bytes(buf[pos + 4:pos + 7], "big") | (buf[pos + 7] << 24)
+            start = pos + _TAG_HEADER
+            tags.append((tag_type, ts, bytes(buf[start:start + size])))
+            pos += total
+        del buf[:pos]
+        return tags

@@ -31,6 +31,7 @@ from lib.rtmp import session as rs
 from lib.rtmp.message import MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.url import build_tc_url, stream_with_param
 from lib.server.core.hooks import redact
+from lib.server.edge import flv_upstream
 from lib.server.edge.driver import LinkDriver
 from lib.server.edge.upstream import LinkError, debug_upnode_args, open_stream
 
@@ -197,11 +198,21 @@ class EdgeIngester(LinkDriver):
                 return True
         return False
 
-    def _connect(self, origin):
+    def _open(self, origin):
+        """(link, stream, url): an RTMP play, or an HTTP(S)-FLV GET (cluster.protocol flv|flvs,
+        lib/server/edge/flv_upstream.py); either link feeds `_read` the same way."""
+        scheme = flv_upstream.scheme_for(self.vhost_conf, self.relay)
+        if scheme:
+            link = flv_upstream.open_flv_stream(origin, scheme, self.req)
+            return link, stream_with_param(self.req.stream, self.req.param, False), link.url
         tc_url, app, stream = upstream_names(self.req, self.vhost_conf, origin)
+        link = open_stream(origin, tc_url, app, stream, "play",
+                           connect_args=connect_args_for(self.vhost_conf, self.log.cid))
+        return link, stream, tc_url
+
+    def _connect(self, origin):
         try:
-            link = open_stream(origin, tc_url, app, stream, "play",
-                               connect_args=connect_args_for(self.vhost_conf, self.log.cid))
+            link, stream, tc_url = self._open(origin)
         except LinkError as e:
             self.log.warn(f"edge {self.source.key}: pull from {format_origin(origin)} failed: {e}")
             if not self.machine.actions:      # nothing changed while we were connecting

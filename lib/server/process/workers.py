@@ -49,7 +49,7 @@ def worker_config(config, upstream_port):
     vhosts = {}
     for name, v in config.vhosts.items():
         cluster = dataclasses.replace(v.cluster, mode="remote", origin=origin, token_traverse=False,
-                                      vhost=None, debug_srs_upnode=False)
+                                      vhost=None, debug_srs_upnode=False, protocol="rtmp")
         vhosts[name] = dataclasses.replace(
             v, cluster=cluster, hls=dataclasses.replace(v.hls, enabled=False),
             forward=dataclasses.replace(v.forward, enabled=False))

@@ -30,6 +30,7 @@ http_server { enabled on; listen 127.0.0.1:HTTP; dir {dir};
               HTTPS }
 vhost __defaultVhost__ {
     http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }
+    play { publisher_wait 0; }      # an absent stream is 404 at once (players do not wait)
 }
 """
 TLS = ("https { enabled on; listen 127.0.0.1:HTTPS_PORT; key {dir}/server.key; "
@@ -41,7 +42,7 @@ def origin_conf(http, https=None):
     return text.replace("HTTPS", TLS.replace("HTTPS_PORT", str(https)) if https else "")
 
 
-def edge_conf(ports, protocol="flv", extra=""):
+def edge_conf(ports, protocol="flv", extra="", play=""):
     return f"""
 listen {{port}};
 srs_log_tank console;
@@ -55,6 +56,7 @@ vhost __defaultVhost__ {{
         {extra}
     }}
     http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
+    {play}
 }}
 """
 
@@ -70,9 +72,9 @@ def start_origin(server_factory, name, tls=False):
     return origin
 
 
-def start_edge(server_factory, ports, protocol="flv", extra=""):
+def start_edge(server_factory, ports, protocol="flv", extra="", play=""):
     http = free_port()
-    edge = server_factory(edge_conf(ports, protocol, extra).replace("EDGE_HTTP", str(http)),
+    edge = server_factory(edge_conf(ports, protocol, extra, play).replace("EDGE_HTTP", str(http)),
                           name="edge")
     wait_port(http, proc=edge.proc)
     edge.http = http
@@ -174,7 +176,7 @@ def test_failover_between_two_http_flv_origins(server_factory, media_file, publi
 def test_not_found_over_http_flv_in_bounded_time(server_factory):
     a = start_origin(server_factory, "a")
     b = start_origin(server_factory, "b")
-    edge = start_edge(server_factory, [a.http, b.http])
+    edge = start_edge(server_factory, [a.http, b.http], play="play { publisher_wait 0; }")
     player = RtmpTestClient(edge.url("live/nobody"))
     started = time.monotonic()
     player.play()
@@ -274,7 +276,7 @@ def test_real_srs_origin_over_http_flv(server_factory, media_file, publisher_fac
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(http, proc=srs)
-        edge = start_edge(server_factory, [http])
+        edge = start_edge(server_factory, [http], play="play { publisher_wait 0; }")
         missing = RtmpTestClient(edge.url("live/nobody"))
         started = time.monotonic()
         missing.play()

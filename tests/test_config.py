@@ -226,10 +226,10 @@ def test_vhost_defaults():
     assert v.http_hooks.enabled is False and v.http_hooks.on_publish == []
     assert v.cluster == view.Cluster("local", [], False, None, True, [], False, "rtmp", False, 3.0, 5.0, None, 6.0)
     assert v.forward == view.Forward(False, [], None)
-    assert (v.hls.enabled, v.hls.hls_fragment, v.hls.hls_window, v.hls.hls_td_ratio) == (False, 10.0, 60.0, 1.5)
+    assert (v.hls.enabled, v.hls.hls_fragment, v.hls.hls_window, v.hls.hls_td_ratio) == (False, 10.0, 60.0, 1.0)
     assert (v.hls.hls_path, v.hls.hls_m3u8_file, v.hls.hls_ts_file) == (
         "./objs/nginx/html", "[app]/[stream].m3u8", "[app]/[stream]-[seq].ts")
-    assert (v.hls.hls_cleanup, v.hls.hls_dispose, v.hls.hls_wait_keyframe, v.hls.hls_on_error) == (True, 0, True, "continue")
+    assert (v.hls.hls_cleanup, v.hls.hls_dispose, v.hls.hls_wait_keyframe, v.hls.hls_on_error) == (True, 120, True, "continue")
     assert v.hls.hls_key_file_path == v.hls.hls_path == v.hls.hls_key_url
     assert v.http_remux == view.HttpRemux(False, 0.0, False, True, True, True, "[vhost]/[app]/[stream].flv")
     assert v.http_static == view.HttpStatic(False, "[vhost]/", "./objs/nginx/html")

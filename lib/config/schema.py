@@ -14,8 +14,9 @@ Rules:
   is marked repeat (security allow/deny, exec publish).
 - Defaults are written as config text, as in SRS's full.conf, and parsed by the same Kind, so
   section_values() gives typed values whether a directive was written or not.
-- Defaults are SRS's (checked against srs_app_config.cpp of SRS 5/6, which sometimes differs from
-  full.conf's comments); deviations say `srsedge:` and why.
+- Defaults are SRS's (checked against srs_app_config.cpp of SRS 7.0.18, which sometimes differs
+  from full.conf's comments; tests/test_srs_defaults.py lists each with SRS's source line);
+  deviations say `srsedge:` and why.
 - transform_legacy() first rewrites SRS1/2 vhost directives into their SRS3+ places, exactly
   like SRS's srs_config_transform_vhost (e.g. `vhost { mode remote; }` -> `cluster { mode }`).
 """
@@ -344,8 +345,8 @@ FORWARD = block(
 HLS = block(
     enabled=on_off("off"),
     hls_fragment=number("10", lo=0),        # seconds
-    hls_td_ratio=number("1.5", lo=0),       # SRS code default (full.conf comments say 1.0)
-    hls_aof_ratio=number("2.0", lo=0),      # SRS code default (full.conf comments say 1.2)
+    hls_td_ratio=number("1.0", lo=0),       # SRS 7 code default
+    hls_aof_ratio=number("2.1", lo=0),      # SRS 7 code default (full.conf comments say 1.2)
     hls_window=number("60", lo=0),          # seconds
     hls_on_error=choice("continue", "ignore", "disconnect", "continue"),
     hls_path=text("./objs/nginx/html"),
@@ -356,7 +357,7 @@ HLS = block(
     hls_acodec=text("aac"),
     hls_vcodec=text("h264"),
     hls_cleanup=on_off("on"),
-    hls_dispose=integer("0", lo=0),         # seconds, 0: never (SRS code; docs say 120)
+    hls_dispose=integer("120", lo=0),       # seconds after unpublish, 0: never (SRS 7 code)
     hls_nb_notify=integer("64", lo=0),
     hls_wait_keyframe=on_off("on"),
     hls_keys=on_off("off"),
@@ -370,8 +371,8 @@ HLS = block(
     hls_ctx=on_off("off"),
     hls_ts_ctx=on_off("off"),
     hls_use_fmp4=on_off("off"),             # fMP4 segments (H.264/H.265/AV1/VP9 + AAC/Opus)
-    hls_fmp4_file=text("[app]/[stream]-[seq].m4s"),     # SRS 7
-    hls_init_file=text("[app]/[stream]/init.mp4"),      # SRS 7
+    hls_fmp4_file=text("[app]/[stream]-[seq].m4s"),     # SRS 7 after 7.0.18
+    hls_init_file=text("[app]/[stream]/init.mp4"),      # SRS 7 after 7.0.18
     hls_recover=on_off("on"),
     hls_storage=text(None),                 # removed in SRS3, accepted and ignored
     hls_mount=text(None),                   # removed in SRS3, accepted and ignored
@@ -554,8 +555,8 @@ ROOT = block(
     disable_daemon_for_docker=on_off("on"),
     inotify_auto_reload=on_off("off"),
     auto_reload_for_docker=on_off("on"),
-    tcmalloc_release_rate=number(None, lo=0, hi=10),
-    query_latest_version=on_off("off"),     # srsedge: we never phone home (SRS: on)
+    tcmalloc_release_rate=number("0.8", lo=0, hi=10),
+    query_latest_version=on_off("off"),     # srsedge never phones home (SRS 7: off too)
     first_wait_for_qlv=integer("300", lo=0),
     is_full=on_off("off"),
     in_docker=on_off("off"),

@@ -391,13 +391,23 @@ def test_unknown_directive_names_its_path():
     ("vhost a { play { gop_cache { } } }", "vhost.play.gop_cache: want a value"),
     ("vhost { }", "vhost: want one name before '{', got 0"),
     ("http_api x { }", "http_api: want no arguments before '{', got 1"),
-    ("vhost a { }\nvhost a { }", "2: duplicate vhost a (first at line 1 of t.conf)"),
-    ("pid a;\npid b;", "2: duplicate pid (first at line 1"),
-    ("vhost a { ingest x { } ingest x { } }", "duplicate vhost.ingest x"),
     ("vhost a {\n cluster { mode remote; }\n}", "2: vhost a: cluster.mode remote needs cluster.origin"),
 ])
 def test_structure_errors(text, message):
     assert message in str(error_of(text))
+
+
+@pytest.mark.parametrize("text, warning, check", [
+    ("vhost a { }\nvhost a { enabled off; }", "t.conf:2: duplicate vhost a ignored, the first "
+     "(line 1 of t.conf) is used, as SRS does", lambda c: c.vhost("a").enabled),
+    ("pid a;\npid b;", "t.conf:2: duplicate pid ignored", lambda c: c.pid == "a"),
+    ("vhost a { ingest x { } ingest x { enabled on; } }", "t.conf:1: duplicate vhost.ingest x ignored",
+     lambda c: [i.enabled for i in c.vhosts["a"].ingest] == [False]),
+])
+def test_duplicates_warn_and_the_first_is_used_as_srs(text, warning, check):
+    c = parse_text(text, "t.conf")              # SRS accepts them: its get() takes the first
+    assert any(w.startswith(warning) for w in c.warnings), c.warnings
+    assert check(c)
 
 
 def test_vhost_lookup():

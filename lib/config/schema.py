@@ -759,12 +759,17 @@ def _set(parent, name, node):
 # Validation and typed values
 
 def validate(root):
-    """Raise ConfigError for the first directive the tables do not allow."""
-    _check_block(root, ROOT, "")
+    """Raise ConfigError for the first directive the tables do not allow. Returns warnings
+    (`FILE:LINE: ...` lines) for what SRS accepts and we accept the same way: a directive
+    given twice where one is expected is checked, then dropped, so the first one is used, as
+    SRS's get() does (SRS's own full.conf has four `play` blocks in one vhost)."""
+    warnings = []
+    _check_block(root, ROOT, "", warnings)
+    return warnings
 
 
-def _check_block(node, spec, path):
-    seen = {}
+def _check_block(node, spec, path, warnings):
+    seen, dropped = {}, []
     for child in node.children:
         cpath = f"{path}.{child.name}" if path else child.name
         cspec = spec.children.get(child.name)
@@ -772,19 +777,24 @@ def _check_block(node, spec, path):
             hint = difflib.get_close_matches(child.name, spec.children, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else ""
             raise error(child, cpath, f"unknown directive {cpath}{more}")
+        if isinstance(cspec, Block):
+            _check_sub_block(child, cspec, cpath, warnings)
+        else:
+            _check_value(child, cspec, cpath)
         named = getattr(cspec, "label", "") in ("name", "name?") and child.args
         key = (child.name, child.arg0 if named else None)
         if key in seen and (not cspec.repeat or key[1] is not None):
             what = f"{cpath} {key[1]}" if key[1] is not None else cpath
-            raise error(child, cpath, f"duplicate {what} (first at line {seen[key].line} of {seen[key].file})")
+            first = seen[key]
+            warnings.append(f"{child.file}:{child.line}: duplicate {what} ignored, the first "
+                            f"(line {first.line} of {first.file}) is used, as SRS does")
+            dropped.append(child)
         seen.setdefault(key, child)
-        if isinstance(cspec, Block):
-            _check_sub_block(child, cspec, cpath)
-        else:
-            _check_value(child, cspec, cpath)
+    for child in dropped:
+        node.children.remove(child)
 
 
-def _check_sub_block(node, spec, path):
+def _check_sub_block(node, spec, path, warnings):
     if not node.block:
         raise error(node, path, f"{path}: want a block {{ ... }}, got '{node.name};'")
     if spec.label == "none" and node.args:
@@ -794,7 +804,7 @@ def _check_sub_block(node, spec, path):
     if spec.label == "name?" and len(node.args) > 1:
         raise error(node, path, f"{path}: want at most one name before '{{', got {len(node.args)}")
     if spec.children is not None:
-        _check_block(node, spec, path)
+        _check_block(node, spec, path, warnings)
 
 
 def _check_value(node, spec, path):

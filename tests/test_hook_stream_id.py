@@ -10,24 +10,27 @@ from tests.rtmpclient import RtmpTestClient
 from tests.test_parity import api_streams, hooked_server, hooks  # noqa: F401 (fixture)
 
 
+def published_id(srv, publisher_factory, media_file, stream):
+    """Publish live/<stream> with ffmpeg; (the publisher, the stream's API id) once it is live."""
+    pub = publisher_factory(srv.url(f"live/{stream}?token=good"), media_file)
+    assert wait_for(lambda: any(s["name"] == stream and s["video"]
+                                for s in api_streams(srv.api)), 15)
+    return pub, next(s["id"] for s in api_streams(srv.api) if s["name"] == stream)
+
+
 def test_closing_hooks_name_the_stream_id_of_their_opening_twins(server_factory, media_file,
                                                                   publisher_factory, hooks):
     srv = hooked_server(server_factory, hooks)
-    alone = publisher_factory(srv.url("live/alone?token=good"), media_file)
-    assert wait_for(lambda: any(s["video"] for s in api_streams(srv.api)), 15)
-    alone_id = api_streams(srv.api)[0]["id"]
+    alone, alone_id = published_id(srv, publisher_factory, media_file, "alone")
     alone.stop()                                # no player: the source goes with it
     assert wait_for(lambda: hooks.bodies("on_unpublish"), 10)
     assert hooks.bodies("on_unpublish")[0].get("stream_id") == alone_id
     hooks.calls.clear()
     assert wait_for(lambda: api_streams(srv.api) == [], 10)
 
-    pub = publisher_factory(srv.url("live/s?token=good"), media_file)
-    assert wait_for(lambda: any(s["video"] for s in api_streams(srv.api)), 15)
-    sid = api_streams(srv.api)[0]["id"]
+    pub, sid = published_id(srv, publisher_factory, media_file, "s")
     viewer = RtmpTestClient(f"rtmp://127.0.0.1:{srv.port}/live/s?token=good")
-    assert viewer.play()
-    assert viewer.pump_until(lambda: len(viewer.media) > 10, 10)
+    assert viewer.play() and viewer.pump_until(lambda: len(viewer.media) > 10, 10)
     pub.stop()                                  # the source goes while the player still plays
     assert wait_for(lambda: hooks.bodies("on_unpublish"), 10)
     viewer.close()

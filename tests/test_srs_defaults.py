@@ -220,3 +220,13 @@ def test_every_schema_default_is_srs_7_or_a_named_deviation():
 def test_tables_name_only_schema_directives():
     known = {path for path, _ in schema_values()}
     assert not (set(SRS) | set(DEVIATIONS) | NOT_IN_SRS_7_0_18) - known
+
+
+def test_srs_hls_conf_target_duration_is_the_fragment(tmp_path):
+    """SRS's hls.conf (hls_fragment 10, defaults otherwise), 2 s GOPs: SRS 7.0.18 writes
+    #EXT-X-TARGETDURATION:10 (ceil(max(longest segment, hls_td_ratio 1.0 * 10))); with the old
+    td ratio 1.5 srsedge wrote 15, which raised hls.js's live latency."""
+    from tests.test_hls import new_synth, synth
+    seg, disk = new_synth(tmp_path, hls_fragment=10.0, hls_window=60.0)
+    synth(seg, disk, 0, 32000, key_every=2000)
+    assert "#EXT-X-TARGETDURATION:10\n" in seg.playlist().decode()

@@ -49,6 +49,8 @@ DIFFERS = {
 }
 # Supported as SRS, with a note worth reading.
 NOTES = {
+    "vhost.min_latency": "as SRS 7: `mw_msgs` defaults to 0 (each message sent at once); "
+                         "srsedge also turns merged read (`mr`) off",
     "vhost.http_hooks": "as SRS 7: HTTP 200/201 with `0` or `{\"code\":0}` accepts; HTTP "
                         "players get on_play/on_stop only",
     "vhost.http_hooks.on_connect": "as SRS 7: called when the client plays/publishes, with the "
@@ -60,6 +62,9 @@ NOTES = {
 }
 EXTENSIONS_NOTE = "srsedge extension (not in SRS)"
 DESCRIPTIONS = {
+    "vhost.hls.hls_use_fmp4": "fMP4 (CMAF) segments, as SRS 7 after 7.0.18",
+    "vhost.hls.hls_fmp4_file": "fMP4 segment names, as SRS 7 after 7.0.18",
+    "vhost.hls.hls_init_file": "fMP4 init segment name, as SRS 7 after 7.0.18",
     "workers": "processes sharing the listen ports; 1..N-1 are edges of worker 0",
     "vhost.cluster.edge_idle_timeout": "seconds an edge keeps pulling after its last player left",
     "vhost.cluster.origin_data_timeout": "seconds without media from an origin before the next",

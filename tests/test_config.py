@@ -233,10 +233,10 @@ def test_vhost_defaults():
     assert v.http_hooks.enabled is False and v.http_hooks.on_publish == []
     assert v.cluster == view.Cluster("local", [], False, None, True, [], False, "rtmp", False, 3.0, 5.0, None, 6.0)
     assert v.forward == view.Forward(False, [], None)
-    assert (v.hls.enabled, v.hls.hls_fragment, v.hls.hls_window, v.hls.hls_td_ratio) == (False, 10.0, 60.0, 1.5)
+    assert (v.hls.enabled, v.hls.hls_fragment, v.hls.hls_window, v.hls.hls_td_ratio) == (False, 10.0, 60.0, 1.0)
     assert (v.hls.hls_path, v.hls.hls_m3u8_file, v.hls.hls_ts_file) == (
         "./objs/nginx/html", "[app]/[stream].m3u8", "[app]/[stream]-[seq].ts")
-    assert (v.hls.hls_cleanup, v.hls.hls_dispose, v.hls.hls_wait_keyframe, v.hls.hls_on_error) == (True, 0, True, "continue")
+    assert (v.hls.hls_cleanup, v.hls.hls_dispose, v.hls.hls_wait_keyframe, v.hls.hls_on_error) == (True, 120, True, "continue")
     assert v.hls.hls_key_file_path == v.hls.hls_path == v.hls.hls_key_url
     assert v.http_remux == view.HttpRemux(False, 0.0, False, True, True, True, "[vhost]/[app]/[stream].flv")
     assert v.http_static == view.HttpStatic(False, "[vhost]/", "./objs/nginx/html")
@@ -399,13 +399,23 @@ def test_unknown_directive_names_its_path():
     ("vhost a { play { gop_cache { } } }", "vhost.play.gop_cache: want a value"),
     ("vhost { }", "vhost: want one name before '{', got 0"),
     ("http_api x { }", "http_api: want no arguments before '{', got 1"),
-    ("vhost a { }\nvhost a { }", "2: duplicate vhost a (first at line 1 of t.conf)"),
-    ("pid a;\npid b;", "2: duplicate pid (first at line 1"),
-    ("vhost a { ingest x { } ingest x { } }", "duplicate vhost.ingest x"),
     ("vhost a {\n cluster { mode remote; }\n}", "2: vhost a: cluster.mode remote needs cluster.origin"),
 ])
 def test_structure_errors(text, message):
     assert message in str(error_of(text))
+
+
+@pytest.mark.parametrize("text, warning, check", [
+    ("vhost a { }\nvhost a { enabled off; }", "t.conf:2: duplicate vhost a ignored, the first "
+     "(line 1 of t.conf) is used, as SRS does", lambda c: c.vhost("a").enabled),
+    ("pid a;\npid b;", "t.conf:2: duplicate pid ignored", lambda c: c.pid == "a"),
+    ("vhost a { ingest x { } ingest x { enabled on; } }", "t.conf:1: duplicate vhost.ingest x ignored",
+     lambda c: [i.enabled for i in c.vhosts["a"].ingest] == [False]),
+])
+def test_duplicates_warn_and_the_first_is_used_as_srs(text, warning, check):
+    c = parse_text(text, "t.conf")              # SRS accepts them: its get() takes the first
+    assert any(w.startswith(warning) for w in c.warnings), c.warnings
+    assert check(c)
 
 
 def test_vhost_lookup():

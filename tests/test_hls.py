@@ -111,7 +111,7 @@ def test_av_segments_decode_and_playlist(tmp_path, media):
     need_tool("ffprobe")
     seg, disk = segment_file(tmp_path, media, conf())
     pl = disk.playlist()
-    assert pl.version == 3 and pl.target_duration == 3      # ceil(max(2, 1.5 * 2))
+    assert pl.version == 3 and pl.target_duration == 2      # ceil(max(2, 1.0 * 2)), SRS 7
     assert [s.uri for s in pl.segments] == [f"livestream-{n}.ts" for n in range(1, 6)]
     assert pl.media_sequence == 1
     assert [s.duration for s in pl.segments] == [2.0] * 5
@@ -143,7 +143,7 @@ def test_audio_only_cut_by_aof_ratio(tmp_path, media_variants):
     durations = [s.duration for s in pl.segments]
     assert len(durations) == 3
     for d in durations[:-1]:
-        assert 4.0 <= d < 4.05                              # hls_aof_ratio 2 * hls_fragment 2
+        assert 4.2 <= d < 4.25                              # hls_aof_ratio 2.1 * hls_fragment 2
     for s in pl.segments:
         codecs, duration = probe(disk.path("live/" + s.uri))
         assert codecs == ["aac"] and abs(duration - s.duration) < 0.1
@@ -222,14 +222,15 @@ def test_playlist_text(tmp_path):
     seg, disk = new_synth(tmp_path)
     synth(seg, disk, 0, 2040, key_every=2000)
     assert seg.playlist().decode() == (
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-TARGETDURATION:3\n"
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-TARGETDURATION:2\n"
         "#EXTINF:2.000,\nlivestream-0.ts\n")
 
 
 def test_long_gop_cut_by_audio_then_hard_cut(tmp_path):
     """Keyframes every 10 s, fragment 2: audio cuts at aof 2 * 2 s; the next segment does not
-    begin with a keyframe, so it is cut at td 1.5 * 2 s; the keyframe at 10 s cuts again."""
-    seg, disk = new_synth(tmp_path, hls_window=60.0)
+    begin with a keyframe, so it is cut at td 1.5 * 2 s; the keyframe at 10 s cuts again.
+    (Ratios given: SRS 7's defaults are td 1.0 and aof 2.1.)"""
+    seg, disk = new_synth(tmp_path, hls_window=60.0, hls_td_ratio=1.5, hls_aof_ratio=2.0)
     synth(seg, disk, 0, 12000, key_every=10000)
     d = durations(seg)
     assert 4000 <= d[0] < 4040 and 3000 <= d[1] < 3040 and d[2] <= 3000
@@ -248,7 +249,7 @@ def test_stream_without_keyframes(tmp_path):
     seg, disk = new_synth(tmp_path, audio=False, hls_window=60.0)
     for t in range(0, 16000, 40):
         disk.apply(seg.feed(flv.TAG_VIDEO, t, avc_frame([SLICE], key=False), False, NOW))
-    assert durations(seg) == [3000, 3000, 3000, 3000]
+    assert durations(seg) == [2000] * 6                     # td 1.0 * fragment 2
     assert seg.window[0].path == "live/livestream-0.ts"
 
 
@@ -373,7 +374,7 @@ def test_unsupported_codecs_skipped_with_one_warning(tmp_path):
 
 def test_vcodec_vn_leaves_video_out(tmp_path):
     seg, disk = new_synth(tmp_path, hls_vcodec="vn")
-    synth(seg, disk, 0, 4100, key_every=2000)
+    synth(seg, disk, 0, 4300, key_every=2000)               # audio only: cut at 2.1 * 2 s
     data = open(disk.path("live/livestream-0.ts"), "rb").read()
     assert set(demux(data)["pes"]) == {0x101}
 

@@ -36,7 +36,7 @@ def publish_once(h, stream, tags):
 def test_many_names_keep_bounded_state_and_never_reuse_numbers(tmp_path, media, monkeypatch):
     monkeypatch.setattr(hls_sink, "MAX_IDLE_SINKS", 8, raising=False)
     monkeypatch.setattr(hls_sink, "MAX_REMEMBERED", 50, raising=False)
-    h = Harness(tmp_path)
+    h = Harness(tmp_path, hls_dispose=0)     # the worst case: nothing is ever disposed
     tags = first_tags(media, 2100)           # one 2 s segment and the start of the next
     for i in range(NAMES):
         publish_once(h, f"s{i}", tags)
@@ -71,7 +71,7 @@ listen {{port}};
 srs_log_tank file;
 srs_log_file {{dir}}/srs.log;
 http_api {{ enabled on; listen {api_port}; }}
-vhost __defaultVhost__ {{ hls {{ enabled on; hls_path {tmp_path}/hls; hls_fragment 1; }} }}
+vhost __defaultVhost__ {{ hls {{ enabled on; hls_path {tmp_path}/hls; hls_fragment 1; hls_dispose 0; }} }}
 """)
     assert wait_for(lambda: runtime(api_port).get("code") == 0, 10)
     tags = first_tags(media_file.read_bytes(), 1100)

@@ -444,3 +444,83 @@ def test_run_sh_refuses_a_runtime_the_workers_cannot_enter():
         assert "test is successful" not in out.stderr        # nginx was not run
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ real origins, real media
+SRS_BIN = os.environ.get("SRS_BIN", "/tmp/srs-build/objs/srs")
+
+SRS_HLS_CONF = """
+listen {rtmp};
+daemon off;
+pid {dir}/srs.pid;
+srs_log_tank console;
+http_server {{ enabled on; listen {http}; dir {dir}/html; }}
+vhost __defaultVhost__ {{
+    hls {{ enabled on; hls_path {dir}/html; hls_fragment 1; hls_window 5; }}
+}}
+"""
+
+
+def probe_through(tier, path):
+    """ffprobe of tier/path: (exit code, codec names, playlist requests the tier answered)."""
+    run = subprocess.run(["ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries",
+                          "stream=codec_name", "-of", "csv=p=0", f"{tier.base}/{path}"],
+                         capture_output=True, text=True, timeout=60)
+    answered = re.findall(r'"GET \S+\.m3u8\S* HTTP', tier.var("access.log"))
+    return run.returncode, sorted(set(run.stdout.split())), len(answered)
+
+
+def wait_playlist(path):
+    assert wait_for(lambda: os.path.exists(path) and open(path).read().count(".ts") >= 2, 30), \
+        f"no playlist at {path}"
+
+
+def test_tier_in_front_of_real_srs_with_its_default_hls_ctx(tier_factory, publisher_factory,
+                                                            media_file, tmp_path):
+    """SRS 7.0.18 with SRS's hls.conf defaults (hls_ctx on): `GET livestream.m3u8` answers a
+    master playlist naming `livestream.m3u8?hls_ctx=ID`, which answers the media playlist.
+    With the query out of the cache key, the tier answered the second URL with the cached
+    master playlist: ffprobe looped until the next wall-clock second changed the key (817
+    playlist requests in 1 s; here: 100s of HITs of the master playlist). The tier keys
+    playlists on the URI and its query, as SRS's own hls.edge.conf ($uri$args)."""
+    need_tool("ffprobe")
+    if not os.access(SRS_BIN, os.X_OK):
+        pytest.skip(f"SRS not built at {SRS_BIN} (../shared/tools/build-srs.sh)")
+    rtmp, http = free_port(), free_port()
+    conf = tmp_path / "srs.conf"
+    conf.write_text(SRS_HLS_CONF.format(rtmp=rtmp, http=http, dir=tmp_path))
+    srs = subprocess.Popen([SRS_BIN, "-c", str(conf)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(rtmp, timeout=15, proc=srs)
+        publisher_factory(f"rtmp://127.0.0.1:{rtmp}/live/livestream", media_file)
+        wait_playlist(tmp_path / "html" / "live" / "livestream.m3u8")
+        master = requests.get(f"http://127.0.0.1:{http}/live/livestream.m3u8", timeout=10).text
+        assert "livestream.m3u8?hls_ctx=" in master     # what SRS does with its default
+        tier = tier_factory(origins(http, http)).start()
+        code, codecs, requests_made = probe_through(tier, "live/livestream.m3u8")
+        assert code == 0 and codecs == ["aac", "h264"], (code, codecs, requests_made)
+        assert requests_made < 20, requests_made
+    finally:
+        srs.terminate()
+        try:
+            srs.wait(10)
+        except subprocess.TimeoutExpired:
+            srs.kill()
+            srs.wait()
+
+
+def test_tier_in_front_of_our_origin_real_media(tier_factory, server_factory, publisher_factory,
+                                                media_file, tmp_path):
+    need_tool("ffprobe")
+    http = free_port()
+    srv = server_factory(f"listen {{port}};\nsrs_log_tank console;\n"
+                         f"http_server {{ enabled on; listen {http}; dir {tmp_path}/html; }}\n"
+                         f"vhost __defaultVhost__ {{ hls {{ enabled on; hls_path {tmp_path}/html; "
+                         f"hls_fragment 1; hls_window 5; }} }}\n")
+    publisher_factory(srv.url("live/livestream"), media_file)
+    wait_playlist(tmp_path / "html" / "live" / "livestream.m3u8")
+    tier = tier_factory(origins(http, http)).start()
+    code, codecs, requests_made = probe_through(tier, "live/livestream.m3u8")
+    assert code == 0 and codecs == ["aac", "h264"], (code, codecs, requests_made)
+    assert requests_made < 20, requests_made

@@ -14,8 +14,9 @@ Rules:
   is marked repeat (security allow/deny, exec publish).
 - Defaults are written as config text, as in SRS's full.conf, and parsed by the same Kind, so
   section_values() gives typed values whether a directive was written or not.
-- Defaults are SRS's (checked against srs_app_config.cpp of SRS 5/6, which sometimes differs from
-  full.conf's comments); deviations say `srsedge:` and why.
+- Defaults are SRS's (checked against srs_app_config.cpp of SRS 7.0.18, which sometimes differs
+  from full.conf's comments; tests/test_srs_defaults.py lists each with SRS's source line);
+  deviations say `srsedge:` and why.
 - transform_legacy() first rewrites SRS1/2 vhost directives into their SRS3+ places, exactly
   like SRS's srs_config_transform_vhost (e.g. `vhost { mode remote; }` -> `cluster { mode }`).
 """
@@ -347,8 +348,8 @@ FORWARD = block(
 HLS = block(
     enabled=on_off("off"),
     hls_fragment=number("10", lo=0),        # seconds
-    hls_td_ratio=number("1.5", lo=0),       # SRS code default (full.conf comments say 1.0)
-    hls_aof_ratio=number("2.0", lo=0),      # SRS code default (full.conf comments say 1.2)
+    hls_td_ratio=number("1.0", lo=0),       # SRS 7 code default
+    hls_aof_ratio=number("2.1", lo=0),      # SRS 7 code default (full.conf comments say 1.2)
     hls_window=number("60", lo=0),          # seconds
     hls_on_error=choice("continue", "ignore", "disconnect", "continue"),
     hls_path=text("./objs/nginx/html"),
@@ -359,7 +360,7 @@ HLS = block(
     hls_acodec=text("aac"),
     hls_vcodec=text("h264"),
     hls_cleanup=on_off("on"),
-    hls_dispose=integer("0", lo=0),         # seconds, 0: never (SRS code; docs say 120)
+    hls_dispose=integer("120", lo=0),       # seconds after unpublish, 0: never (SRS 7 code)
     hls_nb_notify=integer("64", lo=0),
     hls_wait_keyframe=on_off("on"),
     hls_keys=on_off("off"),
@@ -373,8 +374,8 @@ HLS = block(
     hls_ctx=on_off("off"),
     hls_ts_ctx=on_off("off"),
     hls_use_fmp4=on_off("off"),             # fMP4 segments (H.264/H.265/AV1/VP9 + AAC/Opus)
-    hls_fmp4_file=text("[app]/[stream]-[seq].m4s"),     # SRS 7
-    hls_init_file=text("[app]/[stream]/init.mp4"),      # SRS 7
+    hls_fmp4_file=text("[app]/[stream]-[seq].m4s"),     # SRS 7 after 7.0.18
+    hls_init_file=text("[app]/[stream]/init.mp4"),      # SRS 7 after 7.0.18
     hls_recover=on_off("on"),
     hls_storage=text(None),                 # removed in SRS3, accepted and ignored
     hls_mount=text(None),                   # removed in SRS3, accepted and ignored
@@ -571,8 +572,8 @@ ROOT = block(
     disable_daemon_for_docker=on_off("on"),
     inotify_auto_reload=on_off("off"),
     auto_reload_for_docker=on_off("on"),
-    tcmalloc_release_rate=number(None, lo=0, hi=10),
-    query_latest_version=on_off("off"),     # srsedge: we never phone home (SRS: on)
+    tcmalloc_release_rate=number("0.8", lo=0, hi=10),
+    query_latest_version=on_off("off"),     # srsedge never phones home (SRS 7: off too)
     first_wait_for_qlv=integer("300", lo=0),
     is_full=on_off("off"),
     in_docker=on_off("off"),
@@ -597,7 +598,8 @@ ROOT = block(
 # startup, as `FILE:LINE: <directive> is not supported by srsedge, ignored` when the config asks
 # for it: a block that is present and not `enabled off`, a value that differs from its default.
 # Children of a block that is `enabled off` are not reported. Implementing one = deleting its
-# line here (and documenting it in docs/config.md and conf/full.conf).
+# line here, then `scripts/config_reference.py` (docs/config.md, conf/full.conf);
+# tests/test_unsupported_table.py fails while a directive listed here is read by the server.
 
 UNSUPPORTED = {
     # ffmpeg's stderr goes to the server log (with the stream's context id), not to files
@@ -618,7 +620,7 @@ UNSUPPORTED = {
     "http_api.raw_api": "raw API (reload/query/update over HTTP)",
     "vhost.http_static": "per-vhost static mounts (the http_server dir is served)",
     # settings inside supported features
-    "vhost.min_latency": "min_latency", "vhost.in_ack_size": "in_ack_size",
+    "vhost.in_ack_size": "in_ack_size",
     "vhost.out_ack_size": "out_ack_size",
     "vhost.play.atc": "ATC", "vhost.play.atc_auto": "ATC", "vhost.play.mix_correct": "mix_correct",
     "vhost.play.send_min_interval": "send_min_interval",
@@ -636,7 +638,7 @@ UNSUPPORTED = {
     "vhost.hls.hls_key_file": "HLS encryption", "vhost.hls.hls_key_file_path": "HLS encryption",
     "vhost.hls.hls_key_url": "HLS encryption", "vhost.hls.hls_dts_directly": "hls_dts_directly",
     "vhost.hls.hls_ctx": "HLS sessions", "vhost.hls.hls_ts_ctx": "HLS sessions",
-    "vhost.hls.hls_use_fmp4": "fMP4 HLS", "vhost.hls.hls_recover": "hls_recover",
+    "vhost.hls.hls_recover": "hls_recover",
     "vhost.hls.hls_storage": "removed in SRS 3", "vhost.hls.hls_mount": "removed in SRS 3",
     # process settings
     "srs_log_level_v2": "srs_log_level_v2", "work_dir": "work_dir", "asprocess": "asprocess",
@@ -772,12 +774,17 @@ def _set(parent, name, node):
 # Validation and typed values
 
 def validate(root):
-    """Raise ConfigError for the first directive the tables do not allow."""
-    _check_block(root, ROOT, "")
+    """Raise ConfigError for the first directive the tables do not allow. Returns warnings
+    (`FILE:LINE: ...` lines) for what SRS accepts and we accept the same way: a directive
+    given twice where one is expected is checked, then dropped, so the first one is used, as
+    SRS's get() does (SRS's own full.conf has four `play` blocks in one vhost)."""
+    warnings = []
+    _check_block(root, ROOT, "", warnings)
+    return warnings
 
 
-def _check_block(node, spec, path):
-    seen = {}
+def _check_block(node, spec, path, warnings):
+    seen, dropped = {}, []
     for child in node.children:
         cpath = f"{path}.{child.name}" if path else child.name
         cspec = spec.children.get(child.name)
@@ -785,19 +792,24 @@ def _check_block(node, spec, path):
             hint = difflib.get_close_matches(child.name, spec.children, n=1)
             more = f" (did you mean {hint[0]}?)" if hint else ""
             raise error(child, cpath, f"unknown directive {cpath}{more}")
+        if isinstance(cspec, Block):
+            _check_sub_block(child, cspec, cpath, warnings)
+        else:
+            _check_value(child, cspec, cpath)
         named = getattr(cspec, "label", "") in ("name", "name?") and child.args
         key = (child.name, child.arg0 if named else None)
         if key in seen and (not cspec.repeat or key[1] is not None):
             what = f"{cpath} {key[1]}" if key[1] is not None else cpath
-            raise error(child, cpath, f"duplicate {what} (first at line {seen[key].line} of {seen[key].file})")
+            first = seen[key]
+            warnings.append(f"{child.file}:{child.line}: duplicate {what} ignored, the first "
+                            f"(line {first.line} of {first.file}) is used, as SRS does")
+            dropped.append(child)
         seen.setdefault(key, child)
-        if isinstance(cspec, Block):
-            _check_sub_block(child, cspec, cpath)
-        else:
-            _check_value(child, cspec, cpath)
+    for child in dropped:
+        node.children.remove(child)
 
 
-def _check_sub_block(node, spec, path):
+def _check_sub_block(node, spec, path, warnings):
     if not node.block:
         raise error(node, path, f"{path}: want a block {{ ... }}, got '{node.name};'")
     if spec.label == "none" and node.args:
@@ -807,7 +819,7 @@ def _check_sub_block(node, spec, path):
     if spec.label == "name?" and len(node.args) > 1:
         raise error(node, path, f"{path}: want at most one name before '{{', got {len(node.args)}")
     if spec.children is not None:
-        _check_block(node, spec, path)
+        _check_block(node, spec, path, warnings)
 
 
 def _check_value(node, spec, path):

@@ -83,8 +83,10 @@ def parse_text(text, filename="<string>"):
 
 def _build(root, path):
     schema.transform_legacy(root)
-    schema.validate(root)
-    return Config(root, path)
+    warnings = schema.validate(root)
+    config = Config(root, path)
+    config.warnings[:0] = warnings
+    return config
 
 
 def _section(cls, node, **given):

@@ -17,7 +17,7 @@ import os
 from . import amf0
 from .chunk import ChunkReader, encode_message
 from .errors import CommandError, ProtocolError
-from lib.names import SERVER_NAME
+from lib.names import SERVER_NAME, VERSION
 from .handshake import ClientHandshake, ServerHandshake
 from .message import (
     CSID_COMMAND, CSID_CONTROL, CSID_STREAM_COMMAND, LIMIT_DYNAMIC, MSG_ABORT, MSG_ACK,
@@ -228,14 +228,21 @@ def data_payload(type_id, payload):
 def metadata_payload(type_id, payload):
     """Normalize a data message to `onMetaData` + object in AMF0, or None if it is not metadata.
 
-    Accepts `@setDataFrame, onMetaData, obj` (publishers) and `onMetaData, obj`.
+    Accepts `@setDataFrame, onMetaData, obj` (publishers) and `onMetaData, obj`. As SRS's
+    SrsMetaCache::update_data (srs_app_source.cpp): an ECMA array becomes an object, `duration`
+    is removed (a live stream has none: players would show a seek bar, rtmpdump would stop at
+    it), and `server` / `server_version` name this server.
     """
     body = payload[1:] if type_id == MSG_AMF3_DATA else payload
     values = amf0.decode_all(body)
     if values and values[0] == "@setDataFrame":
         values = values[1:]
     if len(values) >= 2 and values[0] == "onMetaData":
-        return amf0.encode("onMetaData", values[1])
+        meta = values[1]
+        if isinstance(meta, dict):
+            meta = {key: value for key, value in meta.items() if key != "duration"}
+            meta.update(server=SERVER_NAME, server_version=VERSION)
+        return amf0.encode("onMetaData", meta)
     return None
 
 

@@ -10,6 +10,9 @@ Rules:
 - Hooks are paired: `owe(action)` records that an accepted hook needs its closing twin
   (on_publish -> on_unpublish, on_play -> on_stop, on_connect -> on_close) and `settle(action)`
   sends it once. A client's teardown settles whatever is still owed.
+- A hook's `stream_id` is the stream's API id, remembered from the last hook that found the
+  source: on_unpublish/on_stop name the id of their opening twin even when the source is gone
+  by then (SRS's statistics stream outlives the publisher).
 """
 import time
 
@@ -43,6 +46,7 @@ class ClientBase:
         self.close_reason = "client closed"
         self.plugin_state = {}
         self._owed = {}                # closing hook action -> urls
+        self._stream_id = ""           # the API id of the stream, once a hook has found it
 
     @property
     def send_bytes(self):
@@ -66,9 +70,13 @@ class ClientBase:
             client_id=self.cid, ip=self.ip, vhost=req.vhost, app=req.app,
             stream=req.stream or "", param=req.param or "", tc_url=req.tc_url,
             page_url=self.page_url or "", server_id=self.server.server_id,
-            service_id=self.server.service_id, stream_id=self.server.stream_id(req),
+            service_id=self.server.service_id, stream_id=self._hook_stream_id(req),
             send_bytes=self.send_bytes, recv_bytes=self.bytes_in,
             timeout=self.vhost_conf.http_hooks.timeout)
+
+    def _hook_stream_id(self, req):
+        self._stream_id = self.server.stream_id(req) or self._stream_id
+        return self._stream_id
 
     def call_hook(self, action):
         """Call `action`'s hooks (if configured). Returns (ok, reason); unless refused, the

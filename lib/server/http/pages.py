@@ -1,4 +1,5 @@
-"""The browser pages of the HTTP server: landing (`/`), players (`/players/`), console (`/console/`).
+"""The browser pages of the HTTP server: landing (`/`), players (`/players/`), console (`/console/`),
+and `/favicon.ico` (www/assets/favicon.ico).
 
 Rules (this module owns them):
 - These are fallbacks: the HTTP server tries `http_server.dir` first, and only a 404 there comes
@@ -30,6 +31,7 @@ VENDOR_JS = {
     "/players/js/hls.js": "/node_modules/hls.js/dist/hls.min.js",
 }
 CONFIG_JS = ("/players/config.js", "/console/config.js")
+FAVICON = ("/favicon.ico", "/assets/favicon.ico")    # browsers ask every site for it
 NOT_INSTALLED = (b"The browser players are not installed: run `make www` (npm ci in www/; "
                  b"needs npm: apt-get install npm).\n")
 
@@ -43,6 +45,8 @@ def serve_page(server, environ, start_response, path, cors_headers):
     if path in CONFIG_JS:
         body = ("window.SRSEDGE = " + json.dumps(page_config(server), indent=1) + ";\n").encode()
         return _answer(start_response, "text/javascript; charset=utf-8", body, head, cors_headers)
+    if path == FAVICON[0]:
+        return serve_file(environ, start_response, WWW, FAVICON[1], cors_headers)
     if path in VENDOR_JS:
         try:
             return serve_file(environ, start_response, WWW, VENDOR_JS[path], cors_headers)

@@ -1,0 +1,104 @@
+"""The origin cluster (issue 21) with hosts as network namespaces and faults: placement of 60
+streams, an origin killed under players, an origin cut off Redis, Redis restarted empty, and
+the seed's CDN in miniature (directory edges as a mid tier, leaf edges below them).
+
+Topology: tests/netns_cluster.py. Directory TTL 3 s (renewal every second).
+
+Rules:
+- Each test builds its own lab; teardown kills every process by pid and deletes the namespaces.
+  The module skips where namespaces, redis-server or ffmpeg are missing.
+- Encoders: bench.pubgen (N ffmpeg-style publishers in one process, chunk size 4096, paced in
+  real time) where they only need to publish; ffmpeg in a shell retry loop (as OBS reconnects)
+  where they must come back after a fault. Players: tests/netns_player.py (per-message arrival
+  times) or bench.loadgen (many players, one process).
+- Facts come from the APIs and Redis (the Sampler, every 100 ms), never from log text.
+- Media is a small ~150 kbps file so 60 streams fit on 2 cores; each test prints its figures.
+"""
+import json
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.netns import probe, sweep_leftovers
+from tests.netns_cluster import (ClusterLab, Sampler, edge_ip, leaf_ip, origin_ip)
+from tests.rtmpclient import timestamp_regressions
+
+TTL = 3
+RETRY_DELAY = 1
+
+
+@pytest.fixture(scope="module")
+def netns_ok():
+    for tool in ("ip", "redis-server", "ffmpeg"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    sweep_leftovers()
+    error = probe()
+    if error:
+        pytest.skip(f"network namespaces not permitted here: {error}")
+
+
+@pytest.fixture(scope="module")
+def small_media(tmp_path_factory, netns_ok):
+    """A 10 s H.264/AAC FLV, 160x120, 15 fps, 2 s GOP, ~150 kbps: cheap to publish 60 times."""
+    out = tmp_path_factory.mktemp("media") / "small.flv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=size=160x120:rate=15", "-f", "lavfi",
+                    "-i", "sine=frequency=440:sample_rate=22050", "-t", "10", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
+                    "-b:v", "100k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k",
+                    "-f", "flv", str(out)], check=True, timeout=60)
+    return out
+
+
+@pytest.fixture
+def make_cluster(netns_ok, tmp_path):
+    made = []
+
+    def make(**kw):
+        c = ClusterLab(tmp_path, ttl=TTL, **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
+
+
+def spread(owners, ids):
+    counts = [list(owners.values()).count(i) for i in ids]
+    return counts, max(counts) / max(1, min(counts))
+
+
+# ---------------------------------------------------------------- 1. placement
+def test_sixty_streams_through_two_edges_land_once_each_spread_over_three_origins(
+        make_cluster, small_media):
+    c = make_cluster(origins=3, edges=2)
+    sampler = Sampler(c)
+    n = 60
+    started = time.time()
+    c.pubgen([f"rtmp://{edge_ip(0)}:1935/live/s{{i}}", f"rtmp://{edge_ip(1)}:1935/live/s{{i}}"],
+             n, small_media)
+    owners = c.wait(lambda: (lambda o: o if len(o) == n else None)(c.owners()), 40,
+                    "every stream owned")
+    placed = time.time() - started
+
+    def all_live():
+        _, on, _ = sampler.last()
+        return len(on) == n
+    c.wait(all_live, 20, f"every stream published on an origin {len(sampler.samples)} {sampler.last()}")
+    time.sleep(3)                                   # a few renewals with everything live
+    sampler.stop()
+    ids = sorted(c.members())
+    counts, ratio = spread(c.owners(), ids)
+    dups = sampler.duplicates()
+    print(f"\nplacement: {n} streams in {placed:.1f} s, per origin {counts} (max/min "
+          f"{ratio:.2f}), {len(sampler.samples)} samples, duplicates {len(dups)}")
+    assert not dups, dups[:5]
+    assert ratio <= 1.5, counts
+    _, on, redis_owners = sampler.last()
+    assert sorted(on) == sorted(owners)
+    for name, (where,) in on.items():               # the origin publishing it is its owner
+        assert c.members()[redis_owners[name]].startswith(origin_ip(where) + ":")

@@ -88,7 +88,7 @@ def test_sixty_streams_through_two_edges_land_once_each_spread_over_three_origin
     def all_live():
         _, on, _ = sampler.last()
         return len(on) == n
-    c.wait(all_live, 20, f"every stream published on an origin {len(sampler.samples)} {sampler.last()}")
+    c.wait(all_live, 20, "every stream published on an origin")
     time.sleep(3)                                   # a few renewals with everything live
     sampler.stop()
     ids = sorted(c.members())
@@ -102,3 +102,70 @@ def test_sixty_streams_through_two_edges_land_once_each_spread_over_three_origin
     assert sorted(on) == sorted(owners)
     for name, (where,) in on.items():               # the origin publishing it is its owner
         assert c.members()[redis_owners[name]].startswith(origin_ip(where) + ":")
+
+
+# ---------------------------------------------------------------- 2. origin death
+def player_results(runs, timeout=40):
+    out = []
+    for proc, path in runs:
+        proc.wait(timeout)
+        out.append(json.loads(path.read_text()))
+    return out
+
+
+def resumed_after(player, since):
+    """Seconds from `since` to the first video sequence header after it (media from the new
+    owner starts with one)."""
+    return next((at - since for at, _, _, kind in player["media"] if at >= since and kind == "h"),
+                float("inf"))
+
+
+def disconnected(player):
+    media = player["media"]
+    return (not player["played"] or player["closed"] or not media
+            or player["ended"] - media[-1][0] > 1.5)
+
+
+def regressions(player):
+    return timestamp_regressions([(t, ts, None) for _, t, ts, _ in player["media"]])
+
+
+def test_origin_killed_under_edge_players_its_streams_come_back_on_survivors(
+        make_cluster, small_media):
+    """kill -9 of an origin whose streams are played through both edges while the encoders
+    (ffmpeg in a retry loop, publishing through the edges) reconnect."""
+    c = make_cluster(origins=3, edges=2)
+    n = 6
+    for i in range(n):
+        c.encoder_loop(f"rtmp://{edge_ip(i % 2)}:1935/live/d{i}", small_media, RETRY_DELAY)
+    owners = c.wait(lambda: (lambda o: o if len(o) == n else None)(c.owners()), 30,
+                    "every stream owned")
+    victim_id = max(set(owners.values()), key=list(owners.values()).count)
+    victim = c.origin_by_id(victim_id)
+    streams = sorted(s for s, o in owners.items() if o == victim_id)
+    seconds = 2 * TTL + RETRY_DELAY + 8
+    runs = [c.player(f"rtmp://{edge_ip(e)}:1935/live/{s}", seconds, f"p-{s}-{e}")
+            for s in streams for e in (0, 1)]
+    for proc, _ in runs:
+        assert proc.stdout.readline().strip() == "playing"
+    sampler = Sampler(c)
+    time.sleep(2)                                   # media flows through both edges
+    killed = time.time()
+    victim.kill()
+    survivors = c.wait(lambda: (lambda o: o if len(o) == n and victim_id not in o.values()
+                                else None)(c.owners()), 2 * TTL + RETRY_DELAY + 10,
+                       "every stream owned by a survivor")
+    players = player_results(runs)
+    sampler.stop()
+    resumed = [resumed_after(p, killed) for p in players]
+    print(f"\norigin death: {len(streams)} of {n} streams on the killed origin, "
+          f"{len(players)} edge players, media again after {max(resumed):.2f} s (worst), "
+          f"median {sorted(resumed)[len(resumed) // 2]:.2f} s, target < {2 * TTL + RETRY_DELAY} s; "
+          f"disconnected {sum(map(disconnected, players))}, regressions "
+          f"{sum(map(regressions, players))}, duplicates {len(sampler.duplicates())}")
+    assert sum(map(disconnected, players)) == 0
+    assert sum(map(regressions, players)) == 0
+    assert max(resumed) < 2 * TTL + RETRY_DELAY
+    assert not sampler.duplicates()
+    _, on, _ = sampler.last()
+    assert sorted(on) == sorted(survivors)

@@ -7,7 +7,10 @@ Rules:
   answer or failure back (StoreError -> store_failed). Publishers' greenlets only enqueue a
   request and wait for its Answer (bounded by CLAIM_WAIT); they never touch the book.
 - Lookups for edges (`origins_for_play`, `origins_for_publish`) run on the caller's greenlet
-  (read-only, one round trip), cached per stream until the moves channel says it changed.
+  (read-only, one round trip), cached per stream until the moves channel says it changed, and
+  for at most one renewal interval: a lease that expires (its origin died) sends no message, so
+  an older answer may name a dead origin (an encoder retrying through an edge would be sent
+  there for ever).
 - A moved stream (channel message) tells the edge plugin through `on_move(key)`, so its pull
   link moves to the new owner the way failover works.
 - Logs: store reachable/unreachable once per transition, a lost lease, a move; never per renewal.
@@ -44,7 +47,7 @@ class DirectoryDriver:
         self.waiting = {}                   # stream key -> [AsyncResult] in request order
         self.wake = Event()
         self.greenlets = []
-        self.owner_cache = {}               # stream key -> (owner id, record)
+        self.owner_cache = {}               # stream key -> (read at, owner id, record)
         self.members_cache = (None, [])     # (read at, records)
         self.placed = {}                    # member id -> publishes placed since members read
         self.on_move = None                 # callable(key), set by the plugin
@@ -85,14 +88,23 @@ class DirectoryDriver:
 
     # ------------------------------------------------------------ lookups (edges)
     def owner(self, key):
-        """(owner id, record) of `key`, cached until a move; StoreError propagates."""
+        """(owner id, record) of `key`, cached until a move or for one renewal interval;
+        StoreError propagates."""
+        now = self.clock()
         hit = self.owner_cache.get(key)
-        if hit is not None:
-            return hit
+        if hit is not None and now - hit[0] < self.book.renew_interval:
+            return hit[1], hit[2]
         owner, record = self.store.owner(key)
         if owner is not None:
-            self.owner_cache[key] = (owner, record)
+            self.owner_cache[key] = (now, owner, record)
+        else:
+            self.owner_cache.pop(key, None)
         return owner, record
+
+    def cached_owner(self, key):
+        """The owner id this process last read for `key` (no store call), or None."""
+        hit = self.owner_cache.get(key)
+        return hit[1] if hit else None
 
     def origins_for_play(self, key):
         """[the owner's RTMP address], [] when nobody owns `key` or this process does."""

@@ -23,8 +23,8 @@ import time
 import pytest
 
 from tests.netns import probe, sweep_leftovers
-from tests.netns_cluster import (ClusterLab, Sampler, edge_ip, leaf_ip, origin_ip)
-from tests.rtmpclient import timestamp_regressions
+from tests.netns_cluster import ClusterLab, NsWorker, Sampler, edge_ip, leaf_ip, origin_ip
+from tests.rtmpclient import RtmpTestClient, timestamp_regressions
 
 TTL = 3
 RETRY_DELAY = 1
@@ -130,6 +130,11 @@ def regressions(player):
     return timestamp_regressions([(t, ts, None) for _, t, ts, _ in player["media"]])
 
 
+def longest_gap(player):
+    times = [m[0] for m in player["media"]]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
 def test_origin_killed_under_edge_players_its_streams_come_back_on_survivors(
         make_cluster, small_media):
     """kill -9 of an origin whose streams are played through both edges while the encoders
@@ -169,3 +174,106 @@ def test_origin_killed_under_edge_players_its_streams_come_back_on_survivors(
     assert not sampler.duplicates()
     _, on, _ = sampler.last()
     assert sorted(on) == sorted(survivors)
+
+
+# ---------------------------------------------------------------- 3. Redis faults
+def publish_refused_from(c, url):
+    """A publish (our RTMP client, from the encoders' host): (refused, statuses)."""
+    worker = NsWorker(c.lab, "pub")
+
+    def attempt():
+        client = RtmpTestClient(url, timeout=6)
+        try:
+            client.publish(timeout=6)
+            return client.session.state != "publishing", client.statuses
+        finally:
+            client.close()
+    try:
+        return worker.call(attempt, 20)
+    finally:
+        worker.close()
+
+
+def active_on(sample, name):
+    return sample[1].get(name, [])
+
+
+def test_origin_cut_off_redis_keeps_live_streams_refuses_new_ones_and_yields_after(
+        make_cluster, small_media):
+    """Origin o0 loses its link to Redis for 2 x TTL: its players keep media, a new publish
+    there is refused, a stream whose encoder moved to o1 meanwhile stays on o1, and o0 stops
+    its own copy of it within one retry interval of the link coming back."""
+    c = make_cluster(origins=2, edges=1)
+    o0 = f"rtmp://{origin_ip(0)}:1935/live"
+    c.encoder_loop(f"{o0}/r1", small_media, RETRY_DELAY)
+    c.lab.spawn("pub", ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i",
+                        str(small_media), "-c", "copy", "-f", "flv", f"{o0}/r2"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ids = c.members()
+    o0_id = next(i for i, a in ids.items() if a.startswith(origin_ip(0) + ":"))
+    o1_id = next(i for i, a in ids.items() if a.startswith(origin_ip(1) + ":"))
+    c.wait(lambda: c.owners() == {"r1": o0_id, "r2": o0_id}, 20, "r1 and r2 on o0")
+    seconds = 2 * TTL + 8
+    runs = [c.player(f"{o0}/r1", seconds, "r1-at-o0"),
+            c.player(f"rtmp://{edge_ip(0)}:1935/live/r1", seconds, "r1-at-edge"),
+            c.player(f"rtmp://{edge_ip(0)}:1935/live/r2", seconds, "r2-at-edge")]
+    for proc, _ in runs:
+        assert proc.stdout.readline().strip() == "playing"
+    sampler = Sampler(c)
+    time.sleep(1.5)
+    cut = time.time()
+    c.lab.link_down("o0", "eth1")
+    # r2's lease lapses (o0 cannot renew it); its encoder moves to o1, as OBS would
+    c.wait(lambda: "r2" not in c.owners(), TTL + 2, "r2's lease expired")
+    c.encoder_loop(f"rtmp://{origin_ip(1)}:1935/live/r2", small_media, RETRY_DELAY)
+    c.wait(lambda: c.owners().get("r2") == o1_id, 10, "r2 claimed by o1")
+    refused, statuses = publish_refused_from(c, f"{o0}/r3")
+    assert refused, statuses
+    time.sleep(max(0.0, cut + 2 * TTL - time.time()))
+    c.lab.exec("o0", "ip", "link", "set", "eth1", "up")
+    c.store_route("o0")
+    back = time.time()
+    c.wait(lambda: c.owners().get("r1") == o0_id, 5, "r1 re-claimed by o0")
+    c.wait(lambda: active_on(sampler.last(), "r2") == [1], 5, "o0 stopped its copy of r2")
+    players = player_results(runs)
+    sampler.stop()
+    stopped = next(at for at, on, _ in sampler.samples if at > back and on.get("r2") == [1])
+    during = sampler.duplicates(cut, back)
+    after = sampler.duplicates(back + 1.0 + sampler.interval * 2)
+    print(f"\nRedis cut off o0 for {back - cut:.1f} s: r3 refused ({statuses[-1:]}), two copies "
+          f"of r2 seen in {len(during)} samples while cut off, o0 stopped its copy "
+          f"{stopped - back:.2f} s after the link came back, duplicates after {len(after)}; "
+          f"players disconnected {sum(map(disconnected, players))}, longest media gap "
+          f"{max(longest_gap(p) for p in players):.2f} s, regressions "
+          f"{sum(map(regressions, players))}")
+    assert not after, after[:5]
+    assert stopped - back < 1.0 + 1.0       # one retry interval, plus reconnecting to Redis
+    assert sum(map(disconnected, players)) == 0
+    assert sum(map(regressions, players)) == 0
+    r1_players = players[:2]
+    assert max(longest_gap(p) for p in r1_players) < 1.0      # live went on through the cut
+
+
+def test_redis_restarted_empty_every_live_stream_is_reclaimed(make_cluster, small_media):
+    c = make_cluster(origins=2, edges=1)
+    n = 6
+    c.pubgen([f"rtmp://{edge_ip(0)}:1935/live/k{{i}}"], n, small_media)
+    before = c.wait(lambda: (lambda o: o if len(o) == n else None)(c.owners()), 20,
+                    "every stream owned")
+    runs = [c.player(f"rtmp://{edge_ip(0)}:1935/live/k{i}", 8, f"k{i}") for i in (0, 1)]
+    for proc, _ in runs:
+        assert proc.stdout.readline().strip() == "playing"
+    time.sleep(1)
+    c.kill_redis()
+    time.sleep(1)
+    restarted = time.time()
+    c.start_redis()
+    after = c.wait(lambda: (lambda o: o if len(o) == n else None)(c.owners()), 5,
+                   "every stream re-claimed")
+    reclaimed = time.time() - restarted
+    members = c.wait(lambda: len(c.members()) == 2, 5, "both origins registered again")
+    players = player_results(runs)
+    print(f"\nRedis restarted empty: {n} streams re-claimed in {reclaimed:.2f} s, "
+          f"players disconnected {sum(map(disconnected, players))}")
+    assert after == before and members
+    assert sum(map(disconnected, players)) == 0

@@ -18,6 +18,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -277,3 +278,110 @@ def test_redis_restarted_empty_every_live_stream_is_reclaimed(make_cluster, smal
           f"players disconnected {sum(map(disconnected, players))}")
     assert after == before and members
     assert sum(map(disconnected, players)) == 0
+
+
+# ---------------------------------------------------------------- 4. the CDN in miniature
+def play_links(c, ip, streams):
+    """{stream: {client ip: play links}} of the server at `ip` (its /api/v1/clients)."""
+    ids = {s["id"]: s["name"] for s in c.streams(ip)}
+    out = {}
+    for cl in c.api(ip, "clients?count=10000")["clients"]:
+        name = ids.get(cl["stream"])
+        if not cl["publish"] and name in streams:
+            per = out.setdefault(name, {})
+            per[cl["ip"]] = per.get(cl["ip"], 0) + 1
+    return out
+
+
+def pulled_from(c, ip):
+    """{stream: upstream address} of the edge at `ip` (its streams' `edge` info)."""
+    return {s["name"]: (s["edge"] or {}).get("origin") for s in c.streams(ip) if s.get("edge")}
+
+
+def check_one_link_per_hop(c, streams, leaves_of):
+    """Per stream: exactly one link from its owner to each mid edge serving it, one from a mid
+    edge to each leaf serving it; returns {mid ip: [streams it serves]}."""
+    owners = c.owners()
+    members = c.members()
+    mids = {}
+    for m in range(len(c.edges)):
+        for name, upstream in pulled_from(c, edge_ip(m)).items():
+            if name in streams:
+                assert upstream == members[owners[name]], (name, upstream)
+                mids.setdefault(edge_ip(m), []).append(name)
+    for o in range(len(c.origins)):
+        for name, per in play_links(c, origin_ip(o), streams).items():
+            serving = sorted(ip for ip, names in mids.items() if name in names)
+            assert sorted(per) == serving and set(per.values()) == {1}, (name, per, serving)
+    to_leaves = [play_links(c, edge_ip(m), streams) for m in range(len(c.edges))]
+    for per_stream in to_leaves:
+        for name, per in per_stream.items():
+            assert set(per.values()) == {1}, (name, per)
+    for name in streams:
+        links = sum(per_stream.get(name, {}).get(leaf_ip(j), 0)
+                    for per_stream in to_leaves for j in leaves_of[name])
+        assert links == len(leaves_of[name]), (name, links)
+    return mids
+
+
+def test_cdn_in_miniature_one_link_per_hop_and_leaves_move_off_a_dead_mid_edge(
+        make_cluster, small_media):
+    """Redis, 3 origins, 3 mid-tier edges with the directory, 6 leaf edges pulling from two mid
+    edges each (static lists); 12 streams published and played on the leaves (2 leaves each)."""
+    c = make_cluster(origins=3, edges=3, leaves=6)
+    n = 12
+    # encoders publish through the leaves whose first mid edge is e0 or e1 (a leaf pushes to
+    # its first mid edge): killing e2 below tests the play path only
+    c.pubgen([f"rtmp://{leaf_ip(j)}:1935/live/c{{i}}" for j in (0, 1, 3, 4)], n, small_media)
+    c.wait(lambda: len(c.owners()) == n, 30, "every stream owned")
+    streams = {f"c{i}" for i in range(n)}
+    publishing = [(0, 1, 3, 4)[i % 4] for i in range(n)]      # pubgen's round robin
+    # each stream played on two leaves other than the one it is published through (that one
+    # serves it locally)
+    leaves_of = {f"c{i}": ((publishing[i] + 1) % 6, (publishing[i] + 3) % 6) for i in range(n)}
+    urls = [f"rtmp://{leaf_ip(j)}:1935/live/{name}" for name in sorted(streams)
+            for j in leaves_of[name]]
+    seconds = 14
+    killed_by = time.time() + 12
+    loadgen = c.lab.spawn("play", [sys.executable, "-m", "bench.loadgen", *urls, "-n",
+                                   str(len(urls)), "--warmup", "2", "--duration", str(seconds),
+                                   "--connect-timeout", "10"], stdout=subprocess.PIPE, text=True)
+
+    def settled():
+        try:
+            return check_one_link_per_hop(c, streams, leaves_of)
+        except AssertionError:
+            return None                     # players still joining
+    if not c.wait(lambda: settled() or time.time() > killed_by, 30, "links settled"):
+        pass
+    mids = check_one_link_per_hop(c, streams, leaves_of)        # the assertion, with details
+    victim = edge_ip(2)
+    moved = [name for name in mids[victim]]
+    killed = time.time()
+    c.edges[[edge_ip(m) for m in range(3)].index(victim)].kill()
+
+    def leaves_moved():
+        for j in range(6):
+            if any(up == f"{victim}:1935" for up in pulled_from(c, leaf_ip(j)).values()):
+                return False
+        return True
+    c.wait(leaves_moved, 10, "every leaf moved off the dead mid edge")
+    move_s = time.time() - killed
+    c.edges = [e for e in c.edges if e.proc.poll() is None]
+    survivors = [edge_ip(m) for m in range(3) if edge_ip(m) != victim]
+    c.wait(lambda: all(name in sum((list(pulled_from(c, ip)) for ip in survivors), [])
+                       for name in moved), 10, "the dead mid edge's streams on the others")
+    out, _ = loadgen.communicate(timeout=seconds + 30)
+    result = json.loads(out.strip().splitlines()[-1])["result"]
+    print(f"\nCDN in miniature: 3 origins, 3 mid edges, 6 leaves, {n} streams, {len(urls)} leaf "
+          f"players; mid edge {victim} killed with {len(moved)} streams: leaves moved in "
+          f"{move_s:.2f} s, players connected {result['connected']}/{result['players']}, "
+          f"disconnects {result['disconnects']}, longest gap {result['max_gap_ms']['max']} ms, "
+          f"regressions {result['regressions']}")
+    assert result["connected"] == len(urls) and result["disconnects"] == 0
+    assert result["max_gap_ms"]["max"] < 2000
+    # A leaf behind any edge (static lists too, no directory involved) shows its players one
+    # audio timestamp step back of about one audio frame now and then (ffmpeg: "non
+    # monotonically increasing dts 3985 >= 3960"): a known multi-layer edge defect, reported
+    # separately; at most one per player here, never more.
+    assert result["regressions"] <= len(urls)

@@ -175,6 +175,8 @@ def run(ctx):
     try:
         # 1 origin: the reference for CPU per publisher
         one = target.origin("cl-one")
+        wait_for(lambda: redis.members() == 1, 10)
+        idle_one, _ = origins_cpu([one], window / 2)
         edge, pub, _ = place(ctx, target, redis, [one], n, media, "one")
         time.sleep(2.0)
         cpu_one, _ = origins_cpu([one], window)
@@ -183,12 +185,15 @@ def run(ctx):
         one.kill(signal.SIGTERM)
         wait_for(lambda: not redis.owners() and redis.members() == 0, 10)
         table.add(measure="origin CPU, 1 origin", value=cpu_one, unit="% of a core",
-                  note=f"{cpu_one / n:.2f} % per publisher")
+                  note=f"idle {idle_one} %; {(cpu_one - idle_one) / n:.3f} % per publisher "
+                       "above idle")
         ctx.log(f"cluster: 1 origin, {n} publishers: {cpu_one} % CPU")
 
         # 3 origins: spread, CPU, Redis load
         origins = [target.origin(f"cl-o{i}") for i in range(3)]
         parts += origins
+        wait_for(lambda: redis.members() == 3, 10)
+        idle_three, _ = origins_cpu(origins, window / 2)
         edge, pub, counts = place(ctx, target, redis, origins, n, media, "three")
         parts.append(edge)
         table.add(measure="placement over 3 origins", value=round(counts[0] / max(1, counts[-1]), 2),
@@ -198,8 +203,10 @@ def run(ctx):
         cpu_three, each = origins_cpu(origins, window)
         span, (c1, calls1) = time.monotonic() - t0, redis.commands()
         table.add(measure="origin CPU, 3 origins (sum)", value=cpu_three, unit="% of a core",
-                  note=f"{cpu_three / n:.2f} % per publisher; each origin {each}; "
-                       f"vs 1 origin x{cpu_three / max(cpu_one, 0.1):.2f}")
+                  note=f"idle {idle_three} %; {(cpu_three - idle_three) / n:.3f} % per "
+                       f"publisher above idle; each origin {each}; sum vs 1 origin "
+                       f"x{cpu_three / max(cpu_one, 0.1):.2f}, above idle "
+                       f"x{(cpu_three - idle_three) / max(cpu_one - idle_one, 0.1):.2f}")
         ops = (c1 - c0) / span
         top = sorted(((calls1.get(k, 0) - calls0.get(k, 0), k) for k in calls1), reverse=True)[:4]
         table.add(measure="Redis commands per 1000 held streams", value=round(ops * 1000 / n),

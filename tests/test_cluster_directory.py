@@ -3,6 +3,7 @@ leases on publish, duplicates refused across origins, edges pulling from the own
 a move, placement of edge publishes, and a Redis outage that must not cut live streams."""
 import json
 import signal
+import threading
 import time
 
 import pytest
@@ -338,3 +339,66 @@ def test_srs_heartbeat_registers_an_origin_whose_streams_edges_find(
     bad = requests.post(register, json={"ip": "127.0.0.1", "server": "x"}, timeout=5)
     assert bad.status_code == 400
     assert requests.get(register, timeout=5).status_code == 405
+
+
+def test_an_edge_sends_a_reconnecting_encoder_to_a_survivor_after_the_owner_died(
+        store, server_factory, publisher_factory, media_file):
+    """The edge read the owner (a player), the owner dies: its lease expires without a message,
+    and the encoder retrying through the edge must reach the surviving origin (the edge used to
+    keep the dead owner cached for ever)."""
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    ids = {origin_id(store, a): a, origin_id(store, b): b}
+    redis = store.client()
+    pub = publisher_factory(edge.url("live/s5"), media_file)
+    owner = wait_for(lambda: redis.get(KEY.format("s5")), 10)
+    assert owner in ids
+    survivor_id = next(i for i in ids if i != owner)
+    player = RtmpTestClient(edge.url("live/s5"), timeout=5)
+    try:
+        assert player.play() and player.pump_until(lambda: len(player.media) > 25, 15)
+    finally:
+        player.close()
+    ids[owner].stop(signal.SIGKILL)
+    pub.stop()
+    assert publish_retrying(publisher_factory, edge.url("live/s5"), media_file, redis,
+                            KEY.format("s5"), survivor_id, timeout=15)
+
+
+def test_players_arriving_together_at_a_directory_edge_share_one_pull_link(
+        store, server_factory, publisher_factory, media_file):
+    """The edge's directory lookup yields: a second player arriving meanwhile must join the
+    link the first one starts, not open another (one upstream link per stream)."""
+    api_port = free_port()
+    a = server_factory(origin_conf(store, api_port), name="a")
+    a_id = origin_id(store, a)
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    publisher_factory(a.url("live/s6"), media_file)
+    assert wait_for(lambda: store.client().get(KEY.format("s6")) == a_id, 10)
+    players = [RtmpTestClient(edge.url("live/s6"), timeout=5) for _ in range(4)]
+    busy = threading.Thread(target=store.client().eval, args=(BUSY_LUA, 0, 300))
+    try:
+        busy.start()                        # Redis answers nothing for 0.3 s: the edge's
+        time.sleep(0.05)                    # lookup for the first player yields meanwhile
+        plays = [threading.Thread(target=p.play) for p in players]
+        for t in plays:
+            t.start()
+        for t in plays:
+            t.join(15)
+        for p in players:
+            assert p.pump_until(lambda: len(p.media) > 25, 15), p.statuses
+
+        def links():
+            clients = requests.get(f"http://127.0.0.1:{api_port}/api/v1/clients?count=100",
+                                   timeout=5).json()["clients"]
+            return [c for c in clients if not c["publish"] and c["name"] == "s6"]
+        assert len(links()) == 1, links()
+    finally:
+        busy.join(5)
+        for p in players:
+            p.close()
+
+
+BUSY_LUA = """local t = redis.call('TIME'); local stop = t[1] * 1000 + t[2] / 1000 + ARGV[1]
+repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop"""

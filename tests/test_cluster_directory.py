@@ -402,3 +402,50 @@ def test_players_arriving_together_at_a_directory_edge_share_one_pull_link(
 
 BUSY_LUA = """local t = redis.call('TIME'); local stop = t[1] * 1000 + t[2] / 1000 + ARGV[1]
 repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop"""
+
+
+def record_publishers(store):
+    """{origin rtmp port: publishers in its membership record}."""
+    c = store.client()
+    out = {}
+    for v in c.mget([f"srsedge:origin:{i}" for i in c.smembers("srsedge:origins")]):
+        if v:
+            rec = json.loads(v)
+            out[rec["rtmp"].rpartition(":")[2]] = rec["load"]["publishers"]
+    return out
+
+
+def test_placement_stays_even_when_the_origins_records_are_renewed_at_different_times(
+        store, server_factory):
+    """An origin whose record is not renewed yet must not look empty: the edge keeps counting
+    what it placed there until that origin's record shows it (it forgot it at every members
+    read, and a burst went to the origin renewed last: 6/3/3 here)."""
+    conf = ORIGIN.replace("directory_ttl 3", "directory_ttl 15")   # records renewed every 5 s
+    b, c = (server_factory(conf.replace("REDIS", store.url).replace("APIPORT", str(free_port())),
+                           name=n) for n in "bc")
+    origin_id(store, b), origin_id(store, c)
+    time.sleep(2.5)                                   # a's renewals come 2.5 s after b's and c's
+    a = server_factory(conf.replace("REDIS", store.url).replace("APIPORT", str(free_port())),
+                       name="a")
+    origin_id(store, a)
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    clients = []
+
+    def publish(names):
+        for name in names:
+            client = RtmpTestClient(edge.url(f"live/{name}"), timeout=5)
+            clients.append(client)
+            assert client.publish(5) and client.session.state == "publishing", client.statuses
+    try:
+        publish([f"q{i}" for i in range(6)])
+        ports = {str(s.port) for s in (b, c)}
+        # b and c renewed (their records show their 2 publishers each), a not yet
+        assert wait_for(lambda: all(record_publishers(store).get(p) == 2 for p in ports), 8)
+        assert record_publishers(store)[str(a.port)] == 0
+        publish([f"q{i}" for i in range(6, 12)])
+        owners = store.client().mget([KEY.format(f"q{i}") for i in range(12)])
+        ids = {origin_id(store, s) for s in (a, b, c)}
+        assert sorted(owners.count(i) for i in ids) == [4, 4, 4], owners
+    finally:
+        for client in clients:
+            client.close()

@@ -30,6 +30,7 @@ from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
 MEMBERS_FRESH = 1.0       # s a members list read for placement is reused
+PLACED_SETTLE = 0.5       # s a placed publish takes to show in its origin's record
 HLS_SEQ_KEEP = 3600       # s a stream's next HLS segment number is kept in the directory
 
 
@@ -49,7 +50,7 @@ class DirectoryDriver:
         self.greenlets = []
         self.owner_cache = {}               # stream key -> (read at, owner id, record)
         self.members_cache = (None, [])     # (read at, records)
-        self.placed = {}                    # member id -> publishes placed since members read
+        self.placed = []                    # (member id, wall time) of publishes placed here
         self.on_move = None                 # callable(key), set by the plugin
         self.moves = 0
         self._cpu = (time.monotonic(), sum(os.times()[:2]))
@@ -125,7 +126,6 @@ class DirectoryDriver:
         if at is None or now - at > MEMBERS_FRESH:
             records = self.store.members()
             self.members_cache = (now, records)
-            self.placed = {}
         return records
 
     def _least_loaded(self):
@@ -133,11 +133,21 @@ class DirectoryDriver:
         if not records:
             return None
 
+        now = time.time()
+        updated = {r["id"]: r.get("updated", 0) for r in records}
+        # a placement counts here until its origin's record was written after it had time to
+        # arrive (PLACED_SETTLE s), at most one TTL; a fresh members read does not forget it
+        self.placed = [(i, at) for i, at in self.placed if i in updated
+                       and updated[i] < at + PLACED_SETTLE and now - at < self.ttl]
+        pending = {}
+        for i, _ in self.placed:
+            pending[i] = pending.get(i, 0) + 1
+
         def load(r):
-            publishers = r.get("load", {}).get("publishers", 0) + self.placed.get(r["id"], 0)
+            publishers = r.get("load", {}).get("publishers", 0) + pending.get(r["id"], 0)
             return publishers, r.get("load", {}).get("streams", 0), r["id"]
         best = min(records, key=load)
-        self.placed[best["id"]] = self.placed.get(best["id"], 0) + 1
+        self.placed.append((best["id"], now))
         return best
 
     # ------------------------------------------------------------ the owner greenlet
@@ -273,7 +283,7 @@ class DirectoryDriver:
                "load": {"publishers": publishers, "streams": len(self.book.held()),
                         "players": players,
                         "cpu": round(100.0 * (cpu - cpu_then) / max(now - then, 1e-3), 1)},
-               "updated": int(time.time())}
+               "updated": round(time.time(), 3)}
         for name in ("http_server", "http_api"):
             conf = getattr(server.config, name)
             if conf.enabled:

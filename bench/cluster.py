@@ -122,7 +122,10 @@ def place(ctx, target, redis, origins, n, media, label):
     wait_for(lambda: redis.members() == len(origins), 10)
     pub = PubGen(ctx.procs, media, [edge.url("live/c{i}")], n,
                  log=os.path.join(ctx.workdir, f"cluster-{label}-pubgen.log"))
-    owners = wait_for(lambda: (lambda o: o if len(o) >= n else None)(redis.owners()), 30) or {}
+    owners = wait_for(lambda: (lambda o: o if len(o) >= n else None)(redis.owners()), 30)
+    if not owners:
+        raise RuntimeError(f"{label}: {len(redis.owners())} of {n} streams owned after 30 s "
+                           f"({pub.started})")
     ids = sorted(set(owners.values()))
     return edge, pub, sorted((list(owners.values()).count(i) for i in ids), reverse=True)
 
@@ -159,7 +162,7 @@ def p99(values):
 
 
 def run(ctx):
-    n = 30 if ctx.quick else 60
+    n = ctx.players[0] if ctx.players else 30 if ctx.quick else 60     # --players N
     ff_count = 5 if ctx.quick else 20
     media = media_file(KBPS)
     table = Table("cluster", f"Origin cluster: Redis directory, {n} streams of ~{KBPS + 64} kbps",

@@ -449,3 +449,29 @@ def test_placement_stays_even_when_the_origins_records_are_renewed_at_different_
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_burst_of_lookups_waits_for_a_connection_instead_of_failing(store):
+    """150 lookups at once (a burst of publishes through an edge) while Redis is busy: each
+    waits for a pooled connection; none fails (redis-py's default pool refused the 101st:
+    "Too many connections", and the publish was refused)."""
+    from lib.server.cluster.store import RedisDirectory, StoreError
+    directory = RedisDirectory(store.url)
+    failures = []
+
+    def lookup():
+        try:
+            directory.owner("__defaultVhost__/live/none")
+        except StoreError as e:
+            failures.append(str(e))
+    busy = threading.Thread(target=store.client().eval, args=(BUSY_LUA, 0, 300))
+    busy.start()
+    time.sleep(0.05)
+    threads = [threading.Thread(target=lookup) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    busy.join(5)
+    directory.close()
+    assert not failures, failures[:3]

@@ -141,7 +141,7 @@ def test_origin_killed_under_edge_players_its_streams_come_back_on_survivors(
     """kill -9 of an origin whose streams are played through both edges while the encoders
     (ffmpeg in a retry loop, publishing through the edges) reconnect."""
     c = make_cluster(origins=3, edges=2)
-    n = 6
+    n = 12
     for i in range(n):
         c.encoder_loop(f"rtmp://{edge_ip(i % 2)}:1935/live/d{i}", small_media, RETRY_DELAY)
     owners = c.wait(lambda: (lambda o: o if len(o) == n else None)(c.owners()), 30,

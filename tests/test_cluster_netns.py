@@ -16,7 +16,6 @@ Rules:
 """
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time

@@ -199,8 +199,9 @@ def run(ctx):
         idle_three, _ = origins_cpu(origins, window / 2)
         edge, pub, counts = place(ctx, target, redis, origins, n, media, "three")
         parts.append(edge)
-        table.add(measure="placement over 3 origins", value=round(counts[0] / max(1, counts[-1]), 2),
-                  unit="max/min", note=f"streams per origin {counts}")
+        table.add(measure="placement over 3 origins", unit="max/min",
+                  value=round(counts[0] / max(1, counts[-1]), 2),
+                  note=f"streams per origin {counts}")
         time.sleep(2.0)
         t0, (c0, calls0) = time.monotonic(), redis.commands()
         cpu_three, each = origins_cpu(origins, window)

@@ -9,7 +9,8 @@ Rules:
   the generated media to a cache dir, never the repo.
 - SRS runs beside ours when SRS_BIN names its binary (issue 16; build it with a snapshot of
   ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
-- `mwcurve` (edge CPU vs added latency per mw_latency) and `soak` (issue 7) run only when named;
+- `mwcurve` (edge CPU vs added latency per mw_latency), `cluster` (the origin cluster with a Redis
+  directory, issue 21: bench/cluster.py) and `soak` (issue 7) run only when named;
   soak: `python -m bench soak --minutes 30` (bench/soak.py).
 - `--selftest`: the chunk parser check, then 10 players against one origin for ~5 s; exit 0
   when all played, else 1.
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from bench import (failover, fanout, firstframe, ingest, latency, memory, mwcurve, parsercheck, soak,
+from bench import (cluster, failover, fanout, firstframe, ingest, latency, memory, mwcurve, parsercheck, soak,
                    streams, workers)
 from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
@@ -32,7 +33,7 @@ from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
              "failover": failover, "memory": memory, "ingest": ingest, "streams": streams}
-LONG_SCENARIOS = {"soak": soak, "workers": workers, "mwcurve": mwcurve}   # run only when named
+LONG_SCENARIOS = {"soak": soak, "workers": workers, "mwcurve": mwcurve, "cluster": cluster}   # run only when named
 
 
 def machine():
@@ -82,7 +83,7 @@ def selftest(ctx):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", metavar="scenario",
-                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers, mwcurve")
+                    help=f"any of {', '.join(SCENARIOS)} (default: all), or soak, workers, mwcurve, cluster")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows (~2 min)")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument("--selftest", action="store_true", help="10 players for ~5 s; exit 0/1")

@@ -34,8 +34,10 @@ def load_tags(path):
     with open(path, "rb") as f:
         tags = [(t, ts, p) for t, ts, p in iter_tags(f.read()) if t in _CSID]
     media = [ts for t, ts, _ in tags if t != 18]
-    step = (media[-1] - media[0]) / max(1, len(media) - 1)
-    return tags, int(media[-1] + step)
+    # the loop restarts after the LATEST timestamp (audio may end after the last video tag, an
+    # AVC end-of-sequence): looping after the last tag's made audio go back in time at each loop
+    step = (max(media) - min(media)) / max(1, len(media) - 1)
+    return tags, int(max(media) + step)
 
 
 class Pub(Player):

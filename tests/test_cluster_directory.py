@@ -5,10 +5,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
-
 import requests
 
 from tests.conftest import free_port, wait_for, wait_port
@@ -416,3 +416,139 @@ def test_a_directory_edge_player_waits_for_the_stream_to_get_an_owner(
         assert player.pump_until(lambda: len(player.media) > 50, 20), player.statuses
     finally:
         player.close()
+
+
+def test_an_edge_sends_a_reconnecting_encoder_to_a_survivor_after_the_owner_died(
+        store, server_factory, publisher_factory, media_file):
+    """The edge read the owner (a player), the owner dies: its lease expires without a message,
+    and the encoder retrying through the edge must reach the surviving origin (the edge used to
+    keep the dead owner cached for ever)."""
+    a = server_factory(origin_conf(store), name="a")
+    b = server_factory(origin_conf(store), name="b")
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    ids = {origin_id(store, a): a, origin_id(store, b): b}
+    redis = store.client()
+    pub = publisher_factory(edge.url("live/s5"), media_file)
+    owner = wait_for(lambda: redis.get(KEY.format("s5")), 10)
+    assert owner in ids
+    survivor_id = next(i for i in ids if i != owner)
+    player = RtmpTestClient(edge.url("live/s5"), timeout=5)
+    try:
+        assert player.play() and player.pump_until(lambda: len(player.media) > 25, 15)
+    finally:
+        player.close()
+    ids[owner].stop(signal.SIGKILL)
+    pub.stop()
+    assert publish_retrying(publisher_factory, edge.url("live/s5"), media_file, redis,
+                            KEY.format("s5"), survivor_id, timeout=15)
+
+
+def test_players_arriving_together_at_a_directory_edge_share_one_pull_link(
+        store, server_factory, publisher_factory, media_file):
+    """The edge's directory lookup yields: a second player arriving meanwhile must join the
+    link the first one starts, not open another (one upstream link per stream)."""
+    api_port = free_port()
+    a = server_factory(origin_conf(store, api_port), name="a")
+    a_id = origin_id(store, a)
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    publisher_factory(a.url("live/s6"), media_file)
+    assert wait_for(lambda: store.client().get(KEY.format("s6")) == a_id, 10)
+    players = [RtmpTestClient(edge.url("live/s6"), timeout=5) for _ in range(4)]
+    busy = threading.Thread(target=store.client().eval, args=(BUSY_LUA, 0, 300))
+    try:
+        busy.start()                        # Redis answers nothing for 0.3 s: the edge's
+        time.sleep(0.05)                    # lookup for the first player yields meanwhile
+        plays = [threading.Thread(target=p.play) for p in players]
+        for t in plays:
+            t.start()
+        for t in plays:
+            t.join(15)
+        for p in players:
+            assert p.pump_until(lambda: len(p.media) > 25, 15), p.statuses
+
+        def links():
+            clients = requests.get(f"http://127.0.0.1:{api_port}/api/v1/clients?count=100",
+                                   timeout=5).json()["clients"]
+            return [c for c in clients if not c["publish"] and c["name"] == "s6"]
+        assert len(links()) == 1, links()
+    finally:
+        busy.join(5)
+        for p in players:
+            p.close()
+
+
+BUSY_LUA = """local t = redis.call('TIME'); local stop = t[1] * 1000 + t[2] / 1000 + ARGV[1]
+repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 >= stop"""
+
+
+def record_publishers(store):
+    """{origin rtmp port: publishers in its membership record}."""
+    c = store.client()
+    out = {}
+    for v in c.mget([f"srsedge:origin:{i}" for i in c.smembers("srsedge:origins")]):
+        if v:
+            rec = json.loads(v)
+            out[rec["rtmp"].rpartition(":")[2]] = rec["load"]["publishers"]
+    return out
+
+
+def test_placement_stays_even_when_the_origins_records_are_renewed_at_different_times(
+        store, server_factory):
+    """An origin whose record is not renewed yet must not look empty: the edge keeps counting
+    what it placed there until that origin's record shows it (it forgot it at every members
+    read, and a burst went to the origin renewed last: 6/3/3 here)."""
+    conf = ORIGIN.replace("directory_ttl 3", "directory_ttl 15")   # records renewed every 5 s
+    b, c = (server_factory(conf.replace("REDIS", store.url).replace("APIPORT", str(free_port())),
+                           name=n) for n in "bc")
+    origin_id(store, b), origin_id(store, c)
+    time.sleep(2.5)                                   # a's renewals come 2.5 s after b's and c's
+    a = server_factory(conf.replace("REDIS", store.url).replace("APIPORT", str(free_port())),
+                       name="a")
+    origin_id(store, a)
+    edge = server_factory(EDGE.replace("REDIS", store.url), name="edge")
+    clients = []
+
+    def publish(names):
+        for name in names:
+            client = RtmpTestClient(edge.url(f"live/{name}"), timeout=5)
+            clients.append(client)
+            assert client.publish(5) and client.session.state == "publishing", client.statuses
+    try:
+        publish([f"q{i}" for i in range(6)])
+        ports = {str(s.port) for s in (b, c)}
+        # b and c renewed (their records show their 2 publishers each), a not yet
+        assert wait_for(lambda: all(record_publishers(store).get(p) == 2 for p in ports), 8)
+        assert record_publishers(store)[str(a.port)] == 0
+        publish([f"q{i}" for i in range(6, 12)])
+        owners = store.client().mget([KEY.format(f"q{i}") for i in range(12)])
+        ids = {origin_id(store, s) for s in (a, b, c)}
+        assert sorted(owners.count(i) for i in ids) == [4, 4, 4], owners
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_burst_of_lookups_waits_for_a_connection_instead_of_failing(store):
+    """150 lookups at once (a burst of publishes through an edge) while Redis is busy: each
+    waits for a pooled connection; none fails (redis-py's default pool refused the 101st:
+    "Too many connections", and the publish was refused)."""
+    from lib.server.cluster.store import RedisDirectory, StoreError
+    directory = RedisDirectory(store.url)
+    failures = []
+
+    def lookup():
+        try:
+            directory.owner("__defaultVhost__/live/none")
+        except StoreError as e:
+            failures.append(str(e))
+    busy = threading.Thread(target=store.client().eval, args=(BUSY_LUA, 0, 300))
+    busy.start()
+    time.sleep(0.05)
+    threads = [threading.Thread(target=lookup) for _ in range(150)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    busy.join(5)
+    directory.close()
+    assert not failures, failures[:3]

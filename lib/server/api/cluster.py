@@ -98,5 +98,4 @@ def stream_owner(server, source):
         return None
     if driver.book.owns(source.key):
         return driver.book.origin_id
-    cached = driver.owner_cache.get(source.key)
-    return cached[0] if cached else None
+    return driver.cached_owner(source.key)

@@ -8,7 +8,9 @@ Rules:
   request and wait for its Answer (bounded by CLAIM_WAIT); they never touch the book.
 - Lookups for edges (`origins_for_play`, `origins_for_publish`) run on the caller's greenlet
   (read-only, one round trip), cached per stream until the moves channel says it changed, and
-  for one lease TTL at most (an owner that died without a release is not announced).
+  for at most one renewal interval: a lease that expires (its origin died) sends no message, so
+  an older answer may name a dead origin (an encoder retrying through an edge would be sent
+  there for ever).
 - A moved stream (channel message) tells the edge plugin through `on_move(key)`, so its pull
   link moves to the new owner the way failover works.
 - Logs: store reachable/unreachable once per transition, a lost lease, a move; never per renewal.
@@ -28,9 +30,8 @@ from lib.server.cluster.store import RedisDirectory, StoreError
 
 CLAIM_WAIT = 3.0          # s a publisher waits for the directory before it is refused
 MEMBERS_FRESH = 1.0       # s a members list read for placement is reused
-PLACEMENT_MARGIN = 1.0    # s before a member's report whose placements still count on top of it
-PLACEMENT_MEMORY = 60.0   # s a placement is remembered
-OWNER_CACHE_MAX = 10000   # cached owners before the expired ones are swept
+PLACED_SETTLE = 0.5       # s a placed publish takes to show in its origin's record
+OWNER_CACHE_MAX = 10000   # cached owners before the stale ones are swept
 HLS_SEQ_KEEP = 3600       # s a stream's next HLS segment number is kept in the directory
 
 
@@ -48,9 +49,9 @@ class DirectoryDriver:
         self.waiting = {}                   # stream key -> [AsyncResult] in request order
         self.wake = Event()
         self.greenlets = []
-        self.owner_cache = {}               # stream key -> (owner id, record, read at)
+        self.owner_cache = {}               # stream key -> (read at, owner id, record)
         self.members_cache = (None, [])     # (read at, records)
-        self.placements = deque()           # (member id, wall time) of publishes placed here
+        self.placed = []                    # (member id, wall time) of publishes placed here
         self.on_move = None                 # callable(key), set by the plugin
         self.moves = 0
         self._cpu = (time.monotonic(), sum(os.times()[:2]))
@@ -89,22 +90,26 @@ class DirectoryDriver:
 
     # ------------------------------------------------------------ lookups (edges)
     def owner(self, key):
-        """(owner id, record) of `key`, cached until a move; StoreError propagates."""
-        hit = self.owner_cache.get(key)
+        """(owner id, record) of `key`, cached until a move or for one renewal interval;
+        StoreError propagates."""
         now = self.clock()
-        if hit is not None and now - hit[2] < self.ttl:
-            return hit[0], hit[1]
+        hit = self.owner_cache.get(key)
+        if hit is not None and now - hit[0] < self.book.renew_interval:
+            return hit[1], hit[2]
         owner, record = self.store.owner(key)
-        if owner is None:
-            self.owner_cache.pop(key, None)
-        else:
-            # an owner that died without releasing is not announced: an answer is trusted
-            # for one lease TTL at most, so the cache also never outgrows the live streams
-            self.owner_cache[key] = (owner, record, now)
-            if len(self.owner_cache) > OWNER_CACHE_MAX:
+        if owner is not None:
+            self.owner_cache[key] = (now, owner, record)
+            if len(self.owner_cache) > OWNER_CACHE_MAX:     # never outgrow the live streams
                 self.owner_cache = {k: v for k, v in self.owner_cache.items()
-                                    if now - v[2] < self.ttl}
+                                    if now - v[0] < self.book.renew_interval}
+        else:
+            self.owner_cache.pop(key, None)
         return owner, record
+
+    def cached_owner(self, key):
+        """The owner id this process last read for `key` (no store call), or None."""
+        hit = self.owner_cache.get(key)
+        return hit[1] if hit else None
 
     def origins_for_play(self, key):
         """[the owner's RTMP address], [] when nobody owns `key` or this process does."""
@@ -132,20 +137,22 @@ class DirectoryDriver:
         if not records:
             return None
 
-        wall = time.time()
-        while self.placements and wall - self.placements[0][1] > PLACEMENT_MEMORY:
-            self.placements.popleft()
+        now = time.time()
+        updated = {r["id"]: r.get("updated", 0) for r in records}
+        # a placement counts here until its origin's record was written after it had time to
+        # arrive (PLACED_SETTLE s), at most one TTL; a fresh members read does not forget it
+        self.placed = [(i, at) for i, at in self.placed if i in updated
+                       and updated[i] < at + PLACED_SETTLE and now - at < self.ttl]
+        pending = {}
+        for i, _ in self.placed:
+            pending[i] = pending.get(i, 0) + 1
 
-        def load(r):
-            # what it reported, plus what we placed there since shortly before that report (a
-            # publish placed just before may not be in it yet: counted twice rather than not)
-            since = float(r.get("updated", 0)) - PLACEMENT_MARGIN
-            placed = sum(1 for member, t in self.placements if member == r["id"] and t > since)
-            reported = r.get("load", {})
+        def load(r):                        # what it reported plus what is on its way there
+            reported, placed = r.get("load", {}), pending.get(r["id"], 0)
             return (reported.get("publishers", 0) + placed, reported.get("streams", 0) + placed,
                     r["id"])
         best = min(records, key=load)
-        self.placements.append((best["id"], wall))
+        self.placed.append((best["id"], now))
         return best
 
     # ------------------------------------------------------------ the owner greenlet

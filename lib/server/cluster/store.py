@@ -16,6 +16,7 @@ import json
 
 import redis
 
+POOL_SIZE = 50            # connections to the directory per process, at most
 PREFIX = "srsedge:"
 MOVES = PREFIX + "moves"
 ORIGINS = PREFIX + "origins"
@@ -70,9 +71,12 @@ class RedisDirectory:
     def __init__(self, url, timeout=1.0):
         self.url = url
         try:
-            self.redis = redis.Redis.from_url(url, socket_timeout=timeout,
-                                              socket_connect_timeout=timeout,
-                                              decode_responses=True)
+            # a burst of publishes or plays (one lookup each, at once) waits for a connection
+            # (up to `timeout`) rather than failing: redis-py's default pool refuses the 101st
+            pool = redis.BlockingConnectionPool.from_url(
+                url, max_connections=POOL_SIZE, timeout=timeout, socket_timeout=timeout,
+                socket_connect_timeout=timeout, decode_responses=True)
+            self.redis = redis.Redis(connection_pool=pool)
         except ValueError as e:
             raise StoreError(f"directory {url}: {e}") from e
         self._claim = self.redis.register_script(_CLAIM)

@@ -68,21 +68,35 @@ class EdgePlugin:
             self._traverse(conn, vhost_conf, "play")
         if source.publisher is not None and not isinstance(source.publisher, EdgeIngester):
             return                          # published through this edge: serve it locally
-        ing = source.edge
-        if ing is None or ing.done:
-            origins = self.server.directory.origins_for(vhost_conf, source.key)
-            if not origins:                 # not published yet: wait for an owner, as SRS waits
-                origins = self.server.directory.wait_for_owner(
-                    vhost_conf, source.key, vhost_conf.play.publisher_wait)
-            if not origins:
-                raise EdgeRefused(f"edge {source.key}: no origin has the stream (directory)")
-            ing = source.edge
-            if ing is not None and not ing.done:    # another player's wait ended first
-                ing.add_player(conn)
-                return
-            ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins)
-            source.edge = ing
+        directory = self.server.directory
+
+        def lookup():                       # not published yet: wait for an owner, as SRS waits
+            return directory.origins_for(vhost_conf, source.key) or directory.wait_for_owner(
+                vhost_conf, source.key, vhost_conf.play.publisher_wait)
+        ing = self._join_or_start(
+            source, lookup,
+            lambda origins: EdgeIngester(self.server, source, conn.req, vhost_conf,
+                                         origins=origins))
+        if ing is None:
+            raise EdgeRefused(f"edge {source.key}: no origin has the stream (directory)")
         ing.add_player(conn)
+
+    @staticmethod
+    def _join_or_start(source, lookup, start):
+        """The stream's running link, else a new one to `lookup()`'s origins (None: none).
+        The lookup may yield (a directory round trip) while another player of the stream
+        starts a link: look again after it, so a stream keeps one upstream link."""
+        ing = source.edge
+        if ing is not None and not ing.done:
+            return ing
+        origins = lookup()
+        ing = source.edge
+        if ing is not None and not ing.done:
+            return ing
+        if not origins:
+            return None
+        source.edge = ing = start(origins)
+        return ing
 
     def _relay(self, conn, source, vhost_conf):
         """An origin of a cluster serving a stream that another origin owns: pull it from the
@@ -90,14 +104,12 @@ class EdgePlugin:
         if not vhost_conf.cluster.directory or source.publisher is not None and not isinstance(
                 source.publisher, EdgeIngester):
             return
-        ing = source.edge
-        if ing is None or ing.done:
-            origins = self.server.directory.owner_elsewhere(vhost_conf, source.key)
-            if not origins:
-                return                      # nobody else owns it: wait for a publisher here
-            ing = EdgeIngester(self.server, source, conn.req, vhost_conf, origins=origins,
-                               relay=True)
-            source.edge = ing
+        ing = self._join_or_start(
+            source, lambda: self.server.directory.owner_elsewhere(vhost_conf, source.key),
+            lambda origins: EdgeIngester(self.server, source, conn.req, vhost_conf,
+                                         origins=origins, relay=True))
+        if ing is None:
+            return                          # nobody else owns it: wait for a publisher here
         ing.add_player(conn)
 
     def after_play(self, conn, source):

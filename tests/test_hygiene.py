@@ -69,7 +69,7 @@ srs_log_tank console;
 http_api {{ enabled on; listen {api_port}; }}
 {http}
 vhost __defaultVhost__ {{
-    play {{ queue_length {QUEUE_LENGTH}; }}
+    play {{ queue_length {QUEUE_LENGTH}; publisher_wait 1; }}   # absent: not found after 1 s
     {vhost}
 }}
 """

@@ -24,7 +24,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0, proc=None):
+def wait_port(port, timeout=30.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:

@@ -67,7 +67,7 @@ def test_ctl_round_trip(tmp_path):
     pid = int(re.search(r"srsedge started, pid (\d+)", r.stdout).group(1))
     try:
         assert int(pid_file.read_text()) == pid and alive(pid)
-        wait_port(port, timeout=5)
+        wait_port(port)
         r = ctl("status", conf)
         assert r.returncode == 0 and r.stdout.strip() == f"srsedge is running, pid {pid}"
 
@@ -97,7 +97,7 @@ def test_ctl_round_trip(tmp_path):
         assert wait_for(lambda: not alive(pid), 5)
         pid = int(pid_file.read_text())
         assert alive(pid)
-        wait_port(port, timeout=5)
+        wait_port(port)
 
         r = ctl("stop", conf)
         assert r.returncode == 0 and f"srsedge stopped, pid {pid}" in r.stdout, r.out
@@ -134,7 +134,7 @@ def test_ctl_start_failure_and_daemon_on(tmp_path):
     assert r.returncode == 0, r.out
     pid = int((tmp_path / "a" / "ctl.pid").read_text())
     try:
-        wait_port(port, timeout=5)
+        wait_port(port)
         r = ctl("start", b)
         assert r.returncode != 0 and re.search("exited while starting|failed to start", r.out)
         assert "Address already in use" in (tmp_path / "b" / "ctl.log").read_text()

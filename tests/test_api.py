@@ -77,6 +77,11 @@ class ApiProc(ServerProc):
         return self.get("/api/v1/clients?count=100")["clients"]
 
 
+def wait_published(srv, name="livestream", timeout=30):
+    """Until the API says the stream has a publisher (an event, not a sleep): its stream object."""
+    return wait_for(lambda: (s := srv.stream(name)) and s["publish"]["active"] and s, timeout)
+
+
 def players_gauge(metrics, stream="livestream"):
     key = ("srsedge_stream_players", (("app", "live"), ("stream", stream), ("vhost", "__defaultVhost__")))
     return metrics.get(key, 0)

@@ -213,6 +213,18 @@ def ffprobe_streams(url, timeout=30):
     return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
+def wait_live(url, timeout=30.0):
+    """Until `url` plays: a player of ours got a video message (the publisher is publishing).
+    An event, not a sleep; it is one more play on the server."""
+    from tests.rtmpclient import RtmpTestClient
+    c = RtmpTestClient(url, timeout=timeout)
+    try:
+        return c.play(timeout) and c.pump_until(lambda: any(t == 9 for t, _, _ in c.media),
+                                                timeout)
+    finally:
+        c.close()
+
+
 def wait_for(predicate, timeout=10.0, interval=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:

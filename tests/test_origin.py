@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lib.media import flv
-from tests.conftest import ORIGIN_CONF, PYTHON, ROOT, ffprobe_streams, free_port, wait_for
+from tests.conftest import (ORIGIN_CONF, PYTHON, ROOT, ffprobe_streams, free_port, wait_for,
+                            wait_live)
 from tests.rtmpclient import RtmpTestClient, timestamp_regressions
 
 FPS = 25
@@ -59,14 +60,14 @@ def test_late_player_starts_at_keyframe_with_headers(server_factory, media_file,
 def test_second_publisher_refused_first_keeps_going(server_factory, media_file, publisher_factory):
     srv = server_factory(ORIGIN_CONF)
     first = publisher_factory(srv.url(), media_file)
-    time.sleep(1.5)
+    assert wait_live(srv.url())                        # the first one publishes
     second = RtmpTestClient(srv.url())
     second.publish()
     assert second.session.state == "closed"
     assert "NetStream.Publish.BadName" in second.statuses
     assert second.pump_until(lambda: second.closed, 5)
     assert first.alive()
-    assert "second publisher refused" in srv.log_text()
+    assert wait_for(lambda: "second publisher refused" in srv.log_text())
     viewer = RtmpTestClient(srv.url())
     viewer.play()
     assert viewer.pump_until(lambda: len(viewer.media) > 20, 5)
@@ -217,7 +218,10 @@ def test_pid_file_refuses_second_instance(server_factory, tmp_path):
 def test_max_connections_enforced_at_accept(server_factory):
     srv = server_factory(ORIGIN_CONF.replace("listen {port};", "listen {port};\nmax_connections 2;"))
     held = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]
-    time.sleep(0.3)
+    for s in held:                                     # each one is counted: its handshake runs
+        s.sendall(b"\x03" + bytes(1536))
+        s.settimeout(30)
+        assert s.recv(1) == b"\x03"
     extra = socket.create_connection(("127.0.0.1", srv.port))
     extra.settimeout(3)
     assert extra.recv(10) == b""                       # closed at once

@@ -10,8 +10,8 @@ Rules (this module owns them; `loopmonitor.py` only feeds it):
   the previous tick the loop's thread ran `cpu` seconds on a CPU and waited `wait` seconds for
   one (runnable, not running: /proc/self/schedstat). A late tick is *starved* when that wait
   is at least half its lateness (the kernel did not run us); otherwise it is *blocked* (a
-  callback ran, or slept in a syscall, that long). `tick` also closes the window once `window` seconds
-  have passed, and keeps the last `keep` closed windows.
+  callback ran, or slept in a syscall, that long). `tick` also closes the window once `window`
+  seconds have passed, and keeps the last `keep` closed windows.
 - `gc_pause(seconds)`: one cyclic garbage collection (gc.callbacks start..stop).
 - Percentiles come from a fixed log histogram (10 buckets a decade, 10 us .. 100 s, upper
   bounds 1, 1.25, 1.6, 2, 2.5, 3.2, 4, 5, 6.4, 8 x 10^k): p99 is the bound of the bucket that

@@ -47,4 +47,4 @@ def test_many_players_one_publisher(server_factory, media_file, publisher_factor
     assert min(counts) > 50, counts
     for p in players:
         p.close()
-    assert wait_for(lambda: srv.log_text().count("closed the connection") >= 30, 5)
+    assert wait_for(lambda: srv.log_text().count("closed the connection") >= 30, 15)

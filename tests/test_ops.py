@@ -77,7 +77,7 @@ def test_ctl_round_trip(tmp_path):
 
         r = ctl("reload", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: "reload ok" in log.read_text(), 5)
+        assert wait_for(lambda: "reload ok" in log.read_text(), 15)
 
         conf.write_text(good.replace("vhost __defaultVhost__ { }", "vhost __defaultVhost__ { bogus on; }"))
         r = ctl("reload", conf)
@@ -90,11 +90,11 @@ def test_ctl_round_trip(tmp_path):
         os.rename(log, tmp_path / "ctl.log.1")
         r = ctl("logrotate", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: log.exists() and "log file reopened" in log.read_text(), 5)
+        assert wait_for(lambda: log.exists() and "log file reopened" in log.read_text(), 15)
 
         r = ctl("restart", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: not alive(pid), 5)
+        assert wait_for(lambda: not alive(pid), 15)
         pid = int(pid_file.read_text())
         assert alive(pid)
         wait_port(port)
@@ -358,7 +358,7 @@ def test_demo_runs_and_stops_on_sigint():
         assert "exited" not in output()     # ffmpeg and nginx were not hit before the demo stopped them
         reader.join(5)
         assert "demo: stopped" in output()
-        assert wait_for(lambda: not any(alive(p) for p in tree), 5), \
+        assert wait_for(lambda: not any(alive(p) for p in tree), 15), \
             [p for p in tree if alive(p)]
         assert not any(os.path.exists(os.path.join(ROOT, "objs", "demo", f"{n}.pid"))
                        for n in ("origin", "backup", "edge"))

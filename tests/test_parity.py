@@ -238,7 +238,7 @@ def test_hook_timeout_directive(server_factory, media_file, publisher_factory, h
     slow = publisher_factory(srv.url("live/b?token=good"), media_file)
     assert wait_for(lambda: not slow.alive(), 10)
     assert time.time() - started < 6.0                     # refused before the hook answered
-    assert wait_for(lambda: "timeout after 1.5s" in srv.log_text(), 5)
+    assert wait_for(lambda: "timeout after 1.5s" in srv.log_text(), 15)
 
 
 # ---------------------------------------------------------------- 6. refer
@@ -330,7 +330,7 @@ vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream]
     for p in (first.wait(), second.wait()):
         assert p.frames > 40, p.stderr
         assert "Video: h264" in p.stderr and "Audio: aac" in p.stderr
-    assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 5)
+    assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 15)
 
 
 # ---------------------------------------------------------------- 6. unsupported is said

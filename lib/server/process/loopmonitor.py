@@ -6,7 +6,7 @@ Rules:
   per message: a check watcher at the highest priority runs first after each poll, a prepare
   watcher at the lowest runs last before the next one (after gevent's own callbacks, which
   resume greenlets), and the time between is the iteration's callbacks. Neither watcher keeps
-  the loop alive. Measured: 0.4 us of CPU per iteration (docs/performance.md).
+  the loop alive. Measured: 0.4-0.6 us of CPU per iteration (docs/performance.md).
 - Every TICK a one-shot timer (a new one each time: gevent fires a restarted one at once)
   measures its own lateness and reads /proc/self/schedstat (the loop thread's time on a CPU
   and waiting for one), and rolls the window. A closed window that stalled logs one warning.

@@ -9,7 +9,8 @@ Rules:
   the loop alive. Measured: 0.4-0.6 us of CPU per iteration (docs/performance.md).
 - Every TICK a one-shot timer (a new one each time: gevent fires a restarted one at once)
   measures its own lateness and reads /proc/self/schedstat (the loop thread's time on a CPU
-  and waiting for one), and rolls the window. A closed window that stalled logs one warning.
+  and waiting for one), and rolls the window. A closed window that stalled logs one trace line
+  (not a warning: a starved loop is the machine's state, not the server's error).
 - gc pauses come from `gc.callbacks` (a collection is rare: see gctune.py).
 - `start()`/`stop()` are idempotent; the server owns one monitor (`server.loop_monitor`).
 """
@@ -99,8 +100,8 @@ class LoopMonitor:
         self._arm()
         if closed is not None and closed.verdict != "ok" and self.log is not None:
             d = closed.describe()
-            self.log.warn(
-                f"event loop stalled in the last {d['seconds']:.0f} s: {d['verdict']}: timer "
+            self.log.trace(
+                f"event loop stalled in the last {d['seconds']:.1f} s: {d['verdict']}: timer "
                 f"{d['lag_max_ms']:.0f} ms late (blocked {d['blocked_max_ms']:.0f} ms, starved "
                 f"{d['starved_max_ms']:.0f} ms), longest iteration {d['busy_max_ms']:.0f} ms, "
                 f"gc {d['gc_max_ms']:.0f} ms, on cpu {d['cpu_ms']:.0f} ms, waiting for a cpu "

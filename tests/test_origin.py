@@ -79,19 +79,19 @@ def test_publisher_reconnect_player_continues_monotonic(server_factory, media_fi
     viewer = RtmpTestClient(srv.url())
     assert viewer.play()
     pub = publisher_factory(srv.url(), media_file)
-    viewer.read_for(3)
+    assert viewer.pump_until(lambda: len(viewer.media) > 50, 30)
     before = len(viewer.media)
-    assert before > 50
     pub.stop()
-    viewer.read_for(1)
+    viewer.read_for(1)                                 # the server notices the publisher left
+
+    def headers():
+        return [p for t, _, p in viewer.media if t == 9 and flv.is_video_sequence_header(p)]
+
     publisher_factory(srv.url(), media_file)
-    viewer.read_for(3)
+    # the second publisher's sequence headers and media reach the player
+    assert viewer.pump_until(lambda: len(headers()) >= 2 and len(viewer.media) > before + 50, 30)
     assert not viewer.closed
-    assert len(viewer.media) > before + 50
     assert timestamp_regressions(viewer.media) == 0
-    # the second publisher's sequence headers reached the player
-    seq = [p for t, _, p in viewer.media if t == 9 and flv.is_video_sequence_header(p)]
-    assert len(seq) >= 2
 
 
 class HookRecorder(BaseHTTPRequestHandler):

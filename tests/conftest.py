@@ -2,6 +2,11 @@
 
 Rules: tests pick free ports, write configs and media into tmp dirs, and kill what they start by
 pid. Generated media is made once per session.
+Under load (the suite runs on 2 shared cores; issue 20 found its flaky tests at load 10-17): a
+test waits for an event (a port listens, `wait_live`: a player got video, the API says so), never
+a fixed sleep or a fixed reading time before asserting; deadlines of positive waits are generous
+(30 s to start a server, 15 s and more for media) since they cost nothing when the event comes;
+only a test whose claim is a time bound keeps a tight one.
 """
 import os
 import re

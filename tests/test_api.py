@@ -210,7 +210,7 @@ def test_kick_a_client_with_delete(origin):
         assert player.pump_until(lambda: player.closed, 15), "kicked player's socket stays open"
         assert wait_for(lambda: origin.get(f"/api/v1/clients/{cid}") == srs_example("client_not_found.json"))
         assert origin.request("DELETE", f"/api/v1/clients/{cid}").json() == {"code": 2049}
-        assert "kicked by HTTP API" in origin.log_text()
+        assert wait_for(lambda: "kicked by HTTP API" in origin.log_text(), 15)
     finally:
         player.close()
     assert origin.stream()["publish"]["active"]            # the publisher was not touched

@@ -248,7 +248,7 @@ vhost __defaultVhost__ {{
     bad.play()
     assert bad.pump_until(lambda: bad.closed, 8)
     assert not any(t == 9 for t, _, _ in bad.media)
-    assert "token_traverse" in edge.log_text()
+    assert wait_for(lambda: "token_traverse" in edge.log_text(), 15)
     params = [c.get("param") for c in HookRecorder.calls if c["action"] == "on_play"]
     assert "?token=bad" in params and "?token=good" in params
 
@@ -274,7 +274,7 @@ vhost up.srs.com {{
     assert viewer.pump_until(lambda: sum(1 for t, _, _ in viewer.media if t == 9) > 10, 10), \
         edge.log_text()[-2000:]
     assert pub.alive()
-    assert "publish down.srs.com/live/livestream" in origin.log_text()
+    assert wait_for(lambda: "publish down.srs.com/live/livestream" in origin.log_text(), 15)
 
 
 def forwarding_origin_conf(dest):
@@ -382,4 +382,4 @@ def test_edge_publish_hooks_paired_when_every_origin_fails(server_factory, media
     assert wait_for(
         lambda: [c["action"] for c in HookRecorder.calls].count("on_unpublish") == 1, 15)
     assert actions.count("on_publish") == 1
-    assert "every origin failed" in edge.log_text()
+    assert wait_for(lambda: "every origin failed" in edge.log_text(), 15)

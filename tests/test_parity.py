@@ -134,7 +134,7 @@ def test_flv_extension_maps_to_the_stream_and_play_duration_ends_the_play(
     assert took < 30
     streams = api_streams(api)
     assert [s["url"] for s in streams] == ["/live/s"]       # no second source "s.flv"
-    assert "play duration 8000ms reached" in srv.log_text()
+    assert wait_for(lambda: "play duration 8000ms reached" in srv.log_text(), 15)
 
 
 def test_ffmpeg_gets_a_stream_length_answer(server_factory, media_file, publisher_factory,
@@ -272,7 +272,7 @@ vhost __defaultVhost__ {{
     res = rtmpdump(f"rtmp://127.0.0.1:{srv.port}/live", "s", out, "-p", "https://github.com/a",
                    "-B", "1", timeout=30)
     assert res.returncode != 0                              # in `all` but not in `play`
-    assert "refer play" in srv.log_text()
+    assert wait_for(lambda: "refer play" in srv.log_text(), 15)
 
     url = f"http://127.0.0.1:{http}/live/s.flv"
     for referer, want in (("http://evil.com/", 403), ("http://www.ossrs.net:8080/p", 200)):

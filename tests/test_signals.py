@@ -38,7 +38,7 @@ def test_sighup_broken_config_keeps_old(server_factory, media_file, publisher_fa
     srv.conf.write_text(good.replace("vhost __defaultVhost__ { }", "vhost __defaultVhost__ { bogus on; }"))
     srv.send_signal(signal.SIGHUP)
     assert wait_for(lambda: "reload ignored" in srv.log_text(), 15)
-    assert "vhost.bogus" in srv.log_text()
+    assert wait_for(lambda: "vhost.bogus" in srv.log_text(), 15)
     v = RtmpTestClient(srv.url())
     assert v.play() and v.pump_until(lambda: len(v.media) > 10, 15)
 
@@ -71,7 +71,7 @@ def test_sigquit_drains_then_exits(server_factory, media_file, publisher_factory
     with socket.socket() as s:              # no longer accepting
         assert s.connect_ex(("127.0.0.1", srv.port)) != 0
     assert srv.proc.wait(10) == 0
-    assert "graceful quit" in srv.log_text()
+    assert wait_for(lambda: "graceful quit" in srv.log_text(), 15)
 
 
 def test_sigterm_fast_quit_removes_pid(server_factory):

@@ -3,7 +3,7 @@
 Runs a server the way srsedge.py does (monkey-patch first, config, logger, Server.start) and
 then starts the HTTP API with `start_api` (a no-op once Server.start does it itself). The
 sample interval of the API's kbps sampler can be lowered so tests see rates quickly.
-SIGTERM/SIGINT stop it.
+SIGTERM/SIGINT stop it; SIGUSR2 blocks its event loop for 300 ms (a planted stall).
 """
 from gevent import monkey
 
@@ -38,6 +38,8 @@ def main():
     done = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, done.set)
+    # test-only: SIGUSR2 blocks the event loop for 300 ms (tests/test_loop_lag.py)
+    gevent.signal_handler(signal.SIGUSR2, monkey.get_original("time", "sleep"), 0.3)
     done.wait()
     server.stop()
     return 0

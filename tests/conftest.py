@@ -2,6 +2,11 @@
 
 Rules: tests pick free ports, write configs and media into tmp dirs, and kill what they start by
 pid. Generated media is made once per session.
+Under load (the suite runs on 2 shared cores; issue 20 found its flaky tests at load 10-17): a
+test waits for an event (a port listens, `wait_live`: a player got video, the API says so), never
+a fixed sleep or a fixed reading time before asserting; deadlines of positive waits are generous
+(30 s to start a server, 15 s and more for media) since they cost nothing when the event comes;
+only a test whose claim is a time bound keeps a tight one.
 """
 import os
 import re
@@ -24,7 +29,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0, proc=None):
+def wait_port(port, timeout=30.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -211,6 +216,18 @@ def ffprobe_streams(url, timeout=30):
                           "stream=codec_type,codec_name", "-of", "csv=p=0", url],
                          capture_output=True, text=True, timeout=timeout)
     return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
+
+
+def wait_live(url, timeout=30.0):
+    """Until `url` plays: a player of ours got a video message (the publisher is publishing).
+    An event, not a sleep; it is one more play on the server."""
+    from tests.rtmpclient import RtmpTestClient
+    c = RtmpTestClient(url, timeout=timeout)
+    try:
+        return c.play(timeout) and c.pump_until(lambda: any(t == 9 for t, _, _ in c.media),
+                                                timeout)
+    finally:
+        c.close()
 
 
 def wait_for(predicate, timeout=10.0, interval=0.1):

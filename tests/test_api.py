@@ -77,6 +77,11 @@ class ApiProc(ServerProc):
         return self.get("/api/v1/clients?count=100")["clients"]
 
 
+def wait_published(srv, name="livestream", timeout=30):
+    """Until the API says the stream has a publisher (an event, not a sleep): its stream object."""
+    return wait_for(lambda: (s := srv.stream(name)) and s["publish"]["active"] and s, timeout)
+
+
 def players_gauge(metrics, stream="livestream"):
     key = ("srsedge_stream_players", (("app", "live"), ("stream", stream), ("vhost", "__defaultVhost__")))
     return metrics.get(key, 0)
@@ -177,7 +182,7 @@ def test_stream_shows_publisher_codecs_players_and_kbps(origin):
                                "name": "AAC"}
     assert video["name"] == "H.264"
     assert stream["edge"] is None
-    assert wait_for(lambda: origin.stream()["kbps"]["recv_30s"] > 50, 5)
+    assert wait_for(lambda: origin.stream()["kbps"]["recv_30s"] > 50, 15)
     base = origin.stream()["clients"]
     player = play(origin)
     try:
@@ -202,10 +207,10 @@ def test_kick_a_client_with_delete(origin):
         r = origin.request("DELETE", f"/api/v1/clients/{cid}")
         assert r.status_code == 200
         assert_srs_shape(r.json(), srs_example("kick.json"))
-        assert player.pump_until(lambda: player.closed, 5), "kicked player's socket stays open"
+        assert player.pump_until(lambda: player.closed, 15), "kicked player's socket stays open"
         assert wait_for(lambda: origin.get(f"/api/v1/clients/{cid}") == srs_example("client_not_found.json"))
         assert origin.request("DELETE", f"/api/v1/clients/{cid}").json() == {"code": 2049}
-        assert "kicked by HTTP API" in origin.log_text()
+        assert wait_for(lambda: "kicked by HTTP API" in origin.log_text(), 15)
     finally:
         player.close()
     assert origin.stream()["publish"]["active"]            # the publisher was not touched

@@ -80,10 +80,9 @@ vhost __defaultVhost__ {{
 
     t = threading.Thread(target=flv_reader)
     t.start()
-    rtmp.read_for(3)
-    t.join(15)
+    assert rtmp.pump_until(lambda: sum(1 for k, _, _ in rtmp.media if k == 9) > 40, 30)
+    t.join(30)
     assert got.get("status") == 200 and got.get("bytes", 0) > 200000
-    assert sum(1 for k, _, _ in rtmp.media if k == 9) > 40
     assert plays_on(origin) == 1                      # one upstream link for both kinds
 
 

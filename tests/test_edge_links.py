@@ -141,7 +141,7 @@ vhost __defaultVhost__ {{ cluster {{ mode remote; origin 127.0.0.1:{origin.port}
         first.pump_until(lambda: first.closed, 15)
         assert first.closed, "the player of a crashed link is closed"
         key = "__defaultVhost__/live/livestream"
-        assert wait_for(lambda: getattr(edge.server.sources.get(key), "edge", None) is None, 5), \
+        assert wait_for(lambda: getattr(edge.server.sources.get(key), "edge", None) is None, 15), \
             "the crashed link released the source"
         second = RtmpTestClient(url)
         assert second.play()

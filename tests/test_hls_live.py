@@ -237,4 +237,4 @@ def test_live_server_writes_hls(server_factory, publisher_factory, media_file):
     pub.stop()
     assert wait_for(lambda: not m3u8_path.exists(), timeout=10), srv.log_text()
     assert not [f for f in os.listdir(m3u8_path.parent) if f.endswith(".ts")]
-    assert "dispose" in srv.log_text()
+    assert wait_for(lambda: "dispose" in srv.log_text(), 15)

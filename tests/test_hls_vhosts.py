@@ -56,7 +56,7 @@ def test_deny_play_vhost_hls_is_403_and_vhosts_write_apart(server_factory, media
             r = requests.get(base + path, timeout=5)
             assert r.status_code == status, (path, r.status_code)
     assert "#EXTINF" in requests.get(f"{base}/b.test/live/livestream.m3u8", timeout=5).text
-    assert "vhost a.test: security: play from 127.0.0.1" in srv.log_text()
+    assert wait_for(lambda: "vhost a.test: security: play from 127.0.0.1" in srv.log_text(), 15)
 
 
 def rules_for(names):

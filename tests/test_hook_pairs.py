@@ -74,7 +74,7 @@ def test_player_leaving_during_on_publish_does_not_orphan_the_source(server_fact
     assert waiting.play()
     pub = connected(url)
     thread = publish_in_background(pub)
-    assert wait_for(lambda: calls(hooks, "on_publish"), 5)
+    assert wait_for(lambda: calls(hooks, "on_publish"), 15)
     waiting.close()                        # leaves while the publisher waits in its hook
     thread.join(15)
     assert pub.session.state == "publishing"
@@ -84,7 +84,7 @@ def test_player_leaving_during_on_publish_does_not_orphan_the_source(server_fact
     assert streams, "the API lists the published stream"
     late = connected(url)
     assert late.play()
-    assert late.pump_until(lambda: any(t == 9 for t, _, _ in late.media), 5), \
+    assert late.pump_until(lambda: any(t == 9 for t, _, _ in late.media), 15), \
         "a new player gets the publisher's media"
     second = connected(url)
     second.publish()
@@ -132,7 +132,7 @@ vhost __defaultVhost__ {{
     srv = server_factory(conf)
     player = connected(srv.url("live/refused?token=x"))
     assert not player.play(15) or player.session.state == "closed"
-    assert wait_for(lambda: calls(hooks, "on_stop"), 5), "on_stop follows the accepted on_play"
+    assert wait_for(lambda: calls(hooks, "on_stop"), 15), "on_stop follows the accepted on_play"
     assert [b["client_id"] for b in calls(hooks, "on_play")] == \
         [b["client_id"] for b in calls(hooks, "on_stop")]
     player.close()
@@ -150,7 +150,7 @@ def test_on_close_reports_the_bytes_a_player_was_sent(server_factory):
     player = connected(url)
     assert player.play()
     send_gop(pub)
-    assert player.pump_until(lambda: sum(1 for t, _, _ in player.media if t == 9) >= 10, 5)
+    assert player.pump_until(lambda: sum(1 for t, _, _ in player.media if t == 9) >= 10, 15)
     got = sum(len(p) for _, _, p in player.media)
     player.close()
     body = wait_for(lambda: [b for b in calls(hooks, "on_close")
@@ -202,7 +202,7 @@ vhost __defaultVhost__ {{
     waiting = connected(edge.url("live/tt?token=slow"))
     thread = threading.Thread(target=waiting.play, kwargs={"timeout": 15}, daemon=True)
     thread.start()
-    assert wait_for(lambda: any("slow" in b.get("param", "") for b in calls(hooks, "on_play")), 5)
+    assert wait_for(lambda: any("slow" in b.get("param", "") for b in calls(hooks, "on_play")), 15)
     first.close()                          # the last attached player leaves; 0.5 s grace
     thread.join(15)
     assert waiting.session.state == "playing"
@@ -215,7 +215,7 @@ vhost __defaultVhost__ {{
         clients = requests.get(f"http://127.0.0.1:{origin_api}/api/v1/clients?count=100").json()
         return [c for c in clients["clients"] if not c["publish"]]
     # token checks close at once, upstream links stay: one for the stream
-    assert wait_for(lambda: len(edge_links()) == 1, 5), edge_links()
+    assert wait_for(lambda: len(edge_links()) == 1, 15), edge_links()
     for c in (waiting, late):
         c.close()
     hooks.shutdown()

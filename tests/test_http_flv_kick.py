@@ -82,11 +82,11 @@ def test_kick_between_waiting_and_attaching_is_not_lost(srv, media_file, monkeyp
 
     monkeypatch.setattr(flv_mod, "Consumer", consumer_with_a_kick)
     sock = open_player(srv, "k1")
-    assert wait_for(lambda: players(srv), 5)
+    assert wait_for(lambda: players(srv), 15)
     send_start(pub, media_file)
     read_until_closed(sock, 5)
     sock.close()
-    assert wait_for(lambda: not players(srv), 5)
+    assert wait_for(lambda: not players(srv), 15)
     pub.close()
 
 
@@ -104,7 +104,7 @@ def test_kick_while_waiting_answers_404(tmp_path):
         sock = open_player(srv, "k2")
         assert read_until_closed(sock, 5).startswith(b"HTTP/1.1 404")
         sock.close()
-        assert wait_for(lambda: not players(srv), 5)
+        assert wait_for(lambda: not players(srv), 15)
         pub.close()
     finally:
         srv.stop()
@@ -139,7 +139,7 @@ def test_waiting_players_wait_on_an_event(srv, media_file, monkeypatch):
     pub = publish(srv, "w1")
     waits = WaitCounter(monkeypatch)
     socks = [open_player(srv, "w1") for _ in range(5)]
-    assert wait_for(lambda: len(players(srv)) == 5, 5)
+    assert wait_for(lambda: len(players(srv)) == 5, 15)
     time.sleep(1.0)                     # 5 players waiting: a 50 ms poll would wait 100 times
     assert 1 <= waits.calls <= 10, waits.calls
     send_start(pub, media_file)

@@ -309,7 +309,7 @@ def play_close(port, i):
 def play_read(port, i):
     c = rtmp_client(f"rtmp://127.0.0.1:{port}/live/livestream")
     assert c.play(), c.statuses
-    assert c.pump_until(lambda: len(c.media) >= 20, 5), len(c.media)
+    assert c.pump_until(lambda: len(c.media) >= 20, 15), len(c.media)
     c.close()
 
 
@@ -391,7 +391,7 @@ def test_edge_ingest_start_stop_cycles(server_factory, media_file, publisher_fac
     def watch_once():                  # with tokens, which no log may show (hooks.redact)
         c = rtmp_client(edge.url(f"live?token={TOKEN}/livestream?token={TOKEN}&key={TOKEN}"))
         assert c.play(), c.statuses
-        assert c.pump_until(lambda: any(t == 9 for t, _, _ in c.media), 5), len(c.media)
+        assert c.pump_until(lambda: any(t == 9 for t, _, _ in c.media), 15), len(c.media)
         c.close()
 
     for i in range(EDGE_CYCLES):
@@ -399,7 +399,7 @@ def test_edge_ingest_start_stop_cycles(server_factory, media_file, publisher_fac
         if i % 5 == 4:                 # a new player inside the grace period keeps the link
             watch_once()
             reattached += 1
-        assert wait_for(lambda: runtime(edge)["sources"] == 0, 5), (i, runtime(edge))
+        assert wait_for(lambda: runtime(edge)["sources"] == 0, 15), (i, runtime(edge))
 
     now, over = back_to(edge, edge_base)
     figures(f"edge after {EDGE_CYCLES} ingest cycles", edge_base, now)
@@ -563,7 +563,7 @@ def test_max_connections_holds_under_flood(server_factory, media_file, publisher
     now, over = back_to(srv, base)
     assert not over, (over, base, now)
     c = rtmp_client(srv.url())
-    assert c.play() and c.pump_until(lambda: any(t == 9 for t, _, _ in c.media), 5)
+    assert c.play() and c.pump_until(lambda: any(t == 9 for t, _, _ in c.media), 15)
     c.close()
     harm = player.verdict(since)
     player.stop()

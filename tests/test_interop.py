@@ -1,14 +1,19 @@
 """Interop with nginx-rtmp (Debian libnginx-mod-rtmp): our edge in front of an nginx-rtmp
-origin, and our origin behind an nginx-rtmp `pull` edge."""
+origin, and our origin behind an nginx-rtmp `pull` edge.
+
+Oracles are events and our API (tests/test_api.py's ApiProc), never a sleep or a log line: a
+publisher is there once the API lists it; upstream links are the API's counts.
+"""
 import os
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import ORIGIN_CONF, free_port, wait_port
 from tests.rtmpclient import RtmpTestClient, timestamp_regressions
-from tests.test_edge import plays_on
+from tests.test_api import ApiProc, wait_published
+
+WITH_API = "http_api { enabled on; listen {api}; }\n"
 
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
@@ -55,6 +60,37 @@ rtmp {{
 
 
 @pytest.fixture
+def api_factory(tmp_path):
+    """Our servers with the HTTP API (stopped by pid at the end)."""
+    made = []
+
+    def make(name, conf):
+        srv = ApiProc(tmp_path, name, conf=WITH_API + conf)
+        made.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in made:
+        srv.stop()
+
+
+def edge_api_conf(origin_port):
+    return f"""
+listen {{port}};
+srs_log_tank console;
+vhost __defaultVhost__ {{ cluster {{ mode remote; origin 127.0.0.1:{origin_port}; }} }}
+"""
+
+
+def play_clients(srv):
+    return [c for c in srv.clients() if not c["publish"]]
+
+
+def video_count(v):
+    return sum(1 for t, _, _ in v.media if t == 9)
+
+
+@pytest.fixture
 def nginx_factory(tmp_path):
     made = []
 
@@ -68,51 +104,43 @@ def nginx_factory(tmp_path):
         n.stop()
 
 
-def test_our_edge_in_front_of_nginx_rtmp_origin(server_factory, nginx_factory, media_file,
+def test_our_edge_in_front_of_nginx_rtmp_origin(api_factory, nginx_factory, media_file,
                                                 publisher_factory):
     nginx = nginx_factory()
-    edge = server_factory(f"""
-listen {{port}};
-srs_log_tank console;
-vhost __defaultVhost__ {{ cluster {{ mode remote; origin 127.0.0.1:{nginx.port}; }} }}
-""", name="edge")
+    edge = api_factory("edge", edge_api_conf(nginx.port))
     publisher_factory(nginx.url(), media_file)
-    time.sleep(1.5)
     viewers = [RtmpTestClient(edge.url()) for _ in range(3)]
     for v in viewers:
-        assert v.play()
+        assert v.play()            # nginx-rtmp holds a play until its publisher comes
     for v in viewers:
-        assert v.pump_until(lambda v=v: sum(1 for t, _, _ in v.media if t == 9) > 30, 10)
+        assert v.pump_until(lambda v=v: video_count(v) > 30, 30)
         assert timestamp_regressions(v.media) == 0
-    assert edge.log_text().count("pulling livestream from") == 1
+    assert edge.stream()["edge"]["links_opened"] == 1
 
 
-def test_our_origin_behind_nginx_rtmp_pull_edge(server_factory, nginx_factory, media_file,
+def test_our_origin_behind_nginx_rtmp_pull_edge(api_factory, nginx_factory, media_file,
                                                 publisher_factory):
-    origin = server_factory(ORIGIN_CONF, name="origin")
+    origin = api_factory("origin", ORIGIN_CONF)
     nginx = nginx_factory(f"pull rtmp://127.0.0.1:{origin.port}/live;")
     publisher_factory(origin.url(), media_file)
-    time.sleep(1.5)
+    assert wait_published(origin)
     viewers = [RtmpTestClient(nginx.url()) for _ in range(3)]
     for v in viewers:
         assert v.play()
     for v in viewers:
-        assert v.pump_until(lambda v=v: sum(1 for t, _, _ in v.media if t == 9) > 30, 15)
-    assert plays_on(origin) == 1
+        assert v.pump_until(lambda v=v: video_count(v) > 30, 30)
+    players = play_clients(origin)             # nginx pulls once for its three viewers
+    assert len(players) == 1 and players[0]["name"] == "livestream", players
 
 
-def test_nginx_rtmp_publishes_into_our_edge_proxy(server_factory, nginx_factory, media_file,
+def test_nginx_rtmp_publishes_into_our_edge_proxy(api_factory, nginx_factory, media_file,
                                                   publisher_factory):
     """Publish through our edge to an nginx-rtmp origin; play it back from nginx."""
     nginx = nginx_factory()
-    edge = server_factory(f"""
-listen {{port}};
-srs_log_tank console;
-vhost __defaultVhost__ {{ cluster {{ mode remote; origin 127.0.0.1:{nginx.port}; }} }}
-""", name="edge")
+    edge = api_factory("edge", edge_api_conf(nginx.port))
     pub = publisher_factory(edge.url("live/pushed"), media_file)
-    time.sleep(2)
+    assert wait_published(edge, "pushed")     # accepted by the edge once nginx accepted it
     v = RtmpTestClient(nginx.url("live/pushed"))
     assert v.play()
-    assert v.pump_until(lambda: sum(1 for t, _, _ in v.media if t == 9) > 30, 10)
+    assert v.pump_until(lambda: video_count(v) > 30, 30)
     assert pub.alive()

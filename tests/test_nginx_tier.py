@@ -84,7 +84,7 @@ class Tier:
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=err)
         try:
-            wait_port(self.port, timeout=20, proc=self.proc)
+            wait_port(self.port, proc=self.proc)
         except (RuntimeError, TimeoutError) as e:
             raise AssertionError(f"{e}: {self.stderr()}") from None
         if self.runtime is None:          # run.sh chose it: it says where

@@ -68,7 +68,7 @@ def test_ctl_round_trip(tmp_path):
     pid = int(re.search(r"srsedge started, pid (\d+)", r.stdout).group(1))
     try:
         assert int(pid_file.read_text()) == pid and alive(pid)
-        wait_port(port, timeout=5)
+        wait_port(port)
         r = ctl("status", conf)
         assert r.returncode == 0 and r.stdout.strip() == f"srsedge is running, pid {pid}"
 
@@ -78,7 +78,7 @@ def test_ctl_round_trip(tmp_path):
 
         r = ctl("reload", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: "reload ok" in log.read_text(), 5)
+        assert wait_for(lambda: "reload ok" in log.read_text(), 15)
 
         conf.write_text(good.replace("vhost __defaultVhost__ { }", "vhost __defaultVhost__ { bogus on; }"))
         r = ctl("reload", conf)
@@ -91,14 +91,14 @@ def test_ctl_round_trip(tmp_path):
         os.rename(log, tmp_path / "ctl.log.1")
         r = ctl("logrotate", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: log.exists() and "log file reopened" in log.read_text(), 5)
+        assert wait_for(lambda: log.exists() and "log file reopened" in log.read_text(), 15)
 
         r = ctl("restart", conf)
         assert r.returncode == 0, r.out
-        assert wait_for(lambda: not alive(pid), 5)
+        assert wait_for(lambda: not alive(pid), 15)
         pid = int(pid_file.read_text())
         assert alive(pid)
-        wait_port(port, timeout=5)
+        wait_port(port)
 
         r = ctl("stop", conf)
         assert r.returncode == 0 and f"srsedge stopped, pid {pid}" in r.stdout, r.out
@@ -135,7 +135,7 @@ def test_ctl_start_failure_and_daemon_on(tmp_path):
     assert r.returncode == 0, r.out
     pid = int((tmp_path / "a" / "ctl.pid").read_text())
     try:
-        wait_port(port, timeout=5)
+        wait_port(port)
         r = ctl("start", b)
         assert r.returncode != 0 and re.search("exited while starting|failed to start", r.out)
         assert "Address already in use" in (tmp_path / "b" / "ctl.log").read_text()
@@ -424,7 +424,7 @@ def test_demo_runs_and_stops_on_sigint():
         assert "exited" not in output()     # ffmpeg and nginx were not hit before the demo stopped them
         reader.join(5)
         assert "demo: stopped" in output()
-        assert wait_for(lambda: not any(alive(p) for p in tree), 5), \
+        assert wait_for(lambda: not any(alive(p) for p in tree), 15), \
             [p for p in tree if alive(p)]
         assert not any(os.path.exists(os.path.join(ROOT, "objs", "demo", f"{n}.pid"))
                        for n in ("origin", "backup", "edge"))

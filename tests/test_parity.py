@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import ROOT, free_port, need_tool, wait_for, wait_port
+from tests.conftest import ROOT, free_port, need_tool, wait_for, wait_live, wait_port
 from tests.rtmpclient import RtmpTestClient
 
 HOOKED = """
@@ -134,7 +134,7 @@ def test_flv_extension_maps_to_the_stream_and_play_duration_ends_the_play(
     assert took < 30
     streams = api_streams(api)
     assert [s["url"] for s in streams] == ["/live/s"]       # no second source "s.flv"
-    assert "play duration 8000ms reached" in srv.log_text()
+    assert wait_for(lambda: "play duration 8000ms reached" in srv.log_text(), 15)
 
 
 def test_ffmpeg_gets_a_stream_length_answer(server_factory, media_file, publisher_factory,
@@ -224,18 +224,21 @@ def test_hook_timeout_directive(server_factory, media_file, publisher_factory, h
     SrsHttpHooks::do_post (SRS_CONSTS_HTTP_OK or SRS_CONSTS_HTTP_Created)."""
     api = free_port()
     conf = HOOKED.format(port="{port}", api=api, hook=hooks.url).replace(
-        "enabled on;\n        on_connect", "enabled on;\n        timeout 0.5;\n        on_connect")
+        "enabled on;\n        on_connect", "enabled on;\n        timeout 1.5;\n        on_connect")
     srv = server_factory(conf, name="timeout")
+    wait_port(api)
     hooks.status = 201
     ok = publisher_factory(srv.url("live/a?token=good"), media_file)
-    time.sleep(2)
-    assert ok.alive()                                      # 201 + "0" accepts, as SRS
-    hooks.delay = 3.0
+    # 201 + "0" accepts, as SRS: the API lists it publishing (an event, not a sleep)
+    assert wait_for(lambda: any(s["name"] == "a" and s["publish"]["active"]
+                                for s in api_streams(api)), 30)
+    assert ok.alive()
+    hooks.delay = 8.0
     started = time.time()
     slow = publisher_factory(srv.url("live/b?token=good"), media_file)
     assert wait_for(lambda: not slow.alive(), 10)
-    assert time.time() - started < 3.0
-    assert wait_for(lambda: "timeout after 0.5s" in srv.log_text(), 5)
+    assert time.time() - started < 6.0                     # refused before the hook answered
+    assert wait_for(lambda: "timeout after 1.5s" in srv.log_text(), 15)
 
 
 # ---------------------------------------------------------------- 6. refer
@@ -256,9 +259,9 @@ vhost __defaultVhost__ {{
 }}
 """)
     wait_port(http)
-    publisher_factory(srv.url("live/s"), media_file, extra=())  # ffmpeg sends no pageUrl
-    time.sleep(2)
-    assert "refer all" in srv.log_text()                    # publish refused: no pageUrl
+    refused = publisher_factory(srv.url("live/s"), media_file, extra=())  # ffmpeg: no pageUrl
+    assert wait_for(lambda: not refused.alive(), 30)        # publish refused: no pageUrl ...
+    assert wait_for(lambda: "refer all" in srv.log_text())  # ... by the refer rule
     # the publisher needs a page in `all`: our client sets pageUrl
     pub = RtmpTestClient(srv.url("live/s"), connect_extra={"pageUrl": "https://www.github.com/x"})
     assert pub.publish() and pub.session.state == "publishing"
@@ -269,7 +272,7 @@ vhost __defaultVhost__ {{
     res = rtmpdump(f"rtmp://127.0.0.1:{srv.port}/live", "s", out, "-p", "https://github.com/a",
                    "-B", "1", timeout=30)
     assert res.returncode != 0                              # in `all` but not in `play`
-    assert "refer play" in srv.log_text()
+    assert wait_for(lambda: "refer play" in srv.log_text(), 15)
 
     url = f"http://127.0.0.1:{http}/live/s.flv"
     for referer, want in (("http://evil.com/", 403), ("http://www.ossrs.net:8080/p", 200)):
@@ -315,7 +318,7 @@ vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream]
 """)
     wait_port(http)
     publisher_factory(srv.url("live/s"), media_file)
-    time.sleep(2)
+    assert wait_live(srv.url("live/s"))                     # publishing (an event, not a sleep)
     url = f"http://127.0.0.1:{http}/live/s.ts"
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.headers["Content-Type"] == "video/MP2T"
@@ -327,7 +330,7 @@ vhost __defaultVhost__ {{ http_remux {{ enabled on; mount [vhost]/[app]/[stream]
     for p in (first.wait(), second.wait()):
         assert p.frames > 40, p.stderr
         assert "Video: h264" in p.stderr and "Audio: aac" in p.stderr
-    assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 5)
+    assert wait_for(lambda: "http-ts player" in srv.log_text() and "gone" in srv.log_text(), 15)
 
 
 # ---------------------------------------------------------------- 6. unsupported is said

@@ -55,11 +55,11 @@ def test_sigkilled_instance_does_not_block_restart(tmp_path):
         assert int(pid_path.read_text()) == first.pid
         os.kill(first.pid, signal.SIGKILL)
         # a zombie, not reaped: its pid is still "running" for kill(pid, 0)
-        assert wait_for(lambda: _state(first.pid) == "Z", 5)
+        assert wait_for(lambda: _state(first.pid) == "Z", 15)
         os.kill(first.pid, 0)
         second, port2 = start(tmp_path, "second", pid_path)
         wait_port(port2, proc=second)
-        assert wait_for(lambda: pid_path.read_text().strip() == str(second.pid), 5)
+        assert wait_for(lambda: pid_path.read_text().strip() == str(second.pid), 15)
     finally:
         stop(first)
         if second is not None:
@@ -72,7 +72,7 @@ def test_pid_file_naming_an_unrelated_live_process_does_not_block(tmp_path):
     proc, port = start(tmp_path, "srv", pid_path)
     try:
         wait_port(port, proc=proc)
-        assert wait_for(lambda: pid_path.read_text().strip() == str(proc.pid), 5)
+        assert wait_for(lambda: pid_path.read_text().strip() == str(proc.pid), 15)
     finally:
         stop(proc)
 
@@ -105,4 +105,4 @@ def test_ctl_status_follows_the_lock(tmp_path):
         assert r.returncode == 0 and r.stdout.strip() == f"srsedge is running, pid {pid}", r.out
     finally:
         os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: ctl("status", conf).returncode == 1, 5)
+    assert wait_for(lambda: ctl("status", conf).returncode == 1, 15)

@@ -86,14 +86,14 @@ def test_player_reset_is_a_normal_close(server_factory, media_file, publisher_fa
 def test_sigusr1_with_console_logging_says_no_file(server_factory):
     srv = server_factory(ORIGIN_CONF)
     srv.send_signal(signal.SIGUSR1)
-    assert wait_for(lambda: "SIGUSR1" in srv.log_text(), 5)
+    assert wait_for(lambda: "SIGUSR1" in srv.log_text(), 15)
     assert "no log file to reopen" in srv.log_text() and "reopened" not in srv.log_text()
 
 
 def test_pid_file_conflict_printed_once(server_factory):
     first = server_factory(ORIGIN_CONF)
     pid_file = first.dir / "srs.pid"
-    assert wait_for(pid_file.exists, 5)
+    assert wait_for(pid_file.exists, 15)
     conf = first.dir / "second.conf"
     conf.write_text(f"pid {pid_file};\nlisten {free_port()};\nsrs_log_tank console;\n"
                     "vhost __defaultVhost__ { }\n")

@@ -51,6 +51,6 @@ vhost __defaultVhost__ {
     assert pub.alive()
     v = RtmpTestClient(srv.url())
     v.play()
-    assert v.pump_until(lambda: v.closed, 5)
+    assert v.pump_until(lambda: v.closed, 15)
     assert "NetStream.Play.StreamNotFound" in v.statuses
-    assert wait_for(lambda: "denied by 'deny play 127.0.0.1'" in srv.log_text(), 5)
+    assert wait_for(lambda: "denied by 'deny play 127.0.0.1'" in srv.log_text(), 15)

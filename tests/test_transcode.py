@@ -84,7 +84,8 @@ def test_transcode_engine_publishes_a_smaller_stream(transcoding, player_factory
     publisher = {s["name"]: s for s in api_get(api, "/api/v1/streams")["streams"]}["cam"]
     assert proc["cid"] == publisher["publish"]["cid"]
     assert wait_for(lambda: procs(api, "transcode")[0]["last_output"], timeout=20)
-    assert f"[{proc['cid']}] transcode __defaultVhost__/live/cam/sd: " in srv.log_text()
+    assert wait_for(
+        lambda: f"[{proc['cid']}] transcode __defaultVhost__/live/cam/sd: " in srv.log_text(), 15)
     out_url = srv.url("live/cam_sd")
     assert wait_for(lambda: video_size(out_url) == "160,120", timeout=30)
     player = player_factory(out_url, 2).wait(timeout=60)

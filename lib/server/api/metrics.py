@@ -1,7 +1,7 @@
 """Prometheus metrics (`/metrics`), read from the live server at scrape time (docs/api.md)."""
 import time
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from lib.media.codec_info import audio_json, video_json
 from lib.names import VERSION
@@ -61,6 +61,29 @@ class MetricsCollector:
         yield _family(CounterMetricFamily, "srsedge_hook_calls",
                       "HTTP hook calls by action and verdict", ("action", "result"),
                       sorted(stats.hook_calls.items()))
+        if server.loop_monitor is not None:
+            yield from self._loop(server.loop_monitor.stats)
+
+    @staticmethod
+    def _loop(stats):
+        busy, lag, gc_pauses = stats.totals()
+        for name, doc, h in (
+                ("srsedge_loop_busy_seconds", "Event loop iterations by the time their callbacks "
+                 "ran (from one poll to the next)", busy),
+                ("srsedge_loop_lag_seconds", "How late the event loop's periodic timer fired", lag),
+                ("srsedge_loop_gc_seconds", "Cyclic garbage collection pauses", gc_pauses)):
+            family = HistogramMetricFamily(name, doc)
+            buckets = [(repr(bound), n) for bound, n in h.cumulative()] + [("+Inf", h.count)]
+            family.add_metric([], buckets, h.sum)
+            yield family
+        busy_max, lag_max = stats.recent_max()
+        yield _gauge("srsedge_loop_busy_max_seconds", "The longest event loop iteration in the "
+                     "last minute", {}, busy_max)
+        yield _gauge("srsedge_loop_lag_max_seconds", "The latest the loop's periodic timer fired "
+                     "in the last minute", {}, lag_max)
+        yield _family(CounterMetricFamily, "srsedge_loop_cpu_wait_seconds",
+                      "Seconds the event loop's thread was runnable but waited for a CPU",
+                      (), [((), stats.wait_total + stats.current.wait)])
 
     @staticmethod
     def _processes(server):

@@ -305,4 +305,6 @@ def summary_data(server, stats):
             "conn_sys": tcp, "conn_sys_et": _tcp_established(), "conn_sys_tw": tcp_tw,
             "conn_sys_udp": udp, "conn_srs": len(server.clients),
         },
+        # srsedge extension: the event loop's lag (docs/api.md, "Event loop extension")
+        "loop": server.loop_monitor.describe() if server.loop_monitor is not None else None,
     }

@@ -16,6 +16,7 @@ from lib.names import VERSION, stream_key
 from lib.server.core.hooks import Hooks
 from lib.server.rtmp.connection import RtmpConnection
 from lib.server.core.source import SourceRegistry
+from lib.server.process.loopmonitor import LoopMonitor
 
 
 class Server:
@@ -34,6 +35,7 @@ class Server:
         self.plugins = []              # objects with optional before_play/after_play/... methods
         self.config_transform = None   # workers 1..N-1: applied to every (re)loaded config
         self.internal = None           # worker 0: listener for the other workers' links
+        self.loop_monitor = None       # the event loop's lag (process/loopmonitor.py), once started
         from lib.server.core import plugins
         plugins.install(self)
 
@@ -78,6 +80,7 @@ class Server:
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
+        self.loop_monitor = LoopMonitor(self.logger.context("loop")).start()
         endpoints = []
         for host, port in self.config.listen:
             listener = self._listen(host, port)
@@ -144,6 +147,8 @@ class Server:
 
     def stop(self, grace=0.0):
         self._dispatch("on_server_stop")
+        if self.loop_monitor is not None:
+            self.loop_monitor.stop()
         self.stop_accepting()
         deadline = time.time() + grace
         while grace and self.clients and time.time() < deadline:

@@ -5,6 +5,7 @@ SrsEdgeFlvUpstream: `/app/stream.flv` + the player's query)."""
 import pytest
 
 from lib import http1
+from lib.names import VERSION
 from lib.rtmp import amf0
 from lib.rtmp.errors import ProtocolError
 from lib.config.view import parse_text
@@ -156,7 +157,9 @@ def test_flv_session_every_split_point_gives_rtmp_like_events():
     tags = [(flv.TAG_SCRIPT, 0, meta), (flv.TAG_SCRIPT, 0, b"")] + TAGS[1:4]
     body = flv.file_header() + b"".join(flv.tag(t, ts, p) for t, ts, p in tags)
     data = HEAD + chunked(body, sizes=(7, 100, 3, 1000))
-    want = [(18, 0, amf0.encode("onMetaData", {"width": 320.0}))] + TAGS[1:4]
+    # live metadata as SRS's SrsMetaCache makes it: the server's name and version added
+    want = [(18, 0, amf0.encode("onMetaData", {"width": 320.0, "server": f"srsedge/{VERSION}",
+                                               "server_version": VERSION}))] + TAGS[1:4]
     for cut in range(len(data) + 1):
         session = flv_upstream.FlvSession("http", ("o", 8080), "/live/s.flv")
         events = session.feed(data[:cut]) + session.feed(data[cut:])

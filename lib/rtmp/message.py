@@ -191,7 +191,7 @@ def _tag_timestamp(data, pos):
     return (data[pos + 7] << 24 | low24) & 0x7FFFFFFF
 
 
-MAX_AGGREGATE_TAGS = 1024  # tags in one aggregate (issue 20 point 10): real ones hold a few frames
+MAX_AGGREGATE_TAGS = 256   # tags in one aggregate (issue 20 point 10): real ones hold a few frames
 
 
 def split_aggregate(timestamp, payload, max_tags=MAX_AGGREGATE_TAGS):

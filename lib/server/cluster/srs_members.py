@@ -14,8 +14,13 @@ Rules:
   released. So edges find SRS's streams in the directory like any origin's. Two copies are not
   prevented for SRS as they are for srsedge (SRS never asks): a claim that finds another owner
   is left to that owner and logged.
-- Load for placement: `publishers` and `streams` are its active streams.
+- Load for placement: `publishers` and `streams` are its active streams; when they cannot be
+  read (or a read for that member is still running) the last load read stands.
+- Whoever can POST a heartbeat makes srsedge GET `/api/v1/streams` from the address it names
+  (keep the API on the cluster's network or behind auth): at most one read per member and
+  MAX_FETCHES in all run at once, each bounded by API_TIMEOUT and MAX_ANSWER bytes.
 """
+import json
 import time
 
 import gevent
@@ -26,6 +31,9 @@ from lib.server.cluster.store import StoreError
 
 SRS_MEMBER_TTL = 30.0
 API_TIMEOUT = 2.0
+MAX_FETCHES = 8              # SRS APIs read at once: a flood of heartbeats reads no more
+MAX_ANSWER = 4 << 20         # bytes of an SRS /api/v1/streams answer read at most
+MAX_LOADS = 1000             # members whose last load is remembered
 
 
 def _port(endpoint):
@@ -70,10 +78,22 @@ class SrsMembers:
     def __init__(self, driver):
         self.driver = driver
         self.claimed = {}                   # member id -> set of stream keys
+        self.fetching = set()               # members whose API is being read
+        self.loads = {}                     # member id -> active streams last read
 
     def heartbeat(self, record):
-        streams = self._streams(record)
-        load = len(streams) if streams is not None else 0
+        member, streams = record["id"], None
+        if member not in self.fetching and len(self.fetching) < MAX_FETCHES:
+            self.fetching.add(member)
+            try:
+                streams = self._streams(record)
+            finally:
+                self.fetching.discard(member)
+        if streams is not None:
+            if len(self.loads) >= MAX_LOADS:
+                self.loads.clear()
+            self.loads[member] = len(streams)
+        load = self.loads.get(member, 0)
         record = dict(record, load={"publishers": load, "streams": load},
                       updated=round(time.time(), 3))
         self.driver.store.register(record, SRS_MEMBER_TTL)       # StoreError: the caller's
@@ -85,9 +105,13 @@ class SrsMembers:
         if not record.get("api"):
             return None
         try:
-            answer = requests.get(f"http://{record['api']}/api/v1/streams?count=10000",
-                                  timeout=API_TIMEOUT).json()
-        except (requests.RequestException, ValueError) as e:
+            with requests.get(f"http://{record['api']}/api/v1/streams?count=10000",
+                              timeout=API_TIMEOUT, stream=True) as r:
+                body = r.raw.read(MAX_ANSWER + 1, decode_content=True)
+            if len(body) > MAX_ANSWER:
+                raise ValueError(f"answer over {MAX_ANSWER} bytes")
+            answer = json.loads(body)
+        except (requests.RequestException, ValueError, OSError) as e:
             self.driver.log.warn(f"srs member {record['id']}: streams unreadable: "
                                  f"{type(e).__name__}")
             return None

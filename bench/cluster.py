@@ -4,9 +4,10 @@ Rules:
 - A real redis-server (Debian's) on a free port, srsedge origins with `cluster { directory ...;
   directory_ttl 3; }` on the server core, a directory edge (and a static-origin edge) on the
   load core; every process is killed by pid through the run's Procs.
-- Publishers behave like encoders: bench.pubgen (ffmpeg-style, chunk size 4096, paced in real
-  time) for the many streams, ffmpeg in a retry loop (1 s between attempts, as OBS) for the
-  re-home. Streams are published through the directory edge, which places them.
+- Publishers: bench.pubgen for the many streams (chunk size 4096, paced in real time, but ONE
+  write per 20 ms tick: friendlier than ffmpeg's two writes per message, so the origin CPU rows
+  are lower than real encoders give; the placement, Redis, lookup and first-frame rows do not
+  depend on it), ffmpeg in a retry loop (1 s between attempts, as OBS) for the re-home. Streams are published through the directory edge, which places them.
 - Measured, each a row: origin CPU per publisher with 1 and with 3 origins (same publishers;
   the sum over the origins must not grow), placement spread, Redis commands per second per
   1000 held streams (INFO total_commands_processed over a window, and the top commands), the

@@ -1,7 +1,8 @@
 """`python scripts/build_accel.py [--check]`: build the optional C accelerators in place.
 
 Rules: today that is lib/rtmp/_chunkc.c, the chunk reader (lib/rtmp/chunk.py has the pure
-reference and picks the C one when it imports). Compiled with the C compiler and flags this
+reference and picks the C one when it imports), and lib/server/core/_pumpc.c, the ingest read
+(recv + parse in one call; lib/server/core/receiver.py reads in Python without it). Compiled with the C compiler and flags this
 Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
 line saying so, the old build removed, exit 0 (the server runs the pure-Python reader; `-t`
 and the start log say which one is in use). Rebuilds only when the source is newer.
@@ -15,7 +16,8 @@ import sys
 import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = (("lib/rtmp/_chunkc.c", "lib/rtmp/_chunkc"),)
+MODULES = (("lib/rtmp/_chunkc.c", "lib/rtmp/_chunkc"),
+           ("lib/server/core/_pumpc.c", "lib/server/core/_pumpc"))
 
 
 def build(source, target):

@@ -503,40 +503,34 @@ buf_reserve(ReaderObject *self, Py_ssize_t size)
     return 0;
 }
 
+/* Parse `n` bytes that arrived: the complete messages (a new list) or NULL with an exception.
+ * `data` is read only during the call (the unparsed tail is copied), so a caller may reuse it. */
 static PyObject *
-reader_feed(ReaderObject *self, PyObject *data)
+reader_feed_raw(ReaderObject *self, const unsigned char *data, Py_ssize_t len)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    self->bytes_received += view.len;
+    self->bytes_received += len;
     const unsigned char *v;
     Py_ssize_t n;
     if (self->buf_len == 0) {
-        v = view.buf;          /* parse the caller's bytes in place; keep only the tail */
-        n = view.len;
+        v = data;              /* parse the caller's bytes in place; keep only the tail */
+        n = len;
     } else {
-        if (buf_reserve(self, self->buf_len + view.len) < 0) {
-            PyBuffer_Release(&view);
+        if (buf_reserve(self, self->buf_len + len) < 0)
             return NULL;
-        }
-        memcpy(self->buf + self->buf_len, view.buf, view.len);
-        self->buf_len += view.len;
+        memcpy(self->buf + self->buf_len, data, len);
+        self->buf_len += len;
         v = self->buf;
         n = self->buf_len;
     }
     PyObject *out = PyList_New(0);
-    if (out == NULL) {
-        PyBuffer_Release(&view);
+    if (out == NULL)
         return NULL;
-    }
     Py_ssize_t pos = 0;
     for (;;) {
         Py_ssize_t end = read_chunk(self, v, n, pos, out);
         if (end == -1)
             break;
         if (end == -2) {
-            PyBuffer_Release(&view);
             Py_DECREF(out);
             return NULL;
         }
@@ -548,15 +542,38 @@ reader_feed(ReaderObject *self, PyObject *data)
             memmove(self->buf, self->buf + pos, rest);
     } else if (rest) {
         if (buf_reserve(self, rest) < 0) {
-            PyBuffer_Release(&view);
             Py_DECREF(out);
             return NULL;
         }
         memcpy(self->buf, v + pos, rest);
     }
     self->buf_len = rest;
+    return out;
+}
+
+static PyObject *
+reader_feed(ReaderObject *self, PyObject *data)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = reader_feed_raw(self, view.buf, view.len);
     PyBuffer_Release(&view);
     return out;
+}
+
+/* For lib/server/core/_pumpc.c (the socket side lives there, this file does no IO): the
+ * capsule `_chunkc._feed_raw` holds this, checking the reader's type first. */
+static PyTypeObject ReaderType;
+
+static PyObject *
+feed_raw_checked(PyObject *reader, const unsigned char *data, Py_ssize_t len)
+{
+    if (!PyObject_TypeCheck(reader, &ReaderType)) {
+        PyErr_SetString(PyExc_TypeError, "not a _chunkc.ChunkReader");
+        return NULL;
+    }
+    return reader_feed_raw((ReaderObject *)reader, data, len);
 }
 
 static PyMethodDef reader_methods[] = {
@@ -734,6 +751,9 @@ PyInit__chunkc(void)
     Py_INCREF(&ReaderType);
     if (PyModule_AddObject(m, "Message", (PyObject *)&MessageType) < 0
         || PyModule_AddObject(m, "ChunkReader", (PyObject *)&ReaderType) < 0)
+        return NULL;
+    PyObject *feed = PyCapsule_New((void *)feed_raw_checked, "lib.rtmp._chunkc._feed_raw", NULL);
+    if (feed == NULL || PyModule_AddObject(m, "_feed_raw", feed) < 0)
         return NULL;
     return m;
 }

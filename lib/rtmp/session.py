@@ -167,11 +167,16 @@ class _Base:
 
     def _read_messages(self, data):
         messages = self.reader.feed(data)
+        self.count_received()
+        return messages
+
+    def count_received(self):
+        """Queue the acknowledgement due for what `reader` parsed so far (callers that feed the
+        reader themselves, such as the server's C socket pump, call this after each feed)."""
         received = self.reader.bytes_received
         if self.peer_window and received - self._acked >= self.peer_window:
             self._acked = received
             self._send(CSID_CONTROL, MSG_ACK, 0, ack(received))
-        return messages
 
     def _on_control(self, msg):
         """Protocol control messages. Returns True when handled."""

@@ -23,6 +23,11 @@ Rules:
   4096 bytes pauses reading for mr_latency, so reads are fewer and larger, at the cost of that
   much latency (as SRS: stream latency >= mw_latency + mr_latency), and a peer that leaves
   is noticed up to that much later.
+- `stream_messages(reader, on_messages)` is `stream` with the read and the chunk parse in C
+  (lib/server/core/_pumpc.c, built with the C chunk reader): the io watcher calls the C pump,
+  which runs Python (`on_messages(messages, nbytes)`) only when a read completed a message, so
+  the partial reads of encoders that write a message's header and payload apart cost no Python.
+  `can_pump(reader)` says when it applies (both accelerators built, that reader is the C one).
 - A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
   so does everything when the idle bound is not used; it cannot `stream` (`can_stream`).
 """
@@ -35,6 +40,12 @@ import gevent
 from gevent import getcurrent
 from gevent.hub import Waiter
 
+try:
+    from lib.rtmp._chunkc import ChunkReader as _CChunkReader
+    from lib.server.core._pumpc import SocketPump
+except ImportError:            # no compiler at setup: everything reads in Python
+    SocketPump = _CChunkReader = None
+
 TICKS = 4                  # idle checks per timeout
 MR_SMALL_BYTES = 4096      # SRS_MR_SMALL_BYTES: a read below this pauses a merged reader
 
@@ -42,7 +53,7 @@ MR_SMALL_BYTES = 4096      # SRS_MR_SMALL_BYTES: a read below this pauses a merg
 class Receiver:
     __slots__ = ("sock", "raw", "hub", "watcher", "idle_timeout", "_timer", "_reader", "_reads",
                  "_drained", "_reads_at_tick", "_last_seen", "_streaming", "_merge",
-                 "_merge_timer")      # one per connection: players included
+                 "_merge_timer", "_pump")      # one per connection: players included
 
     def __init__(self, sock):
         self.sock = sock
@@ -60,6 +71,7 @@ class Receiver:
         self._streaming = None         # (on_data, size, waiter) while the owner waits in stream
         self._merge = 0.0              # merged read: seconds to pause after a small read
         self._merge_timer = None       # ... and the pause under way
+        self._pump = None              # the C pump while stream_messages runs
 
     @property
     def can_stream(self):
@@ -111,6 +123,38 @@ class Receiver:
                 self._merge_timer.close()
                 self._merge_timer = None
             self._streaming = None
+            self._reader = None
+            self._drained = False
+
+    def can_pump(self, reader):
+        """`stream_messages` works for `reader` (see the module rules)."""
+        return SocketPump is not None and self.raw is not None and type(reader) is _CChunkReader
+
+    def stream_messages(self, reader, on_messages, size=65536):
+        """`stream` with recv and parse in C: `on_messages(messages, nbytes)` runs in the event
+        loop for each read that completed a message; its first value that is not None is
+        returned here, EOF returns None, an error is raised here."""
+        if self.watcher is None:
+            self.watcher = self.hub.loop.io(self.raw.fileno(), 1)
+        waiter = Waiter(self.hub)
+        watcher = self.watcher
+
+        def on_stop(value, exc):
+            watcher.stop()
+            if exc is not None:
+                waiter.throw(type(exc), exc, exc.__traceback__)
+            else:
+                waiter.switch(value)
+        pump = self._pump = SocketPump(reader, self.raw.fileno(), on_messages, on_stop, size)
+        self._reader = getcurrent()
+        watcher.start(pump)
+        try:
+            return waiter.get()
+        finally:
+            watcher.stop()
+            self._reads += pump.reads
+            pump.close()
+            self._pump = None
             self._reader = None
             self._drained = False
 
@@ -177,8 +221,9 @@ class Receiver:
 
     def _tick(self):
         now = time.monotonic()
-        if self._reads != self._reads_at_tick:
-            self._reads_at_tick = self._reads
+        reads = self._reads if self._pump is None else self._reads + self._pump.reads
+        if reads != self._reads_at_tick:
+            self._reads_at_tick = reads
             self._last_seen = now
         elif now - self._last_seen >= self.idle_timeout and self._reader is not None:
             self._reader.throw(socket.timeout("timed out"))

@@ -134,7 +134,13 @@ class RtmpConnection(ClientBase):
             if self.got_media and self.session.state == "publishing" and receiver.can_stream:
                 # the ingest hot path: media is read and published from the event loop's
                 # callback; anything else comes back here (receiver.py)
-                events = receiver.stream(self._media_in_hub, RECV_SIZE, self._merged_read())
+                merge = self._merged_read()
+                if not merge and receiver.can_pump(self.session.reader):
+                    # recv and parse in C; Python only for complete messages
+                    events = receiver.stream_messages(self.session.reader, self._messages_in_hub,
+                                                      RECV_SIZE)
+                else:
+                    events = receiver.stream(self._media_in_hub, RECV_SIZE, merge)
                 if events is None or not self._steps(events):     # None: the client closed
                     break
             elif not self._pump():
@@ -163,9 +169,14 @@ class RtmpConnection(ClientBase):
         the read brought (`_step`); anything else is returned for `_steps` in this greenlet.
         The usual read (a few audio/video messages) is `_step`'s fast path, inlined here: this
         runs for every read of every publisher."""
-        self.bytes_in += len(data)
+        return self._messages_in_hub(self.session.reader.feed(data), len(data))
+
+    def _messages_in_hub(self, messages, nbytes):
+        """`_media_in_hub` after the parse: also the C pump's callback (receiver.py
+        stream_messages), which parsed `nbytes` itself."""
+        self.bytes_in += nbytes
         session = self.session
-        messages = session.read_messages(data)
+        session.count_received()
         if (len(messages) > MEDIA_PER_STEP or session.has_output() or session.held
                 or session.state != "publishing"):
             return self._step(messages, 0)

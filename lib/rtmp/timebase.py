@@ -28,6 +28,8 @@ masked to 32 bits by the encoders here, so a player connected longer than 2^32 m
 any RTMP peer. A data message at wire timestamp 0 (onMetaData, sent at 0) keeps 0.
 """
 
+from lib.rtmp.chunk import encode_message
+
 EXTENDED = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
 _DATA_TYPES = (15, 18)         # AMF3 / AMF0 data (onMetaData)
@@ -139,6 +141,60 @@ def rebase_all(bufs, kind, timebase, chunk_size, newest):
                 out.append(buf)
             else:
                 out += (flv_prefix(buf, new), memoryview(buf)[8:])
+    return out
+
+
+IN_STEP = -2      # `sync` value: the player received the newest message of that chunk stream
+
+
+def _fmt0_from_delta(msg, ts, stream_id, chunk_size):
+    """iovecs of `msg` (its shared bytes start with a fmt 1 header, see encode_delta_message)
+    with a fmt 0 header of the player's own carrying `ts`: [own header, shared rest], or one
+    fresh encoding when `ts` is extended and the message has continuation chunks (they must
+    then repeat the 4-byte extended timestamp, as ffmpeg, librtmp and SRS read them)."""
+    data = msg.rtmp
+    b = _basic_header_size(data[0])
+    if ts >= EXTENDED:
+        if len(msg.payload) > chunk_size:
+            return (encode_message(msg.csid, msg.type_id, stream_id, ts, msg.payload, chunk_size),)
+        head = b"\xff\xff\xff" + data[b + 3:b + 7] + stream_id.to_bytes(4, "little") + ts.to_bytes(4, "big")
+    else:
+        head = ts.to_bytes(3, "big") + data[b + 3:b + 7] + stream_id.to_bytes(4, "little")
+    return (bytes((data[0] & 0x3F,)) + data[1:b] + head, memoryview(data)[b + 7:])
+
+
+def rtmp_for_player(msgs, timebase, sync, chunk_size, newest, stream_id):
+    """iovecs of `msgs` (the source's SharedMessages, in order) as one player receives them over
+    RTMP (see the header: shared bytes wherever they fit, its own fmt 0 header where not).
+    `sync` (csid -> the chain number of the last message the player received on that chunk
+    stream with its timestamp in step, or IN_STEP) is the player's state; updated here."""
+    out = []
+    base = timebase.base
+    for m in msgs:
+        cs = m.csid
+        chain = m.chain
+        if m.delta >= 0:
+            s = sync.get(cs)
+            if s == chain - 1 or s == IN_STEP:
+                out.append(m.rtmp)
+                sync[cs] = chain
+                continue
+        wire = m.wire_ts & _MASK32
+        ts = 0 if wire == 0 and m.type_id in _DATA_TYPES else timebase.out(wire, newest) & _MASK32
+        if m.delta >= 0:
+            out += _fmt0_from_delta(m, ts, stream_id, chunk_size)
+        else:
+            data = m.rtmp
+            if ts == wire:
+                out.append(data)
+            elif needs_copy(data, ts):
+                out.append(rtmp_rebase(data, ts, chunk_size))
+            else:
+                out += (rtmp_prefix(data, ts), memoryview(data)[rtmp_split(data):])
+        if chain >= 0 and ts == (wire - base) & _MASK32:
+            sync[cs] = chain
+        else:
+            sync.pop(cs, None)
     return out
 
 

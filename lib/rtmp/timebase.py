@@ -1,19 +1,27 @@
-"""Per-player timestamps over shared encodings (issue 10 point 5; sans-IO, not wired in yet).
+"""Per-player timestamps over shared encodings (issues 10 point 5, 22 point 3; sans-IO).
 
 SRS (`play { time_jitter full; }`, the default) corrects timestamps per consumer, so every player
 starts near 0 whatever the stream's age. srsedge encodes each message once and every player
-sends the same bytes, so a player's timestamps must be changed without re-encoding the message.
-The timestamp of a message sits in a few header bytes only:
-- RTMP (lib/rtmp/chunk.py encode_message): the type-0 header of the first chunk. Its 3-byte
-  timestamp field follows the basic header (1..3 bytes); when the timestamp is >= 0xFFFFFF the
-  field is 0xFFFFFF and a 4-byte extended timestamp follows the 11-byte message header AND every
-  type-3 continuation header.
-- FLV tag (lib/media/flv.py tag): bytes 4..6 (low 24 bits) and 7 (high 8 bits).
-So a player can send [its own small prefix, the shared rest of the bytes] (two iovecs of one
-sendmsg): `rtmp_split`/`rtmp_prefix` and `flv_prefix` build them. Only when the original or the
-new timestamp needs an extended timestamp (streams older than 4.6 hours, or a base that moves
-one across the 0xFFFFFF line) do the continuation headers change too: `rtmp_rebase` then makes
-a full copy (rare; callers may cache it per base).
+sends the same bytes, so those bytes must not depend on the player's base:
+- RTMP (issue 22 point 3): an audio/video message is encoded with a fmt 1 header carrying the
+  timestamp DELTA from the previous message on its chunk stream (lib/rtmp/chunk.py
+  encode_delta_message; each chunk stream, video 6 and audio 7, is its own chain, numbered by
+  the source: `chain`, `delta`). A peer that received that previous message with timestamp
+  `prev - base` decodes `ts - base`: the bytes are the same for every player in step, whatever
+  its base and the stream's age (no extended field: a delta < 0xFFFFFF). A player that is not in
+  step on a chunk stream (its first message there after attach, a shed, a resume or private
+  bytes; after a message whose timestamp it got clamped to 0) gets that message with a fmt 0
+  header of its own (its timestamp, stream id 1) followed by the shared rest
+  (`rtmp_for_player`), after which it is in step again. When its own timestamp is extended
+  (>= 0xFFFFFF) and the message has continuation chunks, those must repeat the 4-byte field
+  (ffmpeg, librtmp and SRS read them so), so that one message is encoded afresh for it. A
+  message that cannot be a delta (the first of a chain, a step back, a delta >= 0xFFFFFF, data
+  messages such as onMetaData at 0) is encoded with fmt 0 and its absolute timestamp, and a
+  player whose base is not 0 gets it as [its own prefix, the shared rest] (`rtmp_prefix`; a
+  full copy when the old or new timestamp is extended, `rtmp_rebase`): rare, per message.
+- FLV tag (lib/media/flv.py tag): a tag has only an absolute timestamp (bytes 4..6 low 24 bits,
+  7 high 8 bits), so a player with a base sends [its own 8 bytes, the shared rest] per tag
+  (`flv_prefix`; `rebase_all`); Source.flush_all builds them once per distinct base per flush.
 
 `PlayerTimebase` is the per-player rule: base = the timestamp of the position the player starts
 at (the GOP cache start), then out = ts - base, never below 0; time_jitter `off` keeps the

@@ -22,7 +22,12 @@ Rules:
   onMetaData replaces the cached metadata.
 - New consumers start from metadata, sequence headers, then the GOP cache.
 - Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
-  publishers and upstream switches; every player sees the same timestamps.
+  publishers and upstream switches. Each player sees them minus its own base (the GOP it
+  started at; 0 with time_jitter off). The shared RTMP bytes do not depend on the base: audio
+  and video are fmt 1 deltas on their chunk stream's chain (lib/rtmp/timebase.py), so a player
+  in step sends the log slice itself; only its first message per chunk stream (attach, shed,
+  resume, private bytes) and the rare fmt 0 messages (data, a step back) are built for it
+  (`bytes_from`, `in_step`). FLV tags carry absolute timestamps: per distinct base per flush.
 """
 import time
 from contextlib import contextmanager

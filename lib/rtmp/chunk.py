@@ -31,8 +31,10 @@ Rules (this module owns the chunk layer):
   reference the C one is
   tested against (tests/test_chunk.py runs on both). `IMPLEMENTATION` says which ("c"/"python").
 - Writer: fmt 0 header on the first chunk, fmt 3 on the rest, and the extended timestamp after
-  every chunk header when the timestamp is >= 0xFFFFFF. No header compression, so the bytes do
-  not depend on connection state and one encoding is shared by every player.
+  every chunk header when the timestamp is >= 0xFFFFFF. `encode_delta_message` starts with a
+  fmt 1 header instead (a timestamp delta < 0xFFFFFF, so never an extended field): its bytes
+  depend only on the previous message of the chunk stream, so one encoding is shared by every
+  player that received that message (lib/rtmp/timebase.py says when a player gets them).
 """
 
 import os
@@ -41,7 +43,8 @@ from functools import lru_cache
 
 from lib.rtmp.errors import ChunkError
 
-__all__ = ["Message", "ChunkReader", "ChunkWriter", "encode_message", "IMPLEMENTATION"]
+__all__ = ["Message", "ChunkReader", "ChunkWriter", "encode_message", "encode_delta_message",
+           "IMPLEMENTATION"]
 
 # Same values as lib.rtmp.message's public constants; kept here so the chunk layer stands alone.
 _MSG_SET_CHUNK_SIZE = 1
@@ -320,6 +323,31 @@ def pure_encode_message(csid, type_id, stream_id, timestamp, payload, chunk_size
     chunks = [view[i:i + chunk_size] for i in range(chunk_size, length, chunk_size)]
     chunks.insert(0, header + view[:chunk_size])
     return cont.join(chunks)
+
+
+@lru_cache(maxsize=1024)
+def _delta_basic_header(csid):
+    """The fmt 1 basic header of a chunk stream id."""
+    first = _basic_headers(csid)[0]
+    return bytes([0x40 | first[0]]) + first[1:]
+
+
+def encode_delta_message(csid, type_id, delta, payload, chunk_size):
+    """One message as chunks whose first header is fmt 1: a timestamp `delta` (0 <= delta <
+    0xFFFFFF) from the previous message on chunk stream `csid`, whose message stream id it
+    keeps; fmt 3 headers between chunks. The same bytes suit every peer that received that
+    previous message with the same timestamp offset (lib/rtmp/timebase.py)."""
+    if not 0 <= delta < EXTENDED:
+        raise ValueError(f"delta {delta} out of range 0..0xFFFFFE")
+    length = len(payload)
+    header = _delta_basic_header(csid) + _TS_LEN_TYPE.pack(delta >> 16, delta & 0xFFFF,
+                                                          length >> 16, length & 0xFFFF, type_id)
+    if length <= chunk_size:
+        return header + payload
+    view = memoryview(payload)
+    chunks = [view[i:i + chunk_size] for i in range(chunk_size, length, chunk_size)]
+    chunks.insert(0, header + view[:chunk_size])
+    return _basic_headers(csid)[1].join(chunks)
 
 
 def _select():

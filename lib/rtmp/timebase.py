@@ -1,19 +1,27 @@
-"""Per-player timestamps over shared encodings (issue 10 point 5; sans-IO, not wired in yet).
+"""Per-player timestamps over shared encodings (issues 10 point 5, 22 point 3; sans-IO).
 
 SRS (`play { time_jitter full; }`, the default) corrects timestamps per consumer, so every player
 starts near 0 whatever the stream's age. srsedge encodes each message once and every player
-sends the same bytes, so a player's timestamps must be changed without re-encoding the message.
-The timestamp of a message sits in a few header bytes only:
-- RTMP (lib/rtmp/chunk.py encode_message): the type-0 header of the first chunk. Its 3-byte
-  timestamp field follows the basic header (1..3 bytes); when the timestamp is >= 0xFFFFFF the
-  field is 0xFFFFFF and a 4-byte extended timestamp follows the 11-byte message header AND every
-  type-3 continuation header.
-- FLV tag (lib/media/flv.py tag): bytes 4..6 (low 24 bits) and 7 (high 8 bits).
-So a player can send [its own small prefix, the shared rest of the bytes] (two iovecs of one
-sendmsg): `rtmp_split`/`rtmp_prefix` and `flv_prefix` build them. Only when the original or the
-new timestamp needs an extended timestamp (streams older than 4.6 hours, or a base that moves
-one across the 0xFFFFFF line) do the continuation headers change too: `rtmp_rebase` then makes
-a full copy (rare; callers may cache it per base).
+sends the same bytes, so those bytes must not depend on the player's base:
+- RTMP (issue 22 point 3): an audio/video message is encoded with a fmt 1 header carrying the
+  timestamp DELTA from the previous message on its chunk stream (lib/rtmp/chunk.py
+  encode_delta_message; each chunk stream, video 6 and audio 7, is its own chain, numbered by
+  the source: `chain`, `delta`). A peer that received that previous message with timestamp
+  `prev - base` decodes `ts - base`: the bytes are the same for every player in step, whatever
+  its base and the stream's age (no extended field: a delta < 0xFFFFFF). A player that is not in
+  step on a chunk stream (its first message there after attach, a shed, a resume or private
+  bytes; after a message whose timestamp it got clamped to 0) gets that message with a fmt 0
+  header of its own (its timestamp, stream id 1) followed by the shared rest
+  (`rtmp_for_player`), after which it is in step again. When its own timestamp is extended
+  (>= 0xFFFFFF) and the message has continuation chunks, those must repeat the 4-byte field
+  (ffmpeg, librtmp and SRS read them so), so that one message is encoded afresh for it. A
+  message that cannot be a delta (the first of a chain, a step back, a delta >= 0xFFFFFF, data
+  messages such as onMetaData at 0) is encoded with fmt 0 and its absolute timestamp, and a
+  player whose base is not 0 gets it as [its own prefix, the shared rest] (`rtmp_prefix`; a
+  full copy when the old or new timestamp is extended, `rtmp_rebase`): rare, per message.
+- FLV tag (lib/media/flv.py tag): a tag has only an absolute timestamp (bytes 4..6 low 24 bits,
+  7 high 8 bits), so a player with a base sends [its own 8 bytes, the shared rest] per tag
+  (`flv_prefix`; `rebase_all`); Source.flush_all builds them once per distinct base per flush.
 
 `PlayerTimebase` is the per-player rule: base = the timestamp of the position the player starts
 at (the GOP cache start), then out = ts - base, never below 0; time_jitter `off` keeps the
@@ -27,6 +35,8 @@ holds seconds of media, never 49.7 days). The base stays unbounded; what a playe
 masked to 32 bits by the encoders here, so a player connected longer than 2^32 ms wraps like
 any RTMP peer. A data message at wire timestamp 0 (onMetaData, sent at 0) keeps 0.
 """
+
+from lib.rtmp.chunk import encode_message
 
 EXTENDED = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
@@ -139,6 +149,60 @@ def rebase_all(bufs, kind, timebase, chunk_size, newest):
                 out.append(buf)
             else:
                 out += (flv_prefix(buf, new), memoryview(buf)[8:])
+    return out
+
+
+IN_STEP = -2      # `sync` value: the player received the newest message of that chunk stream
+
+
+def _fmt0_from_delta(msg, ts, stream_id, chunk_size):
+    """iovecs of `msg` (its shared bytes start with a fmt 1 header, see encode_delta_message)
+    with a fmt 0 header of the player's own carrying `ts`: [own header, shared rest], or one
+    fresh encoding when `ts` is extended and the message has continuation chunks (they must
+    then repeat the 4-byte extended timestamp, as ffmpeg, librtmp and SRS read them)."""
+    data = msg.rtmp
+    b = _basic_header_size(data[0])
+    if ts >= EXTENDED:
+        if len(msg.payload) > chunk_size:
+            return (encode_message(msg.csid, msg.type_id, stream_id, ts, msg.payload, chunk_size),)
+        head = b"\xff\xff\xff" + data[b + 3:b + 7] + stream_id.to_bytes(4, "little") + ts.to_bytes(4, "big")
+    else:
+        head = ts.to_bytes(3, "big") + data[b + 3:b + 7] + stream_id.to_bytes(4, "little")
+    return (bytes((data[0] & 0x3F,)) + data[1:b] + head, memoryview(data)[b + 7:])
+
+
+def rtmp_for_player(msgs, timebase, sync, chunk_size, newest, stream_id):
+    """iovecs of `msgs` (the source's SharedMessages, in order) as one player receives them over
+    RTMP (see the header: shared bytes wherever they fit, its own fmt 0 header where not).
+    `sync` (csid -> the chain number of the last message the player received on that chunk
+    stream with its timestamp in step, or IN_STEP) is the player's state; updated here."""
+    out = []
+    base = timebase.base
+    for m in msgs:
+        cs = m.csid
+        chain = m.chain
+        if m.delta >= 0:
+            s = sync.get(cs)
+            if s == chain - 1 or s == IN_STEP:
+                out.append(m.rtmp)
+                sync[cs] = chain
+                continue
+        wire = m.wire_ts & _MASK32
+        ts = 0 if wire == 0 and m.type_id in _DATA_TYPES else timebase.out(wire, newest) & _MASK32
+        if m.delta >= 0:
+            out += _fmt0_from_delta(m, ts, stream_id, chunk_size)
+        else:
+            data = m.rtmp
+            if ts == wire:
+                out.append(data)
+            elif needs_copy(data, ts):
+                out.append(rtmp_rebase(data, ts, chunk_size))
+            else:
+                out += (rtmp_prefix(data, ts), memoryview(data)[rtmp_split(data):])
+        if chain >= 0 and ts == (wire - base) & _MASK32:
+            sync[cs] = chain
+        else:
+            sync.pop(cs, None)
     return out
 
 

@@ -12,10 +12,12 @@ import socket
 import gevent
 from gevent.socket import wait_write
 
+from lib.rtmp.message import CSID_AUDIO, CSID_VIDEO
 from lib.rtmp.timebase import PlayerTimebase
 
 IOV_MAX = 1000
 NO_TIMEBASE = PlayerTimebase("off", 0)
+MEDIA_CSIDS = (CSID_VIDEO, CSID_AUDIO)   # the chunk streams whose messages chain (source.py)
 
 
 def advance(bufs, sent):
@@ -48,12 +50,21 @@ class Consumer:
         self.dropped = 0
         self.lagging = False           # the socket filled up since it last took everything
         self.timebase = NO_TIMEBASE    # this player's timestamps (set by Source.attach)
+        self.sync = {}                 # RTMP: csid -> its chunk stream's state (timebase.py)
+        self.unsynced = MEDIA_CSIDS    # chunk streams whose next message needs its own header
         self.on_error = on_error
         self.on_shed = on_shed         # callback(count) the first time this consumer is shed
         self._writer = None
 
+    def reset_sync(self):
+        """Its chunk streams start afresh: its next message on each gets its own fmt 0 header
+        (after a skip, a resume, or private bytes that may use them)."""
+        self.sync = {}
+        self.unsynced = MEDIA_CSIDS
+
     def send_private(self, data, source=None):
         if data:
+            self.reset_sync()
             self.pending.append(data)
             if source is not None and not self.blocked:
                 self.flush(source)
@@ -70,7 +81,7 @@ class Consumer:
                 self.pending = []
             end = source.end
             if cursor < end:
-                bufs.extend(source.rebased(self, source.logs[self.kind][cursor - source.base:]))
+                bufs.extend(source.bytes_from(self, cursor))
             self.cursor = end
         if bufs:
             self._send(bufs)

@@ -22,7 +22,12 @@ Rules:
   onMetaData replaces the cached metadata.
 - New consumers start from metadata, sequence headers, then the GOP cache.
 - Timestamps are corrected once at the source (time_jitter) so they stay monotonic across
-  publishers and upstream switches; every player sees the same timestamps.
+  publishers and upstream switches. Each player sees them minus its own base (the GOP it
+  started at; 0 with time_jitter off). The shared RTMP bytes do not depend on the base: audio
+  and video are fmt 1 deltas on their chunk stream's chain (lib/rtmp/timebase.py), so a player
+  in step sends the log slice itself; only its first message per chunk stream (attach, shed,
+  resume, private bytes) and the rare fmt 0 messages (data, a step back) are built for it
+  (`bytes_from`, `in_step`). FLV tags carry absolute timestamps: per distinct base per flush.
 """
 import time
 from contextlib import contextmanager
@@ -35,12 +40,12 @@ from lib.media import frame as media_frame
 from lib.media.frame import quick_facts
 from lib.media.gop import GopCache
 from lib.media.jitter import Jitter
-from lib.rtmp.chunk import encode_message
+from lib.rtmp.chunk import encode_delta_message, encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.session import ON_METADATA, STREAM_ID
 from lib.names import new_id
-from lib.rtmp.timebase import PlayerTimebase, rebase_all
-from lib.server.core.consumer import IOV_MAX, advance
+from lib.rtmp.timebase import IN_STEP, PlayerTimebase, rebase_all, rtmp_for_player
+from lib.server.core.consumer import IOV_MAX, MEDIA_CSIDS, advance
 
 _UNPARSED = object()       # SharedMessage._frame before anyone asked for the full facts
 _CSID = {MSG_AUDIO: CSID_AUDIO, MSG_VIDEO: CSID_VIDEO, MSG_AMF0_DATA: CSID_DATA}
@@ -60,11 +65,14 @@ class SharedMessage:
     facts too: keyframe and sequence header are known at once, the full `frame`
     (lib/media/frame.py) is parsed when a sink first reads it (HLS, DVR), or given by the caller."""
     __slots__ = ("type_id", "timestamp", "payload", "is_keyframe", "is_sequence_header",
-                 "wire_ts", "chunk_size", "_frame", "_rtmp", "_flv")
+                 "wire_ts", "chunk_size", "csid", "chain", "delta", "_frame", "_rtmp", "_flv")
 
     def __init__(self, type_id, timestamp, payload, chunk_size, wire_ts=None, frame=None,
                  facts=None):
         self.type_id = type_id
+        self.csid = _CSID.get(type_id, CSID_DATA)
+        self.chain = -1                # place on its chunk stream's chain (Source.on_media)
+        self.delta = -1                # >= 0: the RTMP bytes start with fmt 1 and this delta
         self.timestamp = timestamp
         self.payload = payload
         self.wire_ts = timestamp if wire_ts is None else wire_ts
@@ -93,9 +101,12 @@ class SharedMessage:
     def rtmp(self):
         data = self._rtmp
         if data is None:
-            data = self._rtmp = encode_message(_CSID.get(self.type_id, CSID_DATA), self.type_id,
-                                               STREAM_ID, self.wire_ts, self.payload,
-                                               self.chunk_size)
+            if self.delta >= 0:
+                data = self._rtmp = encode_delta_message(self.csid, self.type_id, self.delta,
+                                                         self.payload, self.chunk_size)
+            else:
+                data = self._rtmp = encode_message(self.csid, self.type_id, STREAM_ID,
+                                                   self.wire_ts, self.payload, self.chunk_size)
         return data
 
     @property
@@ -133,6 +144,10 @@ class Source:
         self.total_base = {"rtmp": 0, "flv": 0}  # running byte count before msgs[0]
         self.base = 0                  # absolute sequence number of msgs[0]
         self.last_key_seq = -1
+        self.chain_last = dict.fromkeys(MEDIA_CSIDS, -1)   # csid -> chain number of its newest
+        self._chain_ts = dict.fromkeys(MEDIA_CSIDS)         # message, and that one's timestamp
+        self.last_seq = dict.fromkeys(MEDIA_CSIDS, -1)      # csid -> seq of its newest log entry
+        self.last_abs_seq = -1         # seq of the newest log entry whose RTMP bytes are fmt 0
         self.created = time.time()
         self.publish_count = 0
         self.bytes_in = 0
@@ -221,6 +236,13 @@ class Source:
         else:
             msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
                                 frame=frame, facts=facts)
+            cs = msg.csid              # its chunk stream's chain: fmt 1 with the delta from
+            msg.chain = n = self.chain_last[cs] + 1    # the previous message when it fits
+            self.chain_last[cs] = n
+            prev = self._chain_ts[cs]
+            self._chain_ts[cs] = ts = msg.timestamp
+            if prev is not None and 0 <= ts - prev < 0xFFFFFF:
+                msg.delta = ts - prev
         if type_id == MSG_VIDEO:
             self.video_frames += 1
             if msg.is_sequence_header:
@@ -242,6 +264,11 @@ class Source:
             self.base += 1             # nobody reads the log: new consumers start at the end
             return
         msgs = self.msgs
+        seq = self.base + len(msgs)
+        if msg.delta < 0:
+            self.last_abs_seq = seq
+        if msg.chain >= 0:
+            self.last_seq[msg.csid] = seq
         msgs.append(msg)
         for kind in self.kinds:
             data = msg.bytes_for(kind)
@@ -253,7 +280,7 @@ class Source:
             if new == 1 or new > self.mw_msgs:
                 self._wake.set()
 
-    def headers(self, kind, ts):
+    def headers(self, ts):
         """Metadata and sequence headers a (re)starting consumer needs first, stamped `ts` (the
         position it starts at) so its timestamps never step back. Shared per position."""
         cached = self._header_cache
@@ -262,7 +289,7 @@ class Source:
                     else SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
                     for m in (self.metadata, self.video_sh, self.audio_sh) if m is not None]
             cached = self._header_cache = (ts, self._header_ids(), msgs)
-        return [m.bytes_for(kind) for m in cached[2]]
+        return list(cached[2])
 
     def _header_ids(self):
         return (id(self.metadata), id(self.video_sh), id(self.audio_sh))
@@ -272,23 +299,67 @@ class Source:
         items = self.gop.items
         return items[0].timestamp if items else self.jitter.last_out
 
-    def start_bytes(self, kind):
-        items = self.gop.items
-        out = self.headers(kind, self.start_position())
-        out.extend(m.bytes_for(kind) for m in items)
+    def start_messages(self):
+        out = self.headers(self.start_position())
+        out.extend(self.gop.items)
         return out
 
     def start_bytes_for(self, consumer):
-        """start_bytes in the consumer's own timestamps."""
-        return self.rebased(consumer, self.start_bytes(consumer.kind))
+        """What a consumer (re)starting at `end` (attach, resume after a pause) is sent first, in
+        its own timestamps: metadata, sequence headers, the GOP cache. Its chunk streams start
+        afresh (its own fmt 0 header first on each)."""
+        consumer.reset_sync()
+        out = self.player_bytes(consumer, self.start_messages())
+        self._settle(consumer)
+        return out
 
-    def rebased(self, consumer, bufs):
-        """`bufs` (whole encoded messages) as `consumer` sees them: its timestamps are the
-        source's minus its `timebase.base` (lib/rtmp/timebase.py); unchanged when base is 0."""
+    def player_bytes(self, consumer, msgs):
+        """`msgs` (SharedMessages in order) as `consumer` receives them: its timestamps are the
+        source's minus its `timebase.base` (lib/rtmp/timebase.py). RTMP: the shared bytes
+        wherever its chunk streams are in step, its own fmt 0 header where not (updates its
+        sync). FLV: the shared tags when base is 0, else [its own 8 bytes, the shared rest]."""
+        if consumer.kind == "rtmp":
+            return rtmp_for_player(msgs, consumer.timebase, consumer.sync, self.chunk_size,
+                                   self.jitter.max_out, STREAM_ID)
+        bufs = [m.flv for m in msgs]
         if not consumer.timebase.base:
             return bufs
-        return rebase_all(bufs, consumer.kind, consumer.timebase, self.chunk_size,
-                          self.jitter.max_out)
+        return rebase_all(bufs, "flv", consumer.timebase, self.chunk_size, self.jitter.max_out)
+
+    def bytes_from(self, consumer, cursor):
+        """The log from `cursor` to `end` for `consumer`, which is then at `end`: the shared
+        slice when it fits the consumer as it is (`in_step`), else built for it."""
+        i = cursor - self.base
+        if consumer.kind == "rtmp" and self.in_step(consumer, cursor):
+            return self.logs["rtmp"][i:]
+        out = self.player_bytes(consumer, self.msgs[i:])
+        self._settle(consumer)
+        return out
+
+    def in_step(self, consumer, cursor):
+        """True when the shared RTMP bytes from `cursor` on are exactly what `consumer` must
+        receive: no fmt 0 message among them (unless its base is 0) and no message on a chunk
+        stream it is not in step on."""
+        if consumer.timebase.base and cursor <= self.last_abs_seq:
+            return False
+        last_seq = self.last_seq
+        for cs in consumer.unsynced:
+            if last_seq[cs] >= cursor:
+                return False
+        return True
+
+    def _settle(self, consumer):
+        """After building a consumer's bytes up to `end`: the chunk streams whose newest
+        message it did not receive in step (their next message needs its own fmt 0 header)."""
+        sync = consumer.sync
+        unsynced = []
+        for cs, n in self.chain_last.items():
+            s = sync.get(cs)
+            if s == n or s == IN_STEP:
+                sync[cs] = IN_STEP
+            elif n >= 0:
+                unsynced.append(cs)
+        consumer.unsynced = tuple(unsynced)
 
     # ------------------------------------------------------------ consumers
     def attach(self, consumer):
@@ -380,8 +451,9 @@ class Source:
         oldest_ok = msgs[-1].timestamp - self.queue_ms if msgs else 0
         logs = self.logs
         totals = self.totals
-        rebased = None                 # (kind, player base, index) -> (iovecs, bytes): shared
+        rebased = None                 # (player base, index) -> (iovecs, bytes): FLV, shared
         low = end                      # the oldest entry a consumer may still need
+        last_abs = self.last_abs_seq
         self._flushed_end = end
         for c in self.consumers:
             if c.blocked or c.closed:
@@ -395,24 +467,31 @@ class Source:
                 continue
             i = cursor - base
             player_base = c.timebase.base
+            kind = c.kind
             if (c.pending or c.paused or i < 0 or cursor > end
-                    or end - cursor > (IOV_MAX // 2 if player_base else IOV_MAX)
+                    or end - cursor > (IOV_MAX // 2 if player_base and kind != "rtmp" else IOV_MAX)
                     or (c.lagging and msgs[i].timestamp < oldest_ok)):
                 c.flush(self)
                 continue
-            kind = c.kind
-            if player_base:
-                # players that started at the same place share their rebased iovecs
+            if kind == "rtmp":
+                # the shared bytes, unless this player is not in step with them (in_step)
+                if (player_base and cursor <= last_abs) or (c.unsynced
+                                                            and not self.in_step(c, cursor)):
+                    c.flush(self)
+                    continue
+            elif player_base:
+                # FLV tags carry absolute timestamps: players that started at the same place
+                # share their rebased iovecs
                 if rebased is None:
                     rebased = {}
-                key = (kind, player_base, i)
+                key = (player_base, i)
                 got = rebased.get(key)
                 if got is None:
                     bufs = rebase_all(logs[kind][i:], kind, c.timebase, self.chunk_size,
                                       self.jitter.max_out)
                     got = rebased[key] = (bufs, sum(map(len, bufs)))
                 bufs, size = got
-            else:
+            if kind == "rtmp" or not player_base:
                 bufs = logs[kind][i:]
                 tot = totals[kind]
                 size = tot[-1] - (tot[i - 1] if i else self.total_base[kind])
@@ -445,7 +524,8 @@ class Source:
         self.dropped += target - cursor
         consumer.shed(target - cursor)
         ts = self.msgs[target - self.base].timestamp if target < self.end else self.jitter.last_out
-        consumer.pending.extend(self.rebased(consumer, self.headers(consumer.kind, ts)))
+        consumer.reset_sync()          # its chunk streams start afresh at the keyframe
+        consumer.pending.extend(self.player_bytes(consumer, self.headers(ts)))
         return target
 
     def _clear_log(self):

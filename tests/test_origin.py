@@ -235,7 +235,7 @@ def test_log_file_tank_and_context_ids(server_factory, media_file, publisher_fac
                                              "srs_log_tank file;\nsrs_log_file {dir}/file.log;"))
     publisher_factory(srv.url(), media_file)
     log = srv.dir / "file.log"
-    assert wait_for(lambda: log.exists() and "publish" in log.read_text(), 10)
+    assert wait_for(lambda: log.exists() and "publish __defaultVhost__" in log.read_text(), 10)
     lines = [line for line in log.read_text().splitlines() if "publish __defaultVhost__" in line]
     assert lines and lines[0].count("][") >= 3     # [time][level][pid][cid]
     assert os.path.getsize(log) < 20000            # nothing per packet

@@ -241,6 +241,29 @@ def test_log_file_tank_and_context_ids(server_factory, media_file, publisher_fac
     assert os.path.getsize(log) < 20000            # nothing per packet
 
 
+def test_metadata_then_a_pause_inside_the_first_packet_window_is_not_cut(server_factory):
+    """As SRS (SrsRtmpConn::do_publishing): the first window is firstpkt_timeout long whatever
+    arrives in it, normal_timeout bounds the silences after it. ffmpeg's tee sends onMetaData on
+    each output as it opens it and media only once all are open: with 50 outputs the first
+    waited more than 5 s and srsedge cut it at normal_timeout."""
+    from lib.rtmp import amf0
+    srv = server_factory(ORIGIN_CONF.replace(
+        "vhost __defaultVhost__ { }",
+        "vhost __defaultVhost__ { publish { firstpkt_timeout 3000; normal_timeout 1000; } }"))
+    c = RtmpTestClient(srv.url())
+    assert c.publish() and c.session.state == "publishing"
+    t0 = time.time()
+    c.send_media(18, 0, amf0.encode("@setDataFrame", "onMetaData", {"duration": 0.0}))
+    c.read_for(2.0)                                 # twice normal_timeout, inside firstpkt
+    assert not c.closed
+    c.send_media(9, 0, b"\x17\x00\x00\x00\x00" + b"\x00" * 20)
+    c.send_media(8, 0, b"\xaf\x00\x12\x10")
+    assert c.pump_until(lambda: c.closed, 15)       # now silent: cut after the window
+    waited = time.time() - t0
+    assert 3.9 <= waited < 7, waited                # window end (3 s) + normal_timeout (1 s)
+    assert wait_for(lambda: "publisher sent no media for 1s" in srv.log_text(), 3)
+
+
 def test_idle_publisher_closed_after_firstpkt_timeout(server_factory):
     srv = server_factory(ORIGIN_CONF.replace("vhost __defaultVhost__ { }",
                                              "vhost __defaultVhost__ { publish { firstpkt_timeout 1000; } }"))

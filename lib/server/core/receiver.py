@@ -6,7 +6,8 @@ Rules:
   every wait when the socket has one: the ingest hot path paid for it on every packet). A read
   that returned less than asked emptied the socket, so the next one waits for readiness first
   instead of paying a failing recv and its exception.
-- The idle bound (`set_idle_timeout`, None = none) is one repeating loop timer per connection
+- The idle bound (`set_idle_timeout`, None = none; silences count from `not_before` at the
+  earliest) is one repeating loop timer per connection
   that checks, a few times per bound, whether bytes arrived since its last tick. When nothing
   arrived for the whole bound it raises `socket.timeout` in the reading greenlet, and only while
   that greenlet waits in `recv` (never inside a hook or a send). So a silent peer is closed
@@ -53,7 +54,7 @@ MR_SMALL_BYTES = 4096      # SRS_MR_SMALL_BYTES: a read below this pauses a merg
 class Receiver:
     __slots__ = ("sock", "raw", "hub", "watcher", "idle_timeout", "_timer", "_reader", "_reads",
                  "_drained", "_reads_at_tick", "_last_seen", "_streaming", "_merge",
-                 "_merge_timer", "_pump")      # one per connection: players included
+                 "_merge_timer", "_pump", "_not_before")      # one per connection: players included
 
     def __init__(self, sock):
         self.sock = sock
@@ -72,6 +73,7 @@ class Receiver:
         self._merge = 0.0              # merged read: seconds to pause after a small read
         self._merge_timer = None       # ... and the pause under way
         self._pump = None              # the C pump while stream_messages runs
+        self._not_before = 0.0         # no idle close before this monotonic time
 
     @property
     def can_stream(self):
@@ -202,9 +204,12 @@ class Receiver:
         else:
             waiter.switch(value)
 
-    def set_idle_timeout(self, seconds):
-        """Raise socket.timeout in `recv` once nothing arrived for `seconds` (None: never)."""
+    def set_idle_timeout(self, seconds, not_before=None):
+        """Raise socket.timeout in `recv` once nothing arrived for `seconds` (None: never),
+        but not before the monotonic time `not_before` (a grace that an earlier, longer bound
+        promised: SRS's first-packet window)."""
         self.idle_timeout = seconds
+        self._not_before = not_before or 0.0
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -225,7 +230,8 @@ class Receiver:
         if reads != self._reads_at_tick:
             self._reads_at_tick = reads
             self._last_seen = now
-        elif now - self._last_seen >= self.idle_timeout and self._reader is not None:
+        elif (now - max(self._last_seen, self._not_before) >= self.idle_timeout
+              and self._reader is not None):
             self._reader.throw(socket.timeout("timed out"))
 
     def close(self):

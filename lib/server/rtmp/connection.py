@@ -80,6 +80,7 @@ class RtmpConnection(ClientBase):
         self.play_limit = None         # admission.PlayLimit when play asked for a duration
         self.receiver = Receiver(sock)  # recv without a timer per packet; publish idle bounds
         self.mr_buffer_set = False     # merged read sized the receive buffer (_merged_read)
+        self.first_window_end = 0.0    # publish: end of SRS's first-packet window (monotonic)
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -354,7 +355,9 @@ class RtmpConnection(ClientBase):
             self.source = source
             self.publishing = True
         self.got_media = False
-        self.receiver.set_idle_timeout(self.vhost_conf.publish.firstpkt_timeout / 1000.0)
+        firstpkt = self.vhost_conf.publish.firstpkt_timeout / 1000.0
+        self.first_window_end = time.monotonic() + firstpkt
+        self.receiver.set_idle_timeout(firstpkt)
         self.server.on_publish_started(self, source)
         self.session.accept_publish()
         self.log.trace(f"publish {key} from {self.ip}:{self.port} type={ev.publish_type}")
@@ -368,7 +371,12 @@ class RtmpConnection(ClientBase):
     def _on_media(self, ev):
         if not self.got_media:
             self.got_media = True
-            self.receiver.set_idle_timeout(self.vhost_conf.publish.normal_timeout / 1000.0)
+            # as SRS (SrsRtmpConn::do_publishing): the first window is firstpkt_timeout
+            # long whatever arrives in it; normal_timeout bounds the silences after it. An
+            # encoder that sends onMetaData, then opens its other outputs (ffmpeg's tee) before
+            # media flows, is not cut at normal_timeout.
+            self.receiver.set_idle_timeout(self.vhost_conf.publish.normal_timeout / 1000.0,
+                                           not_before=self.first_window_end)
         self.source.on_media(ev.type_id, ev.timestamp, ev.payload)
 
     def _on_unpublish(self, ev):

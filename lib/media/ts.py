@@ -25,6 +25,7 @@ Rules:
   other codecs give b"". Malformed sequence headers or frames raise TsError (a
   ProtocolError); the muxer stays usable.
 """
+import functools
 import struct
 
 from lib.media import frame as media_frame
@@ -430,37 +431,69 @@ class TsMuxer:
             size = 0                        # unbounded: allowed for video in TS
         head = struct.pack(">3sBHBBB", b"\x00\x00\x01", stream_id, size, 0x80, flags,
                            len(fields)) + fields
-        pes = memoryview(b"".join([head, *parts]))
-        return self._packetize(pid, pes, pcr, rai)
+        return self._packetize(pid, b"".join([head, *parts]), pcr, rai)
 
     def _packetize(self, pid, pes, pcr, rai):
-        out = []
-        pos, end = 0, len(pes)
-        first = True
-        while pos < end:
-            af = b""                        # adaptation field content after its length byte
-            if first and (pcr is not None or rai):
-                af = bytes(((0x40 if rai else 0) | (0x10 if pcr is not None else 0),))
-                if pcr is not None:
-                    af += encode_pcr(pcr)
-            room = PACKET_SIZE - 4 - (len(af) + 1 if af else 0)
-            take = min(room, end - pos)
-            stuffing = room - take
-            if stuffing:                    # last packet of the PES: fill up the adaptation field
-                if af:
-                    af += b"\xff" * stuffing
-                elif stuffing == 1:
-                    af = None               # a zero-length adaptation field is one byte
-                else:
-                    af = b"\x00" + b"\xff" * (stuffing - 2)
-            if af is None:
-                field = b"\x00"
-            elif af:
-                field = bytes((len(af),)) + af
-            else:
-                field = b""
-            out.append(self._ts_header(pid, first, 0x30 if field else 0x10) + field)
-            out.append(pes[pos:pos + take])
-            pos += take
-            first = False
+        """188-byte packets of one PES (bytes): the first with the adaptation field (PCR,
+        random access) if any, the last filled up with stuffing. The full packets between
+        are made in bulk: their 4-byte headers repeat every 16 packets (the continuity
+        counter), their payloads are cut by one struct call."""
+        cc = self.cc.get(pid, 0)
+        end = len(pes)
+        if pcr is not None or rai:
+            af = bytes(((0x40 if rai else 0) | (0x10 if pcr is not None else 0),))
+            if pcr is not None:
+                af += encode_pcr(pcr)
+            room = PACKET_SIZE - 5 - len(af)
+        else:
+            af = b""
+            room = PACKET_SIZE - 4
+        heads = _heads(pid)
+        if end <= room:                     # one packet: first and last
+            self.cc[pid] = (cc + 1) & 0x0F
+            stuffing = room - end
+            if af:
+                return (heads[32 + cc] + bytes((len(af) + stuffing,)) + af
+                        + b"\xff" * stuffing + pes)
+            return (heads[32 + cc] if stuffing else heads[48 + cc]) + _STUFFING[stuffing] + pes
+        first = heads[32 + cc] + bytes((len(af),)) + af if af else heads[48 + cc]
+        full, tail = divmod(end - room, PAYLOAD_SIZE)
+        cc += 1
+        out = [None] * (2 * full + 2)
+        out[0] = first
+        out[1] = pes[:room]
+        if full:
+            k = cc & 0x0F
+            out[2::2] = (heads[:16] * ((k + full) // 16 + 1))[k:k + full] if full > 16 - k \
+                else heads[k:k + full]
+            out[3::2] = _cutter(full).unpack_from(pes, room)
+            cc += full
+        if tail:
+            stuffing = PAYLOAD_SIZE - tail
+            out.append(heads[16 + (cc & 0x0F)] + _STUFFING[stuffing])
+            out.append(pes[end - tail:])
+            cc += 1
+        self.cc[pid] = cc & 0x0F
         return b"".join(out)
+
+
+PAYLOAD_SIZE = PACKET_SIZE - 4
+# the adaptation field of a last packet that has `n` bytes of room left (n = 0: none)
+_STUFFING = (b"", b"\x00") + tuple(bytes((n - 1, 0)) + b"\xff" * (n - 2)
+                                    for n in range(2, PAYLOAD_SIZE + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _heads(pid):
+    """The 4-byte TS headers of `pid`, by continuity counter: [cc] payload only, [16 + cc]
+    adaptation field + payload, [32 + cc] the same with payload_unit_start, [48 + cc] payload
+    only with payload_unit_start."""
+    return [bytes((0x47, (0x40 if start else 0) | (pid >> 8), pid & 0xFF, afc | cc))
+            for start, afc in ((False, 0x10), (False, 0x30), (True, 0x30), (True, 0x10))
+            for cc in range(16)]
+
+
+@functools.lru_cache(maxsize=256)
+def _cutter(count):
+    """A Struct cutting `count` packet payloads (184 bytes each) out of a PES."""
+    return struct.Struct("184s" * count)

@@ -90,14 +90,14 @@ def crc32_mpeg2(data):
 def encode_pts(prefix, value):
     """A 33-bit PTS/DTS in the 5-byte PES layout; `prefix` is 0b0010 (PTS only), 0b0011 (PTS of
     PTS+DTS) or 0b0001 (DTS)."""
+    return _pts_bits(prefix, value).to_bytes(5, "big")
+
+
+def _pts_bits(prefix, value):
+    """encode_pts as a 40-bit integer: prefix(4) v[32:30] 1 v[29:15] 1 v[14:0] 1."""
     v = value & PTS_MASK
-    return bytes((
-        (prefix << 4) | ((v >> 29) & 0x0E) | 1,
-        (v >> 22) & 0xFF,
-        ((v >> 14) & 0xFE) | 1,
-        (v >> 7) & 0xFF,
-        ((v << 1) & 0xFE) | 1,
-    ))
+    return ((prefix << 36) | ((v >> 30) << 33) | (((v >> 15) & 0x7FFF) << 17)
+            | ((v & 0x7FFF) << 1) | 0x100010001)
 
 
 def encode_pcr(base):
@@ -129,6 +129,9 @@ class AvcConfig:
     __slots__ = ("nal_length_size", "sps", "pps")
     stream_type = STREAM_TYPE_H264
     aud = AUD
+    # NAL unit types for the muxer's loop: type = (first byte >> shift) & mask
+    type_shift, type_mask, aud_type, sps_type, pps_type = 0, 0x1F, NAL_AUD, NAL_SPS, NAL_PPS
+    random_access = (NAL_IDR, NAL_IDR)
 
     @staticmethod
     def nal_type(nal):
@@ -180,6 +183,9 @@ class HevcConfig(hevc.HevcConfig):
     stream_type = STREAM_TYPE_H265
     aud = HEVC_AUD
     nal_type = staticmethod(hevc.nal_type)
+    type_shift, type_mask, aud_type, sps_type, pps_type = 1, 0x3F, hevc.NAL_AUD, hevc.NAL_SPS, \
+        hevc.NAL_PPS
+    random_access = (hevc.IRAP_FIRST, hevc.IRAP_LAST)
 
     def __init__(self, record):
         try:
@@ -204,7 +210,7 @@ _VIDEO_CONFIGS = {"avc1": AvcConfig, "hvc1": HevcConfig}
 
 class AacConfig:
     """What ADTS needs from an AudioSpecificConfig."""
-    __slots__ = ("object_type", "sampling_index", "channels")
+    __slots__ = ("object_type", "sampling_index", "channels", "adts")
 
     def __init__(self, asc):
         bits = _Bits(asc)
@@ -222,6 +228,9 @@ class AacConfig:
         if channels > 7:
             raise TsError(f"AAC channel configuration {channels} is not valid")
         self.object_type, self.sampling_index, self.channels = object_type, index, channels
+        # adts_header as a 56-bit integer without its frame length (bits 13..25)
+        self.adts = int.from_bytes(adts_header(object_type, index, channels, 0), "big") \
+            & ~(0x1FFF << 13)
 
 
 class _Bits:
@@ -256,6 +265,7 @@ class _Bits:
 class TsMuxer:
     def __init__(self):
         self.avc = None             # AvcConfig/HevcConfig once the video sequence header came
+        self._params = []           # its parameter sets as Annex-B parts
         self.aac = None             # AacConfig once the audio sequence header came
         self.cc = {}                # pid -> next continuity counter
         self._audio = []            # pending ADTS frames (bytes parts) of the next audio PES
@@ -284,7 +294,9 @@ class TsMuxer:
         if kind == "video":
             if codec not in _VIDEO_CONFIGS:
                 raise TsError(f"video codec {codec} cannot be carried in MPEG-TS")
-            self.avc = _VIDEO_CONFIGS[codec](record)
+            config = _VIDEO_CONFIGS[codec](record)
+            self.avc, self._params = config, [x for ps in config.parameter_sets()
+                                              for x in (START_CODE, ps)]
         else:
             if codec != "mp4a":
                 raise TsError(f"audio codec {codec} cannot be carried in MPEG-TS")
@@ -356,7 +368,12 @@ class TsMuxer:
         the access unit does not carry its own."""
         config = self.avc
         size = config.nal_length_size
-        nalus = []
+        shift, mask = config.type_shift, config.type_mask
+        aud_type, sps_type, pps_type = config.aud_type, config.sps_type, config.pps_type
+        ra_first, ra_last = config.random_access
+        parts = [config.aud]
+        have = 0                    # 1: an SPS, 2: a PPS in the access unit
+        ra_at = 0                   # where the first random access NALU's parts start
         pos, end = 0, len(data)
         while pos < end:
             if pos + size > end:
@@ -365,19 +382,18 @@ class TsMuxer:
             pos += size
             if length == 0 or pos + length > end:
                 raise TsError(f"AVC frame: NALU length {length} does not fit the frame")
-            nalus.append(data[pos:pos + length])
+            nal_type = (data[pos] >> shift) & mask
+            if nal_type != aud_type:
+                if nal_type == sps_type:
+                    have |= 1
+                elif nal_type == pps_type:
+                    have |= 2
+                elif not ra_at and ra_first <= nal_type <= ra_last:
+                    ra_at = len(parts)
+                parts += (START_CODE, data[pos:pos + length])
             pos += length
-        types = [config.nal_type(n) for n in nalus]
-        parts = [config.aud]
-        need_params = not config.has_parameter_sets(types)
-        for nal_type, nalu in zip(types, nalus):
-            if config.is_aud(nal_type):
-                continue
-            if need_params and config.is_random_access(nal_type):
-                for ps in config.parameter_sets():
-                    parts += (START_CODE, ps)
-                need_params = False
-            parts += (START_CODE, nalu)
+        if ra_at and have != 3:
+            parts[ra_at:ra_at] = self._params
         return parts if len(parts) > 1 else []
 
     # -------------------------------------------------------------- audio
@@ -395,8 +411,10 @@ class TsMuxer:
         """Queue one raw AAC frame; returns the packets of a finished audio PES, or b""."""
         if self.aac is None or not raw:
             return b""
-        c = self.aac
-        adts = adts_header(c.object_type, c.sampling_index, c.channels, len(raw))
+        length = len(raw) + 7
+        if length > 0x1FFF:
+            raise TsError(f"AAC frame of {length - 7} bytes is too large for ADTS")
+        adts = (self.aac.adts | (length << 13)).to_bytes(7, "big")
         out = b""
         if self._audio and not (0 <= ts_ms - self._audio_last <= AUDIO_PES_MAX_MS
                                 and ts_ms - self._audio_first < AUDIO_PES_MAX_MS):
@@ -420,17 +438,19 @@ class TsMuxer:
     def _pes(self, pid, stream_id, parts, pts, dts, pcr, rai):
         pts += PTS_OFFSET
         dts += PTS_OFFSET
+        size = sum(map(len, parts))
         if pts == dts:
-            fields = encode_pts(0b0010, pts)
-            flags = 0x80
+            size += 8
+            if stream_id == SID_VIDEO or size > 0xFFFF:
+                size = 0                    # unbounded: allowed for video in TS
+            head = ((((0x1 << 8 | stream_id) << 16 | size) << 24 | 0x808005) << 40
+                    | _pts_bits(0b0010, pts)).to_bytes(14, "big")
         else:
-            fields = encode_pts(0b0011, pts) + encode_pts(0b0001, dts)
-            flags = 0xC0
-        size = sum(len(p) for p in parts) + 3 + len(fields)
-        if stream_id == SID_VIDEO or size > 0xFFFF:
-            size = 0                        # unbounded: allowed for video in TS
-        head = struct.pack(">3sBHBBB", b"\x00\x00\x01", stream_id, size, 0x80, flags,
-                           len(fields)) + fields
+            size += 13
+            if stream_id == SID_VIDEO or size > 0xFFFF:
+                size = 0
+            head = ((((0x1 << 8 | stream_id) << 16 | size) << 24 | 0x80C00A) << 80
+                    | _pts_bits(0b0011, pts) << 40 | _pts_bits(0b0001, dts)).to_bytes(19, "big")
         return self._packetize(pid, b"".join([head, *parts]), pcr, rai)
 
     def _packetize(self, pid, pes, pcr, rai):

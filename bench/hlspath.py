@@ -7,11 +7,12 @@ process, without sockets, as CPU seconds per media second (= share of a core) fo
 Rules: the bench media file (bench/procs.py media_file(), ~1 Mbps) is fed tag by tag into S real
 Sources (SourceRegistry with the HLS plugin attached, as the server wires it; config
 `hls { enabled on; hls_fragment 2; }` and `http_remux` on, no players) in 100 ms ticks of
-media; after each tick every HLS sink drains its queue as its worker does (HlsSink._process:
-segmenter, TS muxing, file writes in gevent's threadpool into a temporary hls_path). The same
+media; after each tick every HLS sink drains its queue as the plugin's ticker does
+(HlsSink.tick: segmenter, TS muxing; file writes by the sink's worker in gevent's threadpool
+into a temporary hls_path, waited for before the next tick). The same
 feed with HLS off is timed too; the difference is what HLS costs. Process CPU time
-(time.process_time, every thread), so the writer threads count. The worker's 100 ms wake-up
-itself is not in the figure (it is the same per stream whatever the muxing costs).
+(time.process_time, every thread), so the writer threads count. The ticker's own wake-up (one
+per 100 ms for all streams) is not in the figure.
 """
 import argparse
 import cProfile
@@ -73,12 +74,10 @@ def run(streams, seconds, hls, profile=False):
                                            "live", f"s{i}", vconf)
             src.on_publish(object())
             sources.append(src)
-        gevent.sleep(0.2)                   # the workers handle the publish markers
+        gevent.sleep(0.2)                   # the ticker handles the publish markers
         sinks = list(plugin.sinks.values())
-        for sink in sinks:                  # this loop drains the queues itself
-            if sink._worker is not None:
-                sink._worker.kill()
-                sink._worker = None
+        if plugin._ticker is not None:      # this loop drains the queues itself
+            plugin._ticker.kill()
         prof = cProfile.Profile() if profile else None
         if prof:
             prof.enable()
@@ -89,10 +88,9 @@ def run(streams, seconds, hls, profile=False):
                 for t, ts, payload in tick:
                     on_media(t, ts, payload)
             for sink in sinks:
-                batch, sink.queue = sink.queue, []
-                sink.queued_bytes = 0
-                if batch:
-                    sink._process(batch)
+                if sink.queue and sink._worker is None:
+                    sink.tick()
+            gevent.joinall([s._worker for s in sinks if s._worker is not None])
         cpu = time.process_time() - t0
         if prof:
             prof.disable()

@@ -25,6 +25,7 @@ import pytest
 from lib.config import parse_text
 from lib.media import flv
 from lib.media.hls import Segmenter
+from lib.media import ts
 from lib.media.ts import TsMuxer
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "data", "hls_golden.json")
@@ -203,8 +204,18 @@ def load_golden():
         return json.load(f)
 
 
+@pytest.fixture(params=["python", "c"])
+def packetizer(request, monkeypatch):
+    """Each case through the pure-Python packetizer and through the C one (when built)."""
+    if request.param == "c":
+        monkeypatch.setattr(ts, "_tsc", pytest.importorskip("lib.media._tsc"))
+    else:
+        monkeypatch.setattr(ts, "_tsc", None)
+    return request.param
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_output_bytes_unchanged(name):
+def test_output_bytes_unchanged(name, packetizer):
     golden = load_golden()
     if name == "bench_1mbps_30s":
         if not os.path.exists(BENCH_FLV) or file_sha256(BENCH_FLV) != golden["bench_flv_sha256"]:

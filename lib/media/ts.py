@@ -26,11 +26,27 @@ Rules:
   ProtocolError); the muxer stays usable.
 """
 import functools
+import os
 import struct
 
 from lib.media import frame as media_frame
 from lib.media import hevc
 from lib.rtmp.errors import ProtocolError
+
+
+def _select():
+    """The C packetizer (lib/media/_tsc.c) when built and not SRSEDGE_PURE_PYTHON, else None."""
+    if os.environ.get("SRSEDGE_PURE_PYTHON"):
+        return None
+    try:
+        from lib.media import _tsc
+    except ImportError:
+        return None
+    return _tsc
+
+
+_tsc = _select()
+IMPLEMENTATION = "c" if _tsc is not None else "python"
 
 PACKET_SIZE = 188
 PID_PAT = 0x0000
@@ -451,6 +467,11 @@ class TsMuxer:
                 size = 0
             head = ((((0x1 << 8 | stream_id) << 16 | size) << 24 | 0x80C00A) << 80
                     | _pts_bits(0b0011, pts) << 40 | _pts_bits(0b0001, dts)).to_bytes(19, "big")
+        if _tsc is not None:
+            cc = self.cc.get(pid, 0)
+            out = _tsc.packets(pid, cc, _adaptation(pcr, rai), head, parts)
+            self.cc[pid] = (cc + len(out) // PACKET_SIZE) & 0x0F
+            return out
         return self._packetize(pid, b"".join([head, *parts]), pcr, rai)
 
     def _packetize(self, pid, pes, pcr, rai):
@@ -460,14 +481,8 @@ class TsMuxer:
         counter), their payloads are cut by one struct call."""
         cc = self.cc.get(pid, 0)
         end = len(pes)
-        if pcr is not None or rai:
-            af = bytes(((0x40 if rai else 0) | (0x10 if pcr is not None else 0),))
-            if pcr is not None:
-                af += encode_pcr(pcr)
-            room = PACKET_SIZE - 5 - len(af)
-        else:
-            af = b""
-            room = PACKET_SIZE - 4
+        af = _adaptation(pcr, rai)
+        room = PACKET_SIZE - 5 - len(af) if af else PACKET_SIZE - 4
         heads = _heads(pid)
         if end <= room:                     # one packet: first and last
             self.cc[pid] = (cc + 1) & 0x0F
@@ -498,6 +513,14 @@ class TsMuxer:
 
 
 PAYLOAD_SIZE = PACKET_SIZE - 4
+
+
+def _adaptation(pcr, rai):
+    """The first packet's adaptation field after its length byte: flags, then encode_pcr's
+    6 bytes when there is a PCR; b"" when neither."""
+    if pcr is None:
+        return b"\x40" if rai else b""
+    return ((0x50 if rai else 0x10) << 48 | (pcr & PTS_MASK) << 15 | 0x7E00).to_bytes(7, "big")
 # the adaptation field of a last packet that has `n` bytes of room left (n = 0: none)
 _STUFFING = (b"", b"\x00") + tuple(bytes((n - 1, 0)) + b"\xff" * (n - 2)
                                     for n in range(2, PAYLOAD_SIZE + 1))

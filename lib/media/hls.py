@@ -253,14 +253,14 @@ class Segmenter:
         cur = self.cur
         if cur is not None:
             duration = ts - cur.start
-            fragment = self.conf.hls_fragment * 1000
-            if duration >= MIN_CUT_MS and (
-                    (duration >= fragment and (key or not self.conf.hls_wait_keyframe))
-                    or (not cur.keyed and duration >= self._hard_cut_ms())):
-                actions += self._close(ts)
+            if duration >= MIN_CUT_MS:
+                conf = self.conf
+                if ((duration >= conf.hls_fragment * 1000 and (key or not conf.hls_wait_keyframe))
+                        or (not cur.keyed and duration >= self._hard_cut_ms())):
+                    actions += self._close(ts)
         data = self.muxer.video(ts, frame.cts, key, frame.data(payload))
         if data is not None:
-            cur = self._ensure_open(ts, now)
+            cur = self.cur or self._ensure_open(ts, now)
             if cur.keyed is None:
                 cur.keyed = key
             self._append(flv.TAG_VIDEO, ts, data)
@@ -278,7 +278,8 @@ class Segmenter:
             if duration >= MIN_CUT_MS and \
                     duration >= self.conf.hls_aof_ratio * self.conf.hls_fragment * 1000:
                 actions += self._close(ts)
-        self._ensure_open(ts, now)
+        if self.cur is None:
+            self._ensure_open(ts, now)
         self._append(flv.TAG_AUDIO, ts, self.muxer.audio(ts, frame.data(payload)))
 
     def _frame_ready(self, kind, payload, frame, actions):

@@ -21,6 +21,12 @@ Rules:
   `flush()` returns what is pending (call it before closing a segment).
 - Each PID has its own 4-bit continuity counter, kept across segments. The last packet of a PES
   is filled up with adaptation-field stuffing (0xff).
+- Packetizing (a PES into 188-byte packets) is the hot path of HLS and HTTP-TS: the full
+  packets between the first and the last are made in bulk (headers from a table by continuity
+  counter, payloads cut by one struct call), or by the optional C accelerator
+  lib/media/_tsc.c when built (scripts/build_accel.py) and SRSEDGE_PURE_PYTHON is unset;
+  `IMPLEMENTATION` says which. `_packetize` is the reference (tests/test_ts_accel.py);
+  tests/test_hls_golden.py pins the bytes of whole segments.
 - Frames of a kind whose sequence header has not been seen, end-of-sequence, and payloads of
   other codecs give b"". Malformed sequence headers or frames raise TsError (a
   ProtocolError); the muxer stays usable.

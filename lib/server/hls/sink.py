@@ -365,11 +365,14 @@ class HlsPlugin:
                 for sink in list(self.active):
                     if sink._worker is not None:
                         continue
-                    if sink.queue:
-                        sink.tick()
-                    if not sink.publishing and not sink.queue and sink._worker is None:
-                        self.active.pop(sink, None)
-                        sink._maybe_idle()
+                    try:
+                        if sink.queue:
+                            sink.tick()
+                        if not sink.publishing and not sink.queue and sink._worker is None:
+                            self.active.pop(sink, None)
+                            sink._maybe_idle()
+                    except Exception as e:  # one sink's bug must not stop every stream's HLS
+                        sink._log_once(f"hls {sink.key}: internal error: {e!r}")
         finally:
             self._ticker = None
 

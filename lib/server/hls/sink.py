@@ -21,12 +21,12 @@ Rules:
   and feeds their segmenters inline: no greenlet, timer or switch per stream per tick. A list of
   actions with IO is handed to that sink's own worker greenlet (`_worker`), spawned for it, which
   runs the actions in the IO thread (below) and then goes on with the rest of the batch itself;
-  the ticker skips a sink while its worker lives, so its messages are handled in order and a
-  slow disk delays only its own stream's muxing. The IO of all sinks runs in ONE thread of the
-  plugin's own pool (as SRS writes from its one thread): the streams of an origin cut their
-  segments at the same moments (one encoder, or keyframes aligned), and ten threads creating
-  and renaming files in one directory at once cost 20% more CPU (ext4's directory lock and
-  inode allocator) than the same work in a row. Writes are atomic (lib/server/core/files.py:
+  the ticker skips a sink while its worker lives, so its messages are handled in order. The IO
+  of all sinks runs in ONE thread of the plugin's own pool (as SRS writes from its one thread):
+  the streams of an origin cut their segments at the same moments (one encoder, or keyframes
+  aligned), and ten threads creating and renaming files in one directory at once cost 20% more
+  CPU (ext4's directory lock and inode allocator) than the same work in a row. So a stuck disk
+  delays the HLS of every stream (each sink's queue then drops, below), never the fan-out. Writes are atomic (lib/server/core/files.py:
   temp file in the same directory, then os.replace; a failed write removes its temp file),
   deletes ignore missing files.
 - A failed write (a full disk) stops that list of actions; the segmenter is told

@@ -527,6 +527,8 @@ def _adaptation(pcr, rai):
     if pcr is None:
         return b"\x40" if rai else b""
     return ((0x50 if rai else 0x10) << 48 | (pcr & PTS_MASK) << 15 | 0x7E00).to_bytes(7, "big")
+
+
 # the adaptation field of a last packet that has `n` bytes of room left (n = 0: none)
 _STUFFING = (b"", b"\x00") + tuple(bytes((n - 1, 0)) + b"\xff" * (n - 2)
                                     for n in range(2, PAYLOAD_SIZE + 1))

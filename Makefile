@@ -39,8 +39,9 @@ www/node_modules/.installed: www/package.json www/package-lock.json
 		echo "npm not found: the browser players (/players/) need it once: apt-get install npm, then make www"; \
 	fi
 
-# The optional C chunk reader (lib/rtmp/_chunkc.c): built when a C compiler is there, otherwise
-# the pure-Python reader runs (the server says which at -t and at start).
+# The optional C accelerators (lib/rtmp/_chunkc.c chunk reader, lib/media/_tsc.c TS packetizer):
+# built when a C compiler is there, otherwise the pure-Python code runs (the server says which
+# reader at -t and at start).
 accel: venv
 	@$(PY) scripts/build_accel.py
 

@@ -1,12 +1,14 @@
 """`python scripts/build_accel.py [--check]`: build the optional C accelerators in place.
 
 Rules: today that is lib/rtmp/_chunkc.c, the chunk reader (lib/rtmp/chunk.py has the pure
-reference and picks the C one when it imports), and lib/server/core/_pumpc.c, the ingest read
-(recv + parse in one call; lib/server/core/receiver.py reads in Python without it). Compiled with the C compiler and flags this
-Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
+reference and picks the C one when it imports), lib/server/core/_pumpc.c, the ingest read
+(recv + parse in one call; lib/server/core/receiver.py reads in Python without it), and
+lib/media/_tsc.c, the TS packetizer of HLS and HTTP-TS (lib/media/ts.py likewise). Compiled
+with the C compiler and flags this Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
 line saying so, the old build removed, exit 0 (the server runs the pure-Python reader; `-t`
 and the start log say which one is in use). Rebuilds only when the source is newer.
-`--check` prints which reader the server would use and exits 1 when it is not the C one.
+`--check` prints which reader (and TS packetizer) the server would use and exits 1 when the
+reader is not the C one.
 """
 import os
 import shlex
@@ -17,7 +19,8 @@ import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = (("lib/rtmp/_chunkc.c", "lib/rtmp/_chunkc"),
-           ("lib/server/core/_pumpc.c", "lib/server/core/_pumpc"))
+           ("lib/server/core/_pumpc.c", "lib/server/core/_pumpc"),
+           ("lib/media/_tsc.c", "lib/media/_tsc"))
 
 
 def build(source, target):
@@ -50,7 +53,9 @@ def main(argv):
     if "--check" in argv:
         sys.path.insert(0, ROOT)
         from lib.rtmp import chunk
+        from lib.media import ts
         print(f"chunk reader: {chunk.IMPLEMENTATION}")
+        print(f"TS packetizer: {ts.IMPLEMENTATION}")
         return 0 if chunk.IMPLEMENTATION == "c" else 1
     for source, target in MODULES:
         build(source, target)

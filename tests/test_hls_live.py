@@ -238,3 +238,44 @@ def test_live_server_writes_hls(server_factory, publisher_factory, media_file):
     assert wait_for(lambda: not m3u8_path.exists(), timeout=10), srv.log_text()
     assert not [f for f in os.listdir(m3u8_path.parent) if f.endswith(".ts")]
     assert wait_for(lambda: "dispose" in srv.log_text(), 15)
+
+
+def test_one_ticker_drains_every_stream(tmp_path, media, monkeypatch):
+    """Many publishing streams share the plugin's one ticker greenlet: between cuts no sink has
+    a greenlet of its own, and each stream's playlist comes out as with a single stream; a
+    sink whose tick raises is logged and the others go on."""
+    h = Harness(tmp_path)
+    names = [f"s{i}" for i in range(6)]
+    sources = []
+    for name in names:
+        src = h.source(stream=name)
+        owner = object()
+        src.on_publish(owner)
+        sources.append((src, owner))
+    gevent.sleep(0.3)                       # publish markers handled
+    assert h.plugin._ticker is not None
+    assert all(s._worker is None for s in h.plugin.sinks.values())
+    broken = h.plugin.sinks[f"__defaultVhost__/live/{names[-1]}"]
+    monkeypatch.setattr(broken, "tick", lambda: 1 / 0)
+    for i, (tag_type, ts, payload) in enumerate(flv.iter_tags(media)):
+        if ts >= 4000:
+            break
+        for src, _ in sources:
+            src.on_media(tag_type, ts, payload)
+        if i % 50 == 0:
+            gevent.sleep(0)
+    gevent.sleep(0.3)
+    assert sum(s._worker is not None for s in h.plugin.sinks.values()) <= 1
+    monkeypatch.undo()
+    for src, owner in sources:
+        src.on_unpublish(owner)
+    h.settle()
+    for name in names:
+        pl = m3u8.load(str(h.dir / "live" / f"{name}.m3u8"))
+        assert [s.duration for s in pl.segments] == [2.0, 2.0], name
+    assert "internal error: ZeroDivisionError" in h.log_text()
+    for _ in range(50):                     # the ticker ends once no sink is active
+        if h.plugin._ticker is None:
+            break
+        gevent.sleep(0.05)
+    assert h.plugin._ticker is None and not h.plugin.active

@@ -66,6 +66,7 @@ from lib.media.ts import TsMuxer
 from lib.rtmp.errors import ProtocolError
 
 MIN_CUT_MS = 200            # SRS: 2 * SRS_HLS_SEGMENT_MIN_DURATION
+_CODED = (media_frame.CODED_FRAMES, media_frame.CODED_FRAMES_X)
 _VARS = re.compile(r"\[(vhost|app|stream|seq|timestamp|2006|01|02|15|04|05|999)\]")
 
 
@@ -147,6 +148,7 @@ class Segmenter:
         old, self.muxer = self.muxer, self._new_muxer()
         self.muxer.carry_over(old)   # TS continuity counters, fMP4 moof numbers go on
         self._sh = {flv.TAG_VIDEO: None, flv.TAG_AUDIO: None}
+        self._ready = {flv.TAG_VIDEO: None, flv.TAG_AUDIO: None}  # codec configured in the muxer
         self._last = {flv.TAG_VIDEO: None, flv.TAG_AUDIO: None}
         self._gap = {flv.TAG_VIDEO: 0, flv.TAG_AUDIO: 0}
         self._frames = 0             # frames muxed in this publish
@@ -236,8 +238,9 @@ class Segmenter:
 
     # ------------------------------------------------------------------ media
     def _video(self, ts, payload, frame, key, now, actions):
-        if not self._frame_ready(flv.TAG_VIDEO, payload, frame, actions) \
-                or not frame.is_coded_frame:
+        if (frame.codec != self._ready[flv.TAG_VIDEO] or frame.packet not in _CODED) and (
+                not self._frame_ready(flv.TAG_VIDEO, payload, frame, actions)
+                or not frame.is_coded_frame):
             return                   # not a frame (or the end of sequence, metadata...)
         if not self._video_started:
             if self.conf.hls_wait_keyframe and not key:
@@ -250,21 +253,22 @@ class Segmenter:
         cur = self.cur
         if cur is not None:
             duration = ts - cur.start
-            fragment = self.conf.hls_fragment * 1000
-            if duration >= MIN_CUT_MS and (
-                    (duration >= fragment and (key or not self.conf.hls_wait_keyframe))
-                    or (not cur.keyed and duration >= self._hard_cut_ms())):
-                actions += self._close(ts)
+            if duration >= MIN_CUT_MS:
+                conf = self.conf
+                if ((duration >= conf.hls_fragment * 1000 and (key or not conf.hls_wait_keyframe))
+                        or (not cur.keyed and duration >= self._hard_cut_ms())):
+                    actions += self._close(ts)
         data = self.muxer.video(ts, frame.cts, key, frame.data(payload))
         if data is not None:
-            cur = self._ensure_open(ts, now)
+            cur = self.cur or self._ensure_open(ts, now)
             if cur.keyed is None:
                 cur.keyed = key
             self._append(flv.TAG_VIDEO, ts, data)
 
     def _audio(self, ts, payload, frame, now, actions):
-        if not self._frame_ready(flv.TAG_AUDIO, payload, frame, actions) \
-                or not frame.is_coded_frame:
+        if (frame.codec != self._ready[flv.TAG_AUDIO] or frame.packet not in _CODED) and (
+                not self._frame_ready(flv.TAG_AUDIO, payload, frame, actions)
+                or not frame.is_coded_frame):
             return
         if self.muxer.has_video and not self._video_started and self.conf.hls_wait_keyframe:
             return                   # start with the video's first keyframe
@@ -274,7 +278,8 @@ class Segmenter:
             if duration >= MIN_CUT_MS and \
                     duration >= self.conf.hls_aof_ratio * self.conf.hls_fragment * 1000:
                 actions += self._close(ts)
-        self._ensure_open(ts, now)
+        if self.cur is None:
+            self._ensure_open(ts, now)
         self._append(flv.TAG_AUDIO, ts, self.muxer.audio(ts, frame.data(payload)))
 
     def _frame_ready(self, kind, payload, frame, actions):
@@ -290,7 +295,9 @@ class Segmenter:
                        f"cannot be carried in HLS {form}, {what} skipped")
         elif frame.is_sequence_header:
             if payload != self._sh[kind]:
+                self._ready[kind] = None
                 m.configure(what, frame.codec, frame.data(payload))
+                self._ready[kind] = frame.codec
                 self._codec_changed(kind, payload, actions)
         elif not configured:
             self._warn(actions, f"hls {self.m3u8_path}: {what} before its sequence header skipped")

@@ -21,15 +21,38 @@ Rules:
   `flush()` returns what is pending (call it before closing a segment).
 - Each PID has its own 4-bit continuity counter, kept across segments. The last packet of a PES
   is filled up with adaptation-field stuffing (0xff).
+- Packetizing (a PES into 188-byte packets) is the hot path of HLS and HTTP-TS: the full
+  packets between the first and the last are made in bulk (headers from a table by continuity
+  counter, payloads cut by one struct call), or by the optional C accelerator
+  lib/media/_tsc.c when built (scripts/build_accel.py) and SRSEDGE_PURE_PYTHON is unset;
+  `IMPLEMENTATION` says which. `_packetize` is the reference (tests/test_ts_accel.py);
+  tests/test_hls_golden.py pins the bytes of whole segments.
 - Frames of a kind whose sequence header has not been seen, end-of-sequence, and payloads of
   other codecs give b"". Malformed sequence headers or frames raise TsError (a
   ProtocolError); the muxer stays usable.
 """
+import functools
+import os
 import struct
 
 from lib.media import frame as media_frame
 from lib.media import hevc
 from lib.rtmp.errors import ProtocolError
+
+
+def _select():
+    """The C packetizer (lib/media/_tsc.c) when built and not SRSEDGE_PURE_PYTHON, else None."""
+    if os.environ.get("SRSEDGE_PURE_PYTHON"):
+        return None
+    try:
+        from lib.media import _tsc
+    except ImportError:
+        return None
+    return _tsc
+
+
+_tsc = _select()
+IMPLEMENTATION = "c" if _tsc is not None else "python"
 
 PACKET_SIZE = 188
 PID_PAT = 0x0000
@@ -89,14 +112,14 @@ def crc32_mpeg2(data):
 def encode_pts(prefix, value):
     """A 33-bit PTS/DTS in the 5-byte PES layout; `prefix` is 0b0010 (PTS only), 0b0011 (PTS of
     PTS+DTS) or 0b0001 (DTS)."""
+    return _pts_bits(prefix, value).to_bytes(5, "big")
+
+
+def _pts_bits(prefix, value):
+    """encode_pts as a 40-bit integer: prefix(4) v[32:30] 1 v[29:15] 1 v[14:0] 1."""
     v = value & PTS_MASK
-    return bytes((
-        (prefix << 4) | ((v >> 29) & 0x0E) | 1,
-        (v >> 22) & 0xFF,
-        ((v >> 14) & 0xFE) | 1,
-        (v >> 7) & 0xFF,
-        ((v << 1) & 0xFE) | 1,
-    ))
+    return ((prefix << 36) | ((v >> 30) << 33) | (((v >> 15) & 0x7FFF) << 17)
+            | ((v & 0x7FFF) << 1) | 0x100010001)
 
 
 def encode_pcr(base):
@@ -128,6 +151,9 @@ class AvcConfig:
     __slots__ = ("nal_length_size", "sps", "pps")
     stream_type = STREAM_TYPE_H264
     aud = AUD
+    # NAL unit types for the muxer's loop: type = (first byte >> shift) & mask
+    type_shift, type_mask, aud_type, sps_type, pps_type = 0, 0x1F, NAL_AUD, NAL_SPS, NAL_PPS
+    random_access = (NAL_IDR, NAL_IDR)
 
     @staticmethod
     def nal_type(nal):
@@ -179,6 +205,9 @@ class HevcConfig(hevc.HevcConfig):
     stream_type = STREAM_TYPE_H265
     aud = HEVC_AUD
     nal_type = staticmethod(hevc.nal_type)
+    type_shift, type_mask, aud_type, sps_type, pps_type = 1, 0x3F, hevc.NAL_AUD, hevc.NAL_SPS, \
+        hevc.NAL_PPS
+    random_access = (hevc.IRAP_FIRST, hevc.IRAP_LAST)
 
     def __init__(self, record):
         try:
@@ -203,7 +232,7 @@ _VIDEO_CONFIGS = {"avc1": AvcConfig, "hvc1": HevcConfig}
 
 class AacConfig:
     """What ADTS needs from an AudioSpecificConfig."""
-    __slots__ = ("object_type", "sampling_index", "channels")
+    __slots__ = ("object_type", "sampling_index", "channels", "adts")
 
     def __init__(self, asc):
         bits = _Bits(asc)
@@ -221,6 +250,9 @@ class AacConfig:
         if channels > 7:
             raise TsError(f"AAC channel configuration {channels} is not valid")
         self.object_type, self.sampling_index, self.channels = object_type, index, channels
+        # adts_header as a 56-bit integer without its frame length (bits 13..25)
+        self.adts = int.from_bytes(adts_header(object_type, index, channels, 0), "big") \
+            & ~(0x1FFF << 13)
 
 
 class _Bits:
@@ -255,6 +287,7 @@ class _Bits:
 class TsMuxer:
     def __init__(self):
         self.avc = None             # AvcConfig/HevcConfig once the video sequence header came
+        self._params = []           # its parameter sets as Annex-B parts
         self.aac = None             # AacConfig once the audio sequence header came
         self.cc = {}                # pid -> next continuity counter
         self._audio = []            # pending ADTS frames (bytes parts) of the next audio PES
@@ -283,7 +316,9 @@ class TsMuxer:
         if kind == "video":
             if codec not in _VIDEO_CONFIGS:
                 raise TsError(f"video codec {codec} cannot be carried in MPEG-TS")
-            self.avc = _VIDEO_CONFIGS[codec](record)
+            config = _VIDEO_CONFIGS[codec](record)
+            self.avc, self._params = config, [x for ps in config.parameter_sets()
+                                              for x in (START_CODE, ps)]
         else:
             if codec != "mp4a":
                 raise TsError(f"audio codec {codec} cannot be carried in MPEG-TS")
@@ -355,7 +390,12 @@ class TsMuxer:
         the access unit does not carry its own."""
         config = self.avc
         size = config.nal_length_size
-        nalus = []
+        shift, mask = config.type_shift, config.type_mask
+        aud_type, sps_type, pps_type = config.aud_type, config.sps_type, config.pps_type
+        ra_first, ra_last = config.random_access
+        parts = [config.aud]
+        have = 0                    # 1: an SPS, 2: a PPS in the access unit
+        ra_at = 0                   # where the first random access NALU's parts start
         pos, end = 0, len(data)
         while pos < end:
             if pos + size > end:
@@ -364,19 +404,18 @@ class TsMuxer:
             pos += size
             if length == 0 or pos + length > end:
                 raise TsError(f"AVC frame: NALU length {length} does not fit the frame")
-            nalus.append(data[pos:pos + length])
+            nal_type = (data[pos] >> shift) & mask
+            if nal_type != aud_type:
+                if nal_type == sps_type:
+                    have |= 1
+                elif nal_type == pps_type:
+                    have |= 2
+                elif not ra_at and ra_first <= nal_type <= ra_last:
+                    ra_at = len(parts)
+                parts += (START_CODE, data[pos:pos + length])
             pos += length
-        types = [config.nal_type(n) for n in nalus]
-        parts = [config.aud]
-        need_params = not config.has_parameter_sets(types)
-        for nal_type, nalu in zip(types, nalus):
-            if config.is_aud(nal_type):
-                continue
-            if need_params and config.is_random_access(nal_type):
-                for ps in config.parameter_sets():
-                    parts += (START_CODE, ps)
-                need_params = False
-            parts += (START_CODE, nalu)
+        if ra_at and have != 3:
+            parts[ra_at:ra_at] = self._params
         return parts if len(parts) > 1 else []
 
     # -------------------------------------------------------------- audio
@@ -394,8 +433,10 @@ class TsMuxer:
         """Queue one raw AAC frame; returns the packets of a finished audio PES, or b""."""
         if self.aac is None or not raw:
             return b""
-        c = self.aac
-        adts = adts_header(c.object_type, c.sampling_index, c.channels, len(raw))
+        length = len(raw) + 7
+        if length > 0x1FFF:
+            raise TsError(f"AAC frame of {length - 7} bytes is too large for ADTS")
+        adts = (self.aac.adts | (length << 13)).to_bytes(7, "big")
         out = b""
         if self._audio and not (0 <= ts_ms - self._audio_last <= AUDIO_PES_MAX_MS
                                 and ts_ms - self._audio_first < AUDIO_PES_MAX_MS):
@@ -419,48 +460,91 @@ class TsMuxer:
     def _pes(self, pid, stream_id, parts, pts, dts, pcr, rai):
         pts += PTS_OFFSET
         dts += PTS_OFFSET
+        size = sum(map(len, parts))
         if pts == dts:
-            fields = encode_pts(0b0010, pts)
-            flags = 0x80
+            size += 8
+            if stream_id == SID_VIDEO or size > 0xFFFF:
+                size = 0                    # unbounded: allowed for video in TS
+            head = ((((0x1 << 8 | stream_id) << 16 | size) << 24 | 0x808005) << 40
+                    | _pts_bits(0b0010, pts)).to_bytes(14, "big")
         else:
-            fields = encode_pts(0b0011, pts) + encode_pts(0b0001, dts)
-            flags = 0xC0
-        size = sum(len(p) for p in parts) + 3 + len(fields)
-        if stream_id == SID_VIDEO or size > 0xFFFF:
-            size = 0                        # unbounded: allowed for video in TS
-        head = struct.pack(">3sBHBBB", b"\x00\x00\x01", stream_id, size, 0x80, flags,
-                           len(fields)) + fields
-        pes = memoryview(b"".join([head, *parts]))
-        return self._packetize(pid, pes, pcr, rai)
+            size += 13
+            if stream_id == SID_VIDEO or size > 0xFFFF:
+                size = 0
+            head = ((((0x1 << 8 | stream_id) << 16 | size) << 24 | 0x80C00A) << 80
+                    | _pts_bits(0b0011, pts) << 40 | _pts_bits(0b0001, dts)).to_bytes(19, "big")
+        if _tsc is not None:
+            cc = self.cc.get(pid, 0)
+            out = _tsc.packets(pid, cc, _adaptation(pcr, rai), head, parts)
+            self.cc[pid] = (cc + len(out) // PACKET_SIZE) & 0x0F
+            return out
+        return self._packetize(pid, b"".join([head, *parts]), pcr, rai)
 
     def _packetize(self, pid, pes, pcr, rai):
-        out = []
-        pos, end = 0, len(pes)
-        first = True
-        while pos < end:
-            af = b""                        # adaptation field content after its length byte
-            if first and (pcr is not None or rai):
-                af = bytes(((0x40 if rai else 0) | (0x10 if pcr is not None else 0),))
-                if pcr is not None:
-                    af += encode_pcr(pcr)
-            room = PACKET_SIZE - 4 - (len(af) + 1 if af else 0)
-            take = min(room, end - pos)
-            stuffing = room - take
-            if stuffing:                    # last packet of the PES: fill up the adaptation field
-                if af:
-                    af += b"\xff" * stuffing
-                elif stuffing == 1:
-                    af = None               # a zero-length adaptation field is one byte
-                else:
-                    af = b"\x00" + b"\xff" * (stuffing - 2)
-            if af is None:
-                field = b"\x00"
-            elif af:
-                field = bytes((len(af),)) + af
-            else:
-                field = b""
-            out.append(self._ts_header(pid, first, 0x30 if field else 0x10) + field)
-            out.append(pes[pos:pos + take])
-            pos += take
-            first = False
+        """188-byte packets of one PES (bytes): the first with the adaptation field (PCR,
+        random access) if any, the last filled up with stuffing. The full packets between
+        are made in bulk: their 4-byte headers repeat every 16 packets (the continuity
+        counter), their payloads are cut by one struct call."""
+        cc = self.cc.get(pid, 0)
+        end = len(pes)
+        af = _adaptation(pcr, rai)
+        room = PACKET_SIZE - 5 - len(af) if af else PACKET_SIZE - 4
+        heads = _heads(pid)
+        if end <= room:                     # one packet: first and last
+            self.cc[pid] = (cc + 1) & 0x0F
+            stuffing = room - end
+            if af:
+                return (heads[32 + cc] + bytes((len(af) + stuffing,)) + af
+                        + b"\xff" * stuffing + pes)
+            return (heads[32 + cc] if stuffing else heads[48 + cc]) + _STUFFING[stuffing] + pes
+        first = heads[32 + cc] + bytes((len(af),)) + af if af else heads[48 + cc]
+        full, tail = divmod(end - room, PAYLOAD_SIZE)
+        cc += 1
+        out = [None] * (2 * full + 2)
+        out[0] = first
+        out[1] = pes[:room]
+        if full:
+            k = cc & 0x0F
+            out[2::2] = (heads[:16] * ((k + full) // 16 + 1))[k:k + full] if full > 16 - k \
+                else heads[k:k + full]
+            out[3::2] = _cutter(full).unpack_from(pes, room)
+            cc += full
+        if tail:
+            stuffing = PAYLOAD_SIZE - tail
+            out.append(heads[16 + (cc & 0x0F)] + _STUFFING[stuffing])
+            out.append(pes[end - tail:])
+            cc += 1
+        self.cc[pid] = cc & 0x0F
         return b"".join(out)
+
+
+PAYLOAD_SIZE = PACKET_SIZE - 4
+
+
+def _adaptation(pcr, rai):
+    """The first packet's adaptation field after its length byte: flags, then encode_pcr's
+    6 bytes when there is a PCR; b"" when neither."""
+    if pcr is None:
+        return b"\x40" if rai else b""
+    return ((0x50 if rai else 0x10) << 48 | (pcr & PTS_MASK) << 15 | 0x7E00).to_bytes(7, "big")
+
+
+# the adaptation field of a last packet that has `n` bytes of room left (n = 0: none)
+_STUFFING = (b"", b"\x00") + tuple(bytes((n - 1, 0)) + b"\xff" * (n - 2)
+                                    for n in range(2, PAYLOAD_SIZE + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _heads(pid):
+    """The 4-byte TS headers of `pid`, by continuity counter: [cc] payload only, [16 + cc]
+    adaptation field + payload, [32 + cc] the same with payload_unit_start, [48 + cc] payload
+    only with payload_unit_start."""
+    return [bytes((0x47, (0x40 if start else 0) | (pid >> 8), pid & 0xFF, afc | cc))
+            for start, afc in ((False, 0x10), (False, 0x30), (True, 0x30), (True, 0x10))
+            for cc in range(16)]
+
+
+@functools.lru_cache(maxsize=256)
+def _cutter(count):
+    """A Struct cutting `count` packet payloads (184 bytes each) out of a PES."""
+    return struct.Struct("184s" * count)

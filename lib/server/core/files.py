@@ -30,10 +30,14 @@ def remove_quietly(path):
 
 
 def write_atomically(path, data):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except FileNotFoundError:           # the directory first (not a syscall per write)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            f = open(tmp, "wb")
+        with f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -2,8 +2,9 @@
 
 Rules: today that is lib/rtmp/_chunkc.c, the chunk reader (lib/rtmp/chunk.py has the pure
 reference and picks the C one when it imports), lib/server/core/_pumpc.c, the ingest read
-(recv + parse in one call; lib/server/core/receiver.py reads in Python without it), and
-lib/media/_tsc.c, the TS packetizer of HLS and HTTP-TS (lib/media/ts.py likewise). Compiled
+(recv + parse in one call; lib/server/core/receiver.py reads in Python without it),
+lib/media/_tsc.c, the TS packetizer of HLS and HTTP-TS (lib/media/ts.py likewise), and
+lib/server/process/_iterclock.c, the loop monitor's per-iteration clock (loopmonitor.py). Compiled
 with the C compiler and flags this Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
 line saying so, the old build removed, exit 0 (the server runs the pure-Python reader; `-t`
 and the start log say which one is in use). Rebuilds only when the source is newer.
@@ -20,7 +21,8 @@ import sysconfig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = (("lib/rtmp/_chunkc.c", "lib/rtmp/_chunkc"),
            ("lib/server/core/_pumpc.c", "lib/server/core/_pumpc"),
-           ("lib/media/_tsc.c", "lib/media/_tsc"))
+           ("lib/media/_tsc.c", "lib/media/_tsc"),
+           ("lib/server/process/_iterclock.c", "lib/server/process/_iterclock"))
 
 
 def build(source, target):

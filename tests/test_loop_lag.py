@@ -122,3 +122,38 @@ def test_api_and_metrics_report_a_blocked_loop(tmp_path):
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_the_c_iteration_clock_records_each_iteration_once_and_is_bounded():
+    """lib/server/process/_iterclock.c: what the loop monitor's watchers call when it is built."""
+    clock_mod = pytest.importorskip("lib.server.process._iterclock")
+    clock = clock_mod.IterationClock(capacity=3)
+    clock.before_poll()                     # no after_poll yet: nothing to record
+    assert clock.take() == []
+    clock.after_poll()
+    time.sleep(0.02)
+    clock.before_poll()
+    clock.before_poll()                     # the same iteration is not recorded twice
+    got = clock.take()
+    assert len(got) == 1 and 0.015 <= got[0] < 1.0
+    assert clock.take() == []               # a take starts a new batch
+    for _ in range(5):
+        clock.after_poll()
+        clock.before_poll()
+    assert len(clock.take()) == 3 and clock.dropped == 2      # bounded, the rest counted
+
+
+def test_the_monitor_uses_the_c_clock_when_built():
+    from lib.server.process import loopmonitor
+    if loopmonitor.IterationClock is None:
+        pytest.skip("lib/server/process/_iterclock.c not built")
+    mon = loopmonitor.LoopMonitor().start()
+    try:
+        assert mon._clock is not None
+        for _ in range(50):                 # the loop must run: gevent's sleep, not time's
+            gevent.sleep(0.1)
+            if mon.describe()["current"]["iterations"] > 0:
+                break
+        assert mon.describe()["current"]["iterations"] > 0
+    finally:
+        mon.stop()

@@ -2,11 +2,13 @@
 stall was the process's own doing (blocked) or the kernel's (starved). Figures: loopstats.py.
 
 Rules:
-- Per loop iteration two tiny callbacks, two `perf_counter` reads and a list append, nothing
-  per message: a check watcher at the highest priority runs first after each poll, a prepare
-  watcher at the lowest runs last before the next one (after gevent's own callbacks, which
-  resume greenlets), and the time between is the iteration's callbacks. Neither watcher keeps
-  the loop alive. Measured: 0.4-0.6 us of CPU per iteration (docs/performance.md).
+- Per loop iteration two tiny callbacks, two clock reads and an append, nothing per message: a
+  check watcher at the highest priority runs first after each poll, a prepare watcher at the
+  lowest runs last before the next one (after gevent's own callbacks, which resume
+  greenlets), and the time between is the iteration's callbacks. Neither watcher keeps the
+  loop alive. The callbacks are C (`_iterclock.c`, built by scripts/build_accel.py) when
+  built, so an iteration runs no Python for them (with real encoders the loop wakes about once
+  per readable socket); otherwise two Python methods, 0.4-0.6 us per iteration.
 - Every TICK a one-shot timer (a new one each time: gevent fires a restarted one at once)
   measures its own lateness and reads /proc/self/schedstat (the loop thread's time on a CPU
   and waiting for one), and rolls the window. A closed window that stalled logs one trace line
@@ -21,6 +23,11 @@ from time import perf_counter
 import gevent
 
 from lib.server.process.loopstats import LoopStats
+
+try:
+    from lib.server.process._iterclock import IterationClock
+except ImportError:                # not built: the Python callbacks below
+    IterationClock = None
 
 TICK = 0.1                     # seconds between lateness samples
 WINDOW = 10.0                  # seconds per window
@@ -50,15 +57,21 @@ class LoopMonitor:
         self._due = 0.0
         self._sched = (0.0, 0.0)
         self._gc_t0 = 0.0
+        self._clock = None             # the C IterationClock, when built
 
     def start(self):
         if self._check is not None:
             return self
         loop = self.loop
         self._check = loop.check(ref=False, priority=loop.MAXPRI)
-        self._check.start(self._after_poll)
         self._prepare = loop.prepare(ref=False, priority=loop.MINPRI)
-        self._prepare.start(self._before_poll)
+        if IterationClock is not None:
+            self._clock = IterationClock()
+            self._check.start(self._clock.after_poll)
+            self._prepare.start(self._clock.before_poll)
+        else:
+            self._check.start(self._after_poll)
+            self._prepare.start(self._before_poll)
         self._sched = read_schedstat()
         self._arm()
         gc.callbacks.append(self._on_gc)
@@ -91,7 +104,10 @@ class LoopMonitor:
     def _on_tick(self):
         now = time.perf_counter()
         cpu, wait = read_schedstat()
-        busy, self._busy = self._busy, []
+        if self._clock is not None:
+            busy = self._clock.take()
+        else:
+            busy, self._busy = self._busy, []
         self.stats.busy(busy)
         closed = self.stats.tick(now, now - self._due, cpu - self._sched[0],
                                  wait - self._sched[1])

@@ -160,6 +160,7 @@ class Source:
         # edge ingester): media then never wakes the flusher (it would find the burst sent)
         self._wake = Event()
         self.media_ready = Event()     # set by the first media: HTTP-FLV players wait on it
+        self.has_media = False         # ... and the same as a plain flag (the hot path reads it)
         self._flusher = None
         self.edge = None               # set by the edge layer for remote vhosts
         self.pins = 0                  # clients being set up on this source (registry.pinned)
@@ -213,6 +214,7 @@ class Source:
         self.gop.clear()
         self.metadata = self.video_sh = self.audio_sh = None
         self.media_ready.clear()
+        self.has_media = False
         for sink in self.sinks:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
@@ -220,7 +222,8 @@ class Source:
     def on_media(self, type_id, timestamp, payload, frame=None, facts=None):
         """A message from the publisher (or the edge ingester, which passes the media facts it
         already read: a parsed `frame`, or `facts` from lib.media.frame.quick_facts)."""
-        if not self.media_ready.is_set():
+        if not self.has_media:
+            self.has_media = True
             self.media_ready.set()
         self.bytes_in += len(payload)
         if type_id == MSG_AMF0_DATA:
@@ -235,7 +238,7 @@ class Source:
                 self.metadata = msg
         else:
             msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
-                                frame=frame, facts=facts)
+                                None, frame, facts)
             cs = msg.csid              # its chunk stream's chain: fmt 1 with the delta from
             msg.chain = n = self.chain_last[cs] + 1    # the previous message when it fits
             self.chain_last[cs] = n

@@ -31,7 +31,7 @@ def measure(ctx, target, load, n, kbps, quick):
     server = target.origin(f"ingest-{n}-{load}-")
     row = {"server": target.name, "load": LABELS[load], "publishers": n, "kbps": kbps + 64}
     try:
-        with Load(ctx, load, media_file(kbps), server.url("live/in{i}"), n, kbps,
+        with Load(ctx, load, media_file(kbps), server.url("live/in{i}"), n,
                   f"{target.name}-ingest-{n}-{load}") as pub:
             row.update(pub.window(server.pid, 2.0 if quick else 4.0, 4.0 if quick else 8.0))
             live = sum(first_frame_ms(server.url(f"live/in{i}"), 5.0) is not None for i in (0, n - 1))

@@ -82,7 +82,7 @@ def measure(ctx, target, load, n, quick):
     server = target.origin(label, vhost=vhost, top=top)
     row = {"server": target.name, "load": LABELS[load], "publishers": n}
     try:
-        with Load(ctx, load, media_file(KBPS), server.url("live/in{i}"), n, KBPS, f"{target.name}-{label}") as pub:
+        with Load(ctx, load, media_file(KBPS), server.url("live/in{i}"), n, f"{target.name}-{label}") as pub:
             row.update(pub.window(server.pid, 3.0 if quick else 5.0, 6.0 if quick else 12.0))
             flv = flv_read(http_port, "in0")
             live = first_frame_ms(server.url("live/in0"), 5.0) is not None

@@ -160,6 +160,9 @@ class FfmpegTee:
                     time.sleep(stagger_s / len(groups))
                 outs = "|".join(f"[f=flv:onfail=ignore]{url.replace('{i}', str(i))}" for i in group)
                 prog = os.path.join(workdir, f"{label}-ffmpeg{j}.progress")
+                for old in (prog, os.path.join(workdir, f"{label}-ffmpeg{j}.log")):
+                    if os.path.exists(old):       # a repeat of the same case: count only its own
+                        os.remove(old)
                 self.progress.append(prog)
                 self.procs_list.append(procs.start(
                     ["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", media,

@@ -30,7 +30,8 @@ KBPS = 240
 CONNECT_RATE = 50.0
 BIG_S = 300
 COLUMNS = [("server", "server"), ("origin", "origin"), ("load", "publishers are"),
-           ("arrive", "players arrive"), ("streams", "streams"), ("per", "players each"),
+           ("arrive", "players arrive"), ("streams", "streams"), ("publishing", "publishing"),
+           ("per", "players each"),
            ("connected", "connected"), ("mbps", "Mbps out"), ("cpu", "edge CPU %"),
            ("core", "edge core busy %"), ("rss", "edge RSS MB"), ("behind", "behind"),
            ("disconnects", "disconn."), ("lg_cpu", "loadgen CPU %"), ("load_cpu", "publishers CPU %"),
@@ -47,7 +48,7 @@ def measure(ctx, target, streams, per, quick, origin="same", load="ffmpeg", conn
            "arrive": f"{connect_rate:g}/s", "streams": streams, "per": per}
     try:
         edge = target.edge([up], f"streams-{streams}-{origin}-{load}-edge", cpu=SERVER_CPU)
-        with Load(ctx, load, media_file(KBPS), up.url("live/st{i}"), streams, KBPS,
+        with Load(ctx, load, media_file(KBPS), up.url("live/st{i}"), streams,
                   f"{target.name}-streams-{streams}-{origin}-{load}") as pub:
             urls = [edge.url(f"live/st{i}") for i in range(streams)]
             watch = {"edge": edge.pid, "origin": up.pid}

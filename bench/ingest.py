@@ -24,7 +24,7 @@ COLUMNS = [("server", "server"), ("load", "publishers are"), ("publishers", "pub
            ("kbps", "kbps each"), ("publishing", "publishing"), ("cpu", "server CPU %"),
            ("softirq", "ksoftirqd %"), ("core", "server core busy %"), ("rss", "RSS MB"),
            ("live", "streams checked"), ("realtime", "load kept real time"),
-           ("load_cpu", "load CPU %")]
+           ("load_cpu", "load CPU %"), ("load_core", "load core busy %")]
 
 
 def measure(ctx, target, load, n, kbps, quick):

@@ -29,7 +29,8 @@ COLUMNS = [("server", "server"), ("load", "publishers are"), ("publishers", "pub
            ("publishing", "publishing"), ("cpu", "server CPU %"), ("softirq", "ksoftirqd %"),
            ("core", "server core busy %"), ("rss", "RSS MB"), ("segs", "segments/stream"),
            ("playlist", "stream 0 playlist"), ("flv", "HTTP-FLV read"),
-           ("realtime", "load kept real time"), ("load_cpu", "load CPU %")]
+           ("realtime", "load kept real time"), ("load_cpu", "load CPU %"),
+           ("load_core", "load core busy %")]
 
 
 def config(hls_dir, http_port):

@@ -135,8 +135,8 @@ class Pub(Player):
         n = len(payload)
         if self.writes == "obs":
             msg = encode_message(csid, type_id, self.stream_id, ts, payload, size)
-            first = len(msg) - n - (n - 1) // size if n else len(msg)   # header + first chunk
-            first += min(n, size)
+            continued = (n - 1) // size if n else 0      # 1-byte fmt 3 headers
+            first = len(msg) - n - continued + min(n, size)   # header + first chunk's data
             out = [msg[:first]]
             out += [msg[i:i + 1 + size] for i in range(first, len(msg), 1 + size)]
             return out

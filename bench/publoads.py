@@ -20,7 +20,7 @@ import os
 import re
 import time
 
-from bench.procs import SERVER_CPU, FfmpegTee, PubGen, ksoftirqd_pid, measure_window
+from bench.procs import LOAD_CPU, SERVER_CPU, FfmpegTee, PubGen, ksoftirqd_pid, measure_window
 
 LOADS = ("ffmpeg", "pubgen-ffmpeg", "pubgen-obs", "pubgen-bundled")
 LABELS = {"ffmpeg": "ffmpeg tee (real encoders)", "pubgen-ffmpeg": "pubgen, ffmpeg-style writes",
@@ -82,7 +82,8 @@ class Load:
 
     def window(self, server_pid, warmup, seconds):
         """After `warmup` s, measure the server (and ksoftirqd of its core) and this load over
-        `seconds`: the row's figures (cpu, rss, softirq, core, load_cpu, realtime, window)."""
+        `seconds`: the row's figures (cpu, rss, softirq, core, load_cpu, load_core, realtime,
+        window)."""
         time.sleep(warmup)
         pids = {"server": server_pid, "load": self.pids}
         softirqd = ksoftirqd_pid(SERVER_CPU)
@@ -93,7 +94,8 @@ class Load:
         return {"cpu": res["server"]["cpu_pct"], "rss": res["server"]["rss_mb"],
                 "softirq": res.get("ksoftirqd", {}).get("cpu_pct"),
                 "core": res["cores"].get(SERVER_CPU, {}).get("busy"),
-                "load_cpu": res["load"]["cpu_pct"], "realtime": self.realtime(mark), "window": res}
+                "load_cpu": res["load"]["cpu_pct"], "load_core": res["cores"].get(LOAD_CPU, {}).get("busy"),
+                "realtime": self.realtime(mark), "window": res}
 
     def finish(self, row):
         """stop() and put its figures into `row` (pubgen: its late ms as `realtime`)."""

@@ -8,8 +8,9 @@ Rules:
 - Servers are real processes on the server core, load and publishers on the other core; every
   process is killed by pid at the end, on errors and on Ctrl-C. Work files go to a tmp dir,
   the generated media to a cache dir, never the repo.
-- SRS runs beside ours when SRS_BIN names its binary (issue 16; build it with a snapshot of
-  ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
+- SRS runs beside ours in every scenario when SRS_BIN names its binary (issue 16; build it with
+  a snapshot of ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is
+  installed (`--no-nginx` skips; originhls skips it: no SRS-style HLS/remux config).
 - `mwcurve` (edge CPU vs added latency per mw_latency), `cluster` (the origin cluster with a Redis
   directory, issue 21: bench/cluster.py) and `soak` (issue 7) run only when named;
   soak: `python -m bench soak --minutes 30` (bench/soak.py).

@@ -1,13 +1,14 @@
 """Publisher loads: who publishes the streams of a scenario, and how (issue 22).
 
 Rules:
-- The default load is real encoders: `ffmpeg` = bench.procs.FfmpegTee, real `ffmpeg -re -c copy`
-  processes with the tee muxer, each carrying PER_PROC of the streams, started staggered over
-  one GOP. ffmpeg 5.1 writes each message as two sendto calls (chunk header, then payload; chunk
-  size 60000): checked with strace. One ffmpeg opens its outputs one after another, writing
-  each one's onMetaData as it opens it, and sends audio/video only once all are open; a server
-  counts onMetaData as the first packet and then allows 5 s without media (SRS's and srsedge's
-  publish.normal_timeout). With 50 outputs per process, an srsedge origin on the busy load core
+- The default load is real encoders: `ffmpeg` = bench.procs.FfmpegTee, real `ffmpeg -re -c
+  copy` processes with the tee muxer, each carrying PER_PROC of the streams, started staggered
+  over one GOP (10 streams x 1 Mbps: 1.7% of a core per process). ffmpeg 5.1 writes each
+  message as two sendto calls (chunk header, then payload; chunk size 60000): checked with
+  strace. One ffmpeg opens its outputs one after another, writing
+  each one's onMetaData as it opens it, and sends audio/video only once all are open; srsedge
+  counts onMetaData as the first packet and then allows 5 s without media
+  (publish.normal_timeout). With 50 outputs per process, an srsedge origin on the busy load core
   took longer than that to accept them and closed 20-50% of the streams: a load no encoder
   makes (each is its own process). PER_PROC stays at 10, and every process is checked to keep
   real time (speed ~1.0x) in the window; the failed outputs are counted from ffmpeg's logs.

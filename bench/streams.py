@@ -11,7 +11,8 @@ docs/performance.md "Issue 22: the benchmark's load"):
   deployed: what reaches the edge is that origin's output (its merged writes), and an edge
   behind a foreign origin measured something no one runs. `--edge-origin srs` puts SRS behind
   every edge instead (the origin then costs least on the load core; issue 16's setup).
-- the publishers are real encoders (ffmpeg tee, bench.publoads), not pubgen;
+- the publishers are real encoders (ffmpeg tee, bench.publoads), not pubgen, PER_PROC streams
+  per process (the edge sees the origin's writes, not the encoders');
 - players arrive over time (CONNECT_RATE per s, so a stream's players join at different GOPs
   and get different timestamp bases), not all in one second as before; `--connect-rate`
   changes it.
@@ -28,6 +29,7 @@ CASES = ((100, 5), (200, 5), (1000, 1))
 QUICK_CASES = ((20, 5),)
 KBPS = 240
 CONNECT_RATE = 50.0
+PER_PROC = 10                  # streams per ffmpeg: the load core also runs the origin and players
 BIG_S = 300
 COLUMNS = [("server", "server"), ("origin", "origin"), ("load", "publishers are"),
            ("arrive", "players arrive"), ("streams", "streams"), ("publishing", "publishing"),
@@ -49,7 +51,7 @@ def measure(ctx, target, streams, per, quick, origin="same", load="ffmpeg", conn
     try:
         edge = target.edge([up], f"streams-{streams}-{origin}-{load}-edge", cpu=SERVER_CPU)
         with Load(ctx, load, media_file(KBPS), up.url("live/st{i}"), streams,
-                  f"{target.name}-streams-{streams}-{origin}-{load}") as pub:
+                  f"{target.name}-streams-{streams}-{origin}-{load}", per_proc=PER_PROC) as pub:
             urls = [edge.url(f"live/st{i}") for i in range(streams)]
             watch = {"edge": edge.pid, "origin": up.pid}
             watch.update({f"load{j}": pid for j, pid in enumerate(pub.pids)})

@@ -200,14 +200,22 @@ class FfmpegTee:
         return int(value) / 1e6 if value.isdigit() else 0.0
 
     def mark(self):
-        """(wall time, media time in s of each process) now: `speeds(mark)` later."""
-        return time.monotonic(), [self._media_s(p) for p in self.progress]
+        """[(wall time of the last progress block, media s)] per process: `speeds(mark)` later.
+        The wall time is the file's mtime, so a block written up to a second before the call
+        does not count as a second of lost real time."""
+        out = []
+        for p in self.progress:
+            try:
+                t = os.stat(p).st_mtime
+            except OSError:
+                t = 0.0
+            out.append((t, self._media_s(p)))
+        return out
 
     def speeds(self, mark):
         """Media seconds per wall second of each process since `mark` (1.0 = real time)."""
-        t0, m0 = mark
-        t1, m1 = self.mark()
-        return [round((b - a) / max(1e-9, t1 - t0), 3) for a, b in zip(m0, m1)]
+        return [round((m1 - m0) / (t1 - t0), 3) if t1 > t0 else None
+                for (t0, m0), (t1, m1) in zip(mark, self.mark())]
 
     @property
     def pids(self):

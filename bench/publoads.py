@@ -69,8 +69,10 @@ class Load:
 
     def realtime(self, mark):
         if self.tee:
-            speeds = self.tee.speeds(mark)
-            return f"{len(speeds)} x ffmpeg, speed {min(speeds):.2f}-{max(speeds):.2f}x"
+            speeds = [v for v in self.tee.speeds(mark) if v is not None]
+            if not speeds:
+                return f"{len(mark)} x ffmpeg, no progress in the window"
+            return f"{len(mark)} x ffmpeg, speed {min(speeds):.2f}-{max(speeds):.2f}x"
         return None                    # pubgen: its late ms come with stop()
 
     def __enter__(self):

@@ -50,10 +50,11 @@ def run(ctx):
     cases = QUICK_CASES if ctx.quick else CASES
     table = Table("ingest", "Ingest: an origin taking N publishers (no players), server on one core",
                   COLUMNS, notes=[
-                      "ffmpeg tee (real encoders): ffmpeg 5.1 `-re -c copy -f tee` processes, two "
-                      "writes per message (chunk header, payload; chunk size 60000), started "
-                      "staggered over one GOP; `load kept real time` = the range of their speeds "
-                      "over the window (1.00x = real time)",
+                      "ffmpeg (real encoders): ffmpeg 5.1 `-re -c copy -f tee` processes, one stream "
+                      "each up to 100 streams (else ceil(n/100) each), two writes per message "
+                      "(chunk header, payload; chunk size 60000), started staggered over one GOP; "
+                      "`load kept real time` = the range of their speeds over the window "
+                      "(1.00x = real time)",
                       "pubgen bundled: one write per publisher per 20 ms tick (chunk size 4096): "
                       "fewer readable events than any real encoder, a friendlier load; its `late` = "
                       "how far its sends fell behind schedule"])

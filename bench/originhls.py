@@ -103,7 +103,7 @@ def run(ctx):
                   "server on one core", COLUMNS, notes=[
                       "same config text for srsedge and SRS; segments/stream = .ts files written "
                       "per stream since the start (none deleted: hls_window 60 s)",
-                      "ffmpeg tee (real encoders): see the ingest table's note"])
+                      "ffmpeg (real encoders): see the ingest table's note"])
     for n in cases:
         for load in loads(ctx, LOADS, LOADS):
             for rep in range(ctx.repeat):

@@ -29,7 +29,7 @@ import time
 from bench.procs import LOAD_CPU, SERVER_CPU, FfmpegTee, PubGen, ksoftirqd_pid, measure_window
 
 LOADS = ("ffmpeg", "pubgen-ffmpeg", "pubgen-obs", "pubgen-bundled")
-LABELS = {"ffmpeg": "ffmpeg tee (real encoders)", "pubgen-ffmpeg": "pubgen, ffmpeg-style writes",
+LABELS = {"ffmpeg": "ffmpeg (real encoders)", "pubgen-ffmpeg": "pubgen, ffmpeg-style writes",
           "pubgen-obs": "pubgen, OBS-style writes",
           "pubgen-bundled": "pubgen bundled (friendlier than ffmpeg)"}
 

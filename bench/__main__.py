@@ -1,14 +1,16 @@
 """`python -m bench [scenario ...] [--quick] [--json]`: the fan-out benchmark of issue 5.
 
 Rules:
-- Scenarios: fanout, latency, firstframe, failover, memory, ingest, streams (all by default, in
-  that order).
+- Scenarios: fanout, latency, firstframe, failover, memory, ingest, originhls, streams (all by
+  default, in that order). Publishers are real encoders (ffmpeg) unless a row says otherwise
+  (bench/publoads.py; `--load` picks other loads).
   Each prints one Markdown table; `--json` also prints all results as one JSON document.
 - Servers are real processes on the server core, load and publishers on the other core; every
   process is killed by pid at the end, on errors and on Ctrl-C. Work files go to a tmp dir,
   the generated media to a cache dir, never the repo.
-- SRS runs beside ours when SRS_BIN names its binary (issue 16; build it with a snapshot of
-  ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is installed (`--no-nginx` skips).
+- SRS runs beside ours in every scenario when SRS_BIN names its binary (issue 16; build it with
+  a snapshot of ossrs/srs); nginx-rtmp runs beside ours in the same run when its module is
+  installed (`--no-nginx` skips; originhls skips it: no SRS-style HLS/remux config).
 - `mwcurve` (edge CPU vs added latency per mw_latency), `cluster` (the origin cluster with a Redis
   directory, issue 21: bench/cluster.py) and `soak` (issue 7) run only when named;
   soak: `python -m bench soak --minutes 30` (bench/soak.py).
@@ -25,14 +27,15 @@ import sys
 import tempfile
 import time
 
-from bench import (cluster, failover, fanout, firstframe, ingest, latency, memory, mwcurve, parsercheck, soak,
-                   streams, workers)
+from bench import (cluster, failover, fanout, firstframe, ingest, latency, memory, mwcurve, originhls,
+                   parsercheck, soak, streams, workers)
 from bench.procs import PINNED, ROOT, Procs, Publisher, media_file, pin_self, raise_fd_limit, run_loadgen
 from bench.servers import SrsEdgeTarget, targets
 from bench.topology import Context
 
 SCENARIOS = {"fanout": fanout, "latency": latency, "firstframe": firstframe,
-             "failover": failover, "memory": memory, "ingest": ingest, "streams": streams}
+             "failover": failover, "memory": memory, "ingest": ingest, "originhls": originhls,
+             "streams": streams}
 LONG_SCENARIOS = {"soak": soak, "workers": workers, "mwcurve": mwcurve, "cluster": cluster}   # run only when named
 
 
@@ -95,6 +98,13 @@ def main(argv=None):
                     help="fan-out player counts, comma-separated (default 100,500,1000,2000,4000); "
                          "streams: SxP cases, e.g. 100x5,200x5")
     ap.add_argument("--repeat", type=int, default=1, help="ingest/streams: runs per case")
+    ap.add_argument("--load", default=None,
+                    help="ingest/originhls/streams: publisher loads, comma-separated, of ffmpeg, "
+                         "pubgen-ffmpeg, pubgen-obs, pubgen-bundled (default: per scenario)")
+    ap.add_argument("--edge-origin", choices=("same", "srs"), default=None,
+                    help="streams: the origin behind each edge: the target's own (default) or SRS")
+    ap.add_argument("--connect-rate", type=float, default=None,
+                    help="streams: players arriving per second (default 50)")
     ap.add_argument("--roles", default="origin,edge", help="fanout: roles to measure (origin,edge)")
     ap.add_argument("--minutes", type=float, default=30.0, help="soak: run time (default 30)")
     ap.add_argument("--no-nginx", action="store_true", help="do not run nginx-rtmp beside ours")
@@ -121,6 +131,7 @@ def main(argv=None):
                           [int(x) for x in args.players.split(",") if "x" not in x] if args.players else None)
             ctx.players_raw, ctx.repeat = args.players, max(1, args.repeat)
             ctx.roles = args.roles.split(",")
+            ctx.load, ctx.edge_origin, ctx.connect_rate = args.load, args.edge_origin, args.connect_rate
             ctx.minutes = args.minutes
             if args.selftest:
                 return selftest(ctx)

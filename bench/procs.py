@@ -142,6 +142,90 @@ class Publisher:
         self.procs.kill(self.proc)
 
 
+class FfmpegTee:
+    """Real encoders for many streams: ceil(n / per_proc) `ffmpeg -re -stream_loop -1 -i FILE
+    -c copy -map 0 -f tee "[f=flv:onfail=ignore]URL|..."` processes on the load core, each
+    publishing `per_proc` of the n streams (urls with {i} = stream number), started staggered
+    over one GOP (`stagger_s`) so the processes' keyframes do not line up (the streams of one
+    process share theirs, as the outputs of one encoder do). Each writes `-progress` to a file:
+    `speeds()` says whether every process keeps real time (speed ~1.0x)."""
+
+    def __init__(self, procs, media, url, n, per_proc, workdir, label, stagger_s=2.0, timeout=60.0):
+        self.procs, self.n = procs, n
+        self.progress, self.procs_list = [], []
+        groups = [list(range(i, min(n, i + per_proc))) for i in range(0, n, per_proc)]
+        try:
+            for j, group in enumerate(groups):
+                if j:
+                    time.sleep(stagger_s / len(groups))
+                outs = "|".join(f"[f=flv:onfail=ignore]{url.replace('{i}', str(i))}" for i in group)
+                prog = os.path.join(workdir, f"{label}-ffmpeg{j}.progress")
+                for old in (prog, os.path.join(workdir, f"{label}-ffmpeg{j}.log")):
+                    if os.path.exists(old):       # a repeat of the same case: count only its own
+                        os.remove(old)
+                self.progress.append(prog)
+                self.procs_list.append(procs.start(
+                    ["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", media,
+                     "-c", "copy", "-map", "0", "-progress", prog, "-stats_period", "1",
+                     "-f", "tee", outs], log=os.path.join(workdir, f"{label}-ffmpeg{j}.log")))
+            deadline = time.monotonic() + timeout
+            while not all(self._media_s(p) > 0 for p in self.progress):
+                dead = [p.args for p in self.procs_list if p.poll() is not None]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"ffmpeg tee publishers not publishing ({len(dead)} exited)")
+                time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _last(path):
+        """The last complete block of an ffmpeg -progress file (each ends with progress=...)."""
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return {}
+        block, last = {}, {}
+        for line in lines:
+            key, _, value = line.partition("=")
+            if key == "progress":
+                last, block = block, {}
+            else:
+                block[key] = value
+        return last
+
+    def _media_s(self, path):
+        value = self._last(path).get("out_time_us", "")
+        return int(value) / 1e6 if value.isdigit() else 0.0
+
+    def mark(self):
+        """[(wall time of the last progress block, media s)] per process: `speeds(mark)` later.
+        The wall time is the file's mtime, so a block written up to a second before the call
+        does not count as a second of lost real time."""
+        out = []
+        for p in self.progress:
+            try:
+                t = os.stat(p).st_mtime
+            except OSError:
+                t = 0.0
+            out.append((t, self._media_s(p)))
+        return out
+
+    def speeds(self, mark):
+        """Media seconds per wall second of each process since `mark` (1.0 = real time)."""
+        return [round((m1 - m0) / (t1 - t0), 3) if t1 > t0 else None
+                for (t0, m0), (t1, m1) in zip(mark, self.mark())]
+
+    @property
+    def pids(self):
+        return [p.pid for p in self.procs_list]
+
+    def stop(self):
+        for p in self.procs_list:
+            self.procs.kill(p)
+
+
 def run_loadgen(procs, urls, n, probes=(), watch=None, on_measure=None, read_interval=0.1,
                 warmup=3.0, duration=10.0, connect_timeout=30.0, extra=(), log=None):
     """Run bench.loadgen on the load core; `on_measure()` is called when its window opens.
@@ -218,10 +302,10 @@ class PubGen:
     """bench.pubgen (N publishers in one process) on the load core; `start` returns once all
     publish (or its setup bound passed), `stop` ends it and returns its result."""
 
-    def __init__(self, procs, media, urls, n, setup_timeout=60.0, log=None):
+    def __init__(self, procs, media, urls, n, setup_timeout=60.0, log=None, writes="ffmpeg"):
         self.procs = procs
         argv = [PYTHON, "-m", "bench.pubgen", *urls, "-n", str(n), "--media", media,
-                "--setup-timeout", str(setup_timeout)]
+                "--setup-timeout", str(setup_timeout), "--writes", writes]
         self.proc = procs.start(argv, log=log, stdout=subprocess.PIPE)
         self.started = None
         for line in self.proc.stdout:  # bounded by its setup timeout
@@ -252,13 +336,15 @@ class PubGen:
 
 
 def measure_window(pids, seconds):
-    """CPU % of one core and RSS MB of each named pid over `seconds`, plus each core's busy %."""
+    """CPU % of one core and RSS MB of each named pid (or list of pids, summed) over `seconds`,
+    plus each core's busy %."""
     from bench.loadgen import cpu_busy, proc_cpu_seconds, read_cpu_times
+    pids = {name: pid if isinstance(pid, (list, tuple)) else [pid] for name, pid in pids.items()}
     t0, cpus0 = time.monotonic(), read_cpu_times()
-    c0 = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
+    c0 = {name: sum(map(proc_cpu_seconds, ps)) for name, ps in pids.items()}
     time.sleep(seconds)
     span = time.monotonic() - t0
-    out = {name: {"cpu_pct": round((proc_cpu_seconds(pid) - c0[name]) / span * 100, 1),
-                  "rss_mb": round(proc_rss_mb(pid), 1)} for name, pid in pids.items()}
+    out = {name: {"cpu_pct": round((sum(map(proc_cpu_seconds, ps)) - c0[name]) / span * 100, 1),
+                  "rss_mb": round(sum(map(proc_rss_mb, ps)), 1)} for name, ps in pids.items()}
     out["cores"] = cpu_busy(cpus0, read_cpu_times())
     return out

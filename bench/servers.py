@@ -55,18 +55,20 @@ class Target:
     def __init__(self, procs, workdir):
         self.procs, self.workdir = procs, workdir
 
-    def _start(self, role, label, extra, cpu):
+    def _start(self, role, label, extra, cpu, top=""):
         port = free_port()
         d = os.path.join(self.workdir, f"{self.name}-{label}")
         os.makedirs(d, exist_ok=True)
-        argv, log = self.write_config(d, port, extra)
+        argv, log = self.write_config(d, port, extra, top) if top else self.write_config(d, port, extra)
         proc = self.procs.start(argv, log=os.path.join(d, "stdout.log"), cpu=cpu,
                                 cwd=getattr(self, "root", ROOT))
         wait_port(port, proc=proc)
         return Server(self, role, label, port, proc, log)
 
-    def origin(self, label="origin", cpu=SERVER_CPU):
-        return self._start("origin", label, "", cpu)
+    def origin(self, label="origin", cpu=SERVER_CPU, vhost="", top=""):
+        """An origin; `vhost` goes into the default vhost, `top` at the config's top level
+        (srsedge and SRS only)."""
+        return self._start("origin", label, vhost, cpu, top)
 
     def edge(self, origins, label="edge", cpu=SERVER_CPU):
         return self._start("edge", label, self.edge_config(origins), cpu)
@@ -82,13 +84,14 @@ class SrsEdgeTarget(Target):
         if name:
             self.name = name
 
-    def write_config(self, d, port, vhost_body):
-        """(argv, log file) of a server on `port` with `vhost_body` in the default vhost."""
+    def write_config(self, d, port, vhost_body, top=""):
+        """(argv, log file) of a server on `port` with `vhost_body` in the default vhost and
+        `top` at the top level."""
         play = f"play {{ mw_latency {self.mw_latency}; }}" if self.mw_latency is not None else ""
         conf = os.path.join(d, "srs.conf")
         with open(conf, "w") as f:
             f.write(f"listen {port};\nmax_connections 30000;\ndaemon off;\n"
-                    f"pid {d}/srs.pid;\nsrs_log_file {d}/srs.log;\n"
+                    f"pid {d}/srs.pid;\nsrs_log_file {d}/srs.log;\n{top}\n"
                     f"vhost __defaultVhost__ {{\n    {play}\n    {vhost_body}\n}}\n")
         return [PYTHON, "srsedge.py", "-c", conf], os.path.join(d, "srs.log")
 
@@ -132,13 +135,13 @@ class SrsTarget(SrsEdgeTarget):
         path = os.environ.get("SRS_BIN", "")
         return path if path and os.access(path, os.X_OK) else None
 
-    def write_config(self, d, port, vhost_body):
+    def write_config(self, d, port, vhost_body, top=""):
         play = f"play {{ mw_latency {self.mw_latency}; }}" if self.mw_latency is not None else ""
         conf = os.path.join(d, "srs.conf")
         with open(conf, "w") as f:
             f.write(f"listen {port};\nmax_connections 15000;\ndaemon off;\n"
                     f"pid {d}/srs.pid;\nsrs_log_tank file;\nsrs_log_file {d}/srs.log;\n"
-                    f"srs_log_level warn;\n"
+                    f"srs_log_level warn;\n{top}\n"
                     f"vhost __defaultVhost__ {{\n    {play}\n    {vhost_body}\n}}\n")
         return [self.binary(), "-c", conf], os.path.join(d, "srs.log")
 

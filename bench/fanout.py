@@ -5,7 +5,9 @@ Rules: for each role every target's topology is up at once and the player counts
 between targets, so each of our rows sits next to nginx-rtmp's measured moments apart. Server
 CPU is % of one core over the measure window; "core busy" is the whole server core (ours plus
 any neighbour), so noise is visible. Upstream links are the edge's established TCP connections
-to the origin port during the window (must be 1).
+to the origin port during the window (must be 1). `--connect-rate R` makes players arrive at R
+per second (2000 at 20/s: over 100 s, so they join at many GOPs and timestamp bases) instead of
+all at once (loadgen's default 1000/s).
 """
 import time
 
@@ -31,10 +33,13 @@ def measure(ctx, topo, n, quick):
     softirqd = ksoftirqd_pid(SERVER_CPU)
     if softirqd:
         watch["ksoftirqd"] = softirqd
+    rate = getattr(ctx, "connect_rate", None)
     res = run_loadgen(ctx.procs, [server.url()], n, watch=watch,
                       on_measure=lambda: links.append(topo.upstream_links()),
                       read_interval=ctx.read_interval, warmup=1.5 if quick else 3.0,
-                      duration=4.0 if quick else 8.0, connect_timeout=10 + n / 200)
+                      duration=4.0 if quick else 8.0,
+                      connect_timeout=10 + n / min(200.0, rate or 200.0),
+                      extra=["--connect-rate", str(rate)] if rate else ())
     row = {"role": topo.role, "server": topo.target.name, "players": n}
     if "error" in res:
         row["error"] = res["error"]
@@ -58,7 +63,8 @@ def run(ctx):
         "server CPU % = the server process, % of one core (its kernel time includes loopback "
         "packet work done in its context); ksoftirqd % = packet work the kernel deferred to "
         "the server core's ksoftirqd; core busy % = the whole core, neighbours included",
-        "edge rows: the edge is measured, its origin runs on the load core"])
+        "edge rows: the edge is measured, its origin runs on the load core"]
+        + ([f"players arrive at {ctx.connect_rate:g}/s"] if getattr(ctx, "connect_rate", None) else []))
     for role in getattr(ctx, "roles", ("origin", "edge")):
         topos = []
         try:

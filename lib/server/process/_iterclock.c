@@ -37,7 +37,7 @@ static int
 clock_init(ClockObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"capacity", NULL};
-    Py_ssize_t cap = 65536;
+    Py_ssize_t cap = 16384;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n", kwlist, &cap))
         return -1;
     if (cap < 1 || cap > (1 << 24)) {
@@ -120,7 +120,7 @@ static PyMemberDef clock_members[] = {
 static PyTypeObject ClockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "lib.server.process._iterclock.IterationClock",
-    .tp_doc = "IterationClock(capacity=65536): after_poll(), before_poll(), take() (C).",
+    .tp_doc = "IterationClock(capacity=16384): after_poll(), before_poll(), take() (C).",
     .tp_basicsize = sizeof(ClockObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

@@ -17,6 +17,7 @@ Rules:
 - `start()`/`stop()` are idempotent; the server owns one monitor (`server.loop_monitor`).
 """
 import gc
+import os
 import time
 from time import perf_counter
 
@@ -24,10 +25,12 @@ import gevent
 
 from lib.server.process.loopstats import LoopStats
 
-try:
-    from lib.server.process._iterclock import IterationClock
-except ImportError:                # not built: the Python callbacks below
-    IterationClock = None
+IterationClock = None              # not built, or SRSEDGE_PURE_PYTHON: the Python callbacks below
+if not os.environ.get("SRSEDGE_PURE_PYTHON"):
+    try:
+        from lib.server.process._iterclock import IterationClock
+    except ImportError:
+        pass
 
 TICK = 0.1                     # seconds between lateness samples
 WINDOW = 10.0                  # seconds per window

@@ -182,13 +182,6 @@ class RtmpConnection(ClientBase):
                 or session.state != "publishing"):
             return self._step(messages, 0)
         on_media = self.source.on_media
-        if len(messages) == 1:             # the usual read of an encoder: one message
-            msg = messages[0]
-            t = msg.type_id
-            if t != MSG_VIDEO and t != MSG_AUDIO:
-                return self._step(messages, 0)
-            on_media(t, msg.timestamp, msg.payload)
-            return None
         for i, msg in enumerate(messages):
             t = msg.type_id
             if t != MSG_VIDEO and t != MSG_AUDIO:

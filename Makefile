@@ -39,7 +39,8 @@ www/node_modules/.installed: www/package.json www/package-lock.json
 		echo "npm not found: the browser players (/players/) need it once: apt-get install npm, then make www"; \
 	fi
 
-# The optional C accelerators (lib/rtmp/_chunkc.c chunk reader, lib/media/_tsc.c TS packetizer):
+# The optional C accelerators (scripts/build_accel.py lists them: chunk reader, socket pump,
+# TS packetizer, loop clock, a source's media path):
 # built when a C compiler is there, otherwise the pure-Python code runs (the server says which
 # reader at -t and at start).
 accel: venv

@@ -86,14 +86,17 @@ def install_signals(server, logger, path, done, pool=None):
 
 def reader_note():
     from lib.rtmp import chunk
+    from lib.server.core import source
+    media = ("; media path: C (lib/server/core/_sourcec.c)" if source.IMPLEMENTATION == "c" else
+             "; media path: Python (lib/server/core/_sourcec.c is not built or is turned off)")
     if chunk.IMPLEMENTATION == "c":
         from lib.server.core import receiver
         pump = (", publishers read by the C socket pump (lib/server/core/_pumpc.c)"
                 if receiver.SocketPump is not None else
                 ", publishers read in Python (lib/server/core/_pumpc.c is not built)")
-        return "RTMP chunk reader: C accelerator (lib/rtmp/_chunkc.c)" + pump
+        return "RTMP chunk reader: C accelerator (lib/rtmp/_chunkc.c)" + pump + media
     return ("RTMP chunk reader: pure Python (the C accelerator is not built: "
-            "python scripts/build_accel.py, or SRSEDGE_PURE_PYTHON is set)")
+            "python scripts/build_accel.py, or SRSEDGE_PURE_PYTHON is set)" + media)
 
 
 def main(argv=None):

@@ -4,13 +4,14 @@ without sockets, for instruction counts that do not depend on a busy machine:
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out .venv/bin/python -m bench.hotpath
     callgrind_annotate /tmp/cg.out | head -40
 
-Rules: the bench media file is encoded once as a publisher sends it (chunk size 4096, one write
-per 20 ms of media like bench.pubgen), then fed, write by write, through what a publishing
+Rules: the bench media file is encoded once as a publisher sends it, then fed, write by write, through what a publishing
 connection runs per read: RtmpConnection._media_in_hub (the chunk reader, then
 Source.on_media for each audio/video message: GOP cache, jitter, shared log). `--players` attaches that many consumers on
 socket pairs that are drained (0 by default: pure ingest). Prints the messages handled; the
 setup (file parse, encoding) is the same for every tree, so instruction-count differences are
-the hot path's.
+the hot path's. `--writes ffmpeg` (default): what the C pump hands Python for ffmpeg's load,
+one completed message per read (chunk size 60000; ffmpeg's header-only reads stay in C);
+`--writes bundled`: bench.pubgen's bundled mode (chunk size 4096, one write per 20 ms of media).
 """
 import argparse
 import socket
@@ -27,11 +28,12 @@ from lib.server.core.source import SourceRegistry
 from lib.server.rtmp.connection import RtmpConnection
 
 
-def writes(seconds):
+def writes(seconds, mode="ffmpeg"):
     """The publisher's writes for `seconds` of media: a list of bytes."""
     tags, duration = load_tags(media_file())
+    chunk_size = CHUNK_SIZE[mode]
     out, batch, tick_end, loop = [], [], TICK_S * 1000, 0
-    set_chunk = encode_message(2, 1, 0, 0, CHUNK_SIZE.to_bytes(4, "big"), 128)
+    set_chunk = encode_message(2, 1, 0, 0, chunk_size.to_bytes(4, "big"), 128)
     out.append(set_chunk)
     while True:
         for t, ts, payload in tags:
@@ -40,17 +42,21 @@ def writes(seconds):
                 if batch:
                     out.append(b"".join(batch))
                 return out
+            message = encode_message(_CSID[t], t, 1, ts, payload, chunk_size)
+            if mode == "ffmpeg":
+                out.append(message)
+                continue
             while ts >= tick_end:
                 if batch:
                     out.append(b"".join(batch))
                     batch = []
                 tick_end += TICK_S * 1000
-            batch.append(encode_message(_CSID[t], t, 1, ts, payload, CHUNK_SIZE))
+            batch.append(message)
         loop += 1
 
 
-def run(seconds, players):
-    data = writes(seconds)
+def run(seconds, players, mode="ffmpeg"):
+    data = writes(seconds, mode)
     play = SimpleNamespace(queue_length=30, mw_latency=350, time_jitter="full", gop_cache=True,
                            gop_cache_max_frames=2500)
     src = SourceRegistry().fetch_or_create("v/a/s", "v", "a", "s",
@@ -59,6 +65,7 @@ def run(seconds, players):
     sess.state = "publishing"
     conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0)
     conn._step = RtmpConnection._step.__get__(conn)       # _media_in_hub's one step per read
+    conn._messages_in_hub = RtmpConnection._messages_in_hub.__get__(conn)
     src.on_publish(conn)
     socks = []
     for _ in range(players):
@@ -93,8 +100,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="media seconds to ingest")
     ap.add_argument("--players", type=int, default=0)
+    ap.add_argument("--writes", choices=("ffmpeg", "bundled"), default="ffmpeg")
     args = ap.parse_args(argv)
-    run(args.seconds, args.players)
+    run(args.seconds, args.players, args.writes)
     return 0
 
 

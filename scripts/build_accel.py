@@ -4,7 +4,8 @@ Rules: today that is lib/rtmp/_chunkc.c, the chunk reader (lib/rtmp/chunk.py has
 reference and picks the C one when it imports), lib/server/core/_pumpc.c, the ingest read
 (recv + parse in one call; lib/server/core/receiver.py reads in Python without it),
 lib/media/_tsc.c, the TS packetizer of HLS and HTTP-TS (lib/media/ts.py likewise), and
-lib/server/process/_iterclock.c, the loop monitor's per-iteration clock (loopmonitor.py). Compiled
+lib/server/process/_iterclock.c, the loop monitor's per-iteration clock (loopmonitor.py), and
+lib/server/core/_sourcec.c, a source's per-message media path (source.py). Compiled
 with the C compiler and flags this Python was built with (sysconfig), no setuptools needed. No compiler, or a failed build: one
 line saying so, the old build removed, exit 0 (the server runs the pure-Python reader; `-t`
 and the start log say which one is in use). Rebuilds only when the source is newer.
@@ -22,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = (("lib/rtmp/_chunkc.c", "lib/rtmp/_chunkc"),
            ("lib/server/core/_pumpc.c", "lib/server/core/_pumpc"),
            ("lib/media/_tsc.c", "lib/media/_tsc"),
-           ("lib/server/process/_iterclock.c", "lib/server/process/_iterclock"))
+           ("lib/server/process/_iterclock.c", "lib/server/process/_iterclock"),
+           ("lib/server/core/_sourcec.c", "lib/server/core/_sourcec"))
 
 
 def build(source, target):

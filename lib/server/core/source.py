@@ -28,7 +28,14 @@ Rules:
   in step sends the log slice itself; only its first message per chunk stream (attach, shed,
   resume, private bytes) and the rare fmt 0 messages (data, a step back) are built for it
   (`bytes_from`, `in_step`). FLV tags carry absolute timestamps: per distinct base per flush.
+- The per-message media path (`on_media` for audio and video once media flows: jitter, the
+  SharedMessage, the chunk stream chain, the GOP cache, the shared log) runs in C when
+  lib/server/core/_sourcec.c is built and SRSEDGE_PURE_PYTHON is unset (`IMPLEMENTATION`):
+  `Source` then has the C `SourceCore` as a base and uses its Jitter, GopCache and
+  SharedMessage. `PySource` and the Py* classes are the reference; tests/test_source_accel.py
+  holds the C path to them message by message.
 """
+import os
 import time
 from contextlib import contextmanager
 
@@ -38,8 +45,8 @@ from gevent.event import Event
 from lib.media import flv
 from lib.media import frame as media_frame
 from lib.media.frame import quick_facts
-from lib.media.gop import GopCache
-from lib.media.jitter import Jitter
+from lib.media.gop import GopCache as PyGopCache
+from lib.media.jitter import Jitter as PyJitter
 from lib.rtmp.chunk import encode_delta_message, encode_message
 from lib.rtmp.message import CSID_AUDIO, CSID_DATA, CSID_VIDEO, MSG_AMF0_DATA, MSG_AUDIO, MSG_VIDEO
 from lib.rtmp.session import ON_METADATA, STREAM_ID
@@ -55,7 +62,7 @@ MIN_BURST_INTERVAL = 0.03  # an edge forwards upstream bursts at once, at most t
 MW_MSGS_WAIT = 0.35        # fewer than mw_msgs new messages are held at most this long
 
 
-class SharedMessage:
+class PySharedMessage:
     """One media message, encoded at most once per kind for every consumer.
 
     `timestamp` is the message's place on the source's timeline (what shedding and trimming
@@ -120,7 +127,10 @@ class SharedMessage:
         return self.rtmp if kind == "rtmp" else self.flv
 
 
-class Source:
+class _SourceBody:
+    """Everything of a Source but the class it is built on (see `Source` and `PySource`)."""
+    SharedMessage = Jitter = GopCache = None     # the message, jitter and GOP classes it uses
+
     def __init__(self, registry, key, vhost, app, stream, vhost_conf):
         self.registry = registry
         self.key = key
@@ -130,8 +140,8 @@ class Source:
         self.queue_ms = max(1000, int(play.queue_length * 1000))
         self.mw_latency = max(0, play.mw_latency) / 1000.0
         self.mw_msgs = getattr(play, "mw_msgs", 0)
-        self.jitter = Jitter(play.time_jitter)
-        self.gop = GopCache(play.gop_cache, play.gop_cache_max_frames)
+        self.jitter = self.Jitter(play.time_jitter)
+        self.gop = self.GopCache(play.gop_cache, play.gop_cache_max_frames)
         self.metadata = None
         self.video_sh = None
         self.audio_sh = None
@@ -195,7 +205,7 @@ class Source:
     def on_publish(self, publisher, burst_fed=False):
         """`burst_fed`: the publisher calls flush_burst after each read (an edge ingester)."""
         self.publisher = publisher
-        self.burst_fed = burst_fed
+        self.burst_fed = bool(burst_fed)
         self.publish_count += 1
         self.jitter.restart()
         for sink in self.sinks:
@@ -219,9 +229,10 @@ class Source:
             sink.on_unpublish(self)
         self.registry.maybe_remove(self)
 
-    def on_media(self, type_id, timestamp, payload, frame=None, facts=None):
+    def _on_media_py(self, type_id, timestamp, payload, frame=None, facts=None):
         """A message from the publisher (or the edge ingester, which passes the media facts it
-        already read: a parsed `frame`, or `facts` from lib.media.frame.quick_facts)."""
+        already read: a parsed `frame`, or `facts` from lib.media.frame.quick_facts). This is
+        `on_media` in Python; the C one (SourceCore.on_media) calls it for what it leaves."""
         if not self.has_media:
             self.has_media = True
             self.media_ready.set()
@@ -233,12 +244,13 @@ class Source:
             # replaces the cached metadata; cue points and text go to players in order.
             ts = self.jitter.max_out
             is_metadata = payload.startswith(ON_METADATA)
-            msg = SharedMessage(type_id, ts, payload, self.chunk_size, 0 if is_metadata else ts)
+            msg = self.SharedMessage(type_id, ts, payload, self.chunk_size,
+                                     0 if is_metadata else ts)
             if is_metadata:
                 self.metadata = msg
         else:
-            msg = SharedMessage(type_id, self.jitter.correct(timestamp), payload, self.chunk_size,
-                                None, frame, facts)
+            msg = self.SharedMessage(type_id, self.jitter.correct(timestamp), payload,
+                                     self.chunk_size, None, frame, facts)
             cs = msg.csid              # its chunk stream's chain: fmt 1 with the delta from
             msg.chain = n = self.chain_last[cs] + 1    # the previous message when it fits
             self.chain_last[cs] = n
@@ -289,7 +301,7 @@ class Source:
         cached = self._header_cache
         if cached is None or cached[0] != ts or cached[1] != self._header_ids():
             msgs = [m if m.timestamp == ts or m is self.metadata
-                    else SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
+                    else self.SharedMessage(m.type_id, ts, m.payload, self.chunk_size)
                     for m in (self.metadata, self.video_sh, self.audio_sh) if m is not None]
             cached = self._header_cache = (ts, self._header_ids(), msgs)
         return list(cached[2])
@@ -571,12 +583,42 @@ class Source:
         self.base += i
 
 
+class PySource(_SourceBody):
+    """A Source in Python only: the reference of the C path."""
+    SharedMessage, Jitter, GopCache = PySharedMessage, PyJitter, PyGopCache
+    on_media = _SourceBody._on_media_py
+
+
+def _accelerator():
+    """lib/server/core/_sourcec when built and not SRSEDGE_PURE_PYTHON, else None."""
+    if os.environ.get("SRSEDGE_PURE_PYTHON"):
+        return None
+    try:
+        from lib.server.core import _sourcec
+    except ImportError:
+        return None
+    _sourcec.set_references(encode_message, media_frame.parse, STREAM_ID)
+    return _sourcec
+
+
+_C = _accelerator()
+if _C is not None:
+    class Source(_SourceBody, _C.SourceCore):
+        """A live source whose media path (`on_media`) and its fields are C (_sourcec.c)."""
+        SharedMessage, Jitter, GopCache = _C.SharedMessage, _C.Jitter, _C.GopCache
+
+    SharedMessage, IMPLEMENTATION = _C.SharedMessage, "c"
+else:
+    Source, SharedMessage, IMPLEMENTATION = PySource, PySharedMessage, "python"
+
+
 class SourceRegistry:
     """All live sources of a server, by stream key. Passed in; never a module global."""
 
-    def __init__(self, on_create=None):
+    def __init__(self, on_create=None, source_class=None):
         self.sources = {}
         self.on_create = on_create     # callback(source) when a source is made (attach sinks)
+        self.source_class = source_class or Source    # PySource: the reference (tests)
 
     def get(self, key):
         return self.sources.get(key)
@@ -597,7 +639,7 @@ class SourceRegistry:
     def fetch_or_create(self, key, vhost, app, stream, vhost_conf):
         src = self.sources.get(key)
         if src is None:
-            src = Source(self, key, vhost, app, stream, vhost_conf)
+            src = self.source_class(self, key, vhost, app, stream, vhost_conf)
             self.sources[key] = src
             if self.on_create is not None:
                 self.on_create(src)
@@ -614,4 +656,5 @@ class SourceRegistry:
                     close(src)
 
 
-__all__ = ["Source", "SourceRegistry", "SharedMessage"]
+__all__ = ["Source", "SourceRegistry", "SharedMessage", "PySource", "PySharedMessage",
+           "IMPLEMENTATION"]

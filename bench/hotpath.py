@@ -63,7 +63,8 @@ def run(seconds, players, mode="ffmpeg"):
                                            SimpleNamespace(play=play, chunk_size=60000))
     sess = rs.ServerSession()
     sess.state = "publishing"
-    conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0)
+    conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0,
+                           receiver=SimpleNamespace(_pump=None))
     conn._step = RtmpConnection._step.__get__(conn)       # _media_in_hub's one step per read
     conn._messages_in_hub = RtmpConnection._messages_in_hub.__get__(conn)
     src.on_publish(conn)

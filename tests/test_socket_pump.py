@@ -145,3 +145,118 @@ def test_stream_messages_returns_hand_backs_raises_errors_and_keeps_the_idle_bou
     rx.close()
     a.close()
     b.close()
+
+
+def test_media_path_takes_plain_media_within_its_budget_and_nothing_else():
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    calls, media, stops = [], [], []
+    _, pump = make_pump(b, lambda msgs, n: calls.append(([m.timestamp for m in msgs], n)),
+                        lambda v, e: stops.append((v, e)))
+    pump.on_media = lambda t, ts, payload: media.append((t, ts, payload))
+    payload = b"\xaf\x01" + b"a" * 100
+    size = sum(map(len, ffmpeg_style(4, AUDIO, 0, payload)))
+    pump.budget = 0                               # closed: the callback gets everything
+    a.sendall(b"".join(ffmpeg_style(4, AUDIO, 0, payload)))
+    pump()
+    assert calls == [([0], size)] and media == []
+    pump.budget = 3 * size + 1                    # open for three messages' bytes
+    for ts in (20, 40, 60, 80):
+        a.sendall(b"".join(ffmpeg_style(4, AUDIO, ts, payload)))
+        pump()
+    assert media == [(AUDIO, 20, payload), (AUDIO, 40, payload), (AUDIO, 60, payload)]
+    assert calls[1:] == [([80], 4 * size)]        # the budget spent: all bytes since, counted
+    assert pump.pending == 0
+    # a read with anything but audio and video goes to the callback whole, nothing delivered
+    del media[:]
+    data = b"".join(ffmpeg_style(4, AUDIO, 100, payload)) + b"".join(ffmpeg_style(5, 18, 100, b"\x02x"))
+    a.sendall(data)
+    pump()
+    assert media == [] and calls[-1] == ([100, 100], len(data))
+    # a failing on_media stops the pump as a failing callback does
+    def boom(t, ts, p):
+        raise ValueError("boom")
+    pump.on_media = boom
+    a.sendall(b"".join(ffmpeg_style(4, AUDIO, 120, payload)))
+    pump()
+    assert len(stops) == 1 and isinstance(stops[0][1], ValueError)
+    pump.close()
+    a.close()
+    b.close()
+
+
+def test_a_publisher_gets_the_same_acknowledgements_and_source_with_or_without_the_media_path():
+    """The real connection callback (RtmpConnection._messages_in_hub) over the pump with its
+    media path, against the Python read (`_media_in_hub`) on the same bytes: the same
+    acknowledgements at the same byte counts, the same byte count, the same source."""
+    from types import SimpleNamespace
+
+    from lib.rtmp import session as rs
+    from lib.rtmp.chunk import ChunkReader
+    from lib.server.core.source import SourceRegistry
+    from lib.server.rtmp.connection import RtmpConnection
+
+    def setup():
+        play = SimpleNamespace(queue_length=30, mw_latency=350, time_jitter="full",
+                               gop_cache=True, gop_cache_max_frames=2500)
+        src = SourceRegistry().fetch_or_create("v/a/s", "v", "a", "s",
+                                               SimpleNamespace(play=play, chunk_size=60000))
+        sess = rs.ServerSession()
+        sess.state = "publishing"
+        sess.reader = ChunkReader(chunk_size=60000)
+        sess.peer_window = 5000                   # an acknowledgement every 5000 bytes
+        conn = SimpleNamespace(source=src, got_media=True, session=sess, bytes_in=0,
+                               receiver=SimpleNamespace(_pump=None))
+        for name in ("_step", "_messages_in_hub", "_media_in_hub"):
+            setattr(conn, name, getattr(RtmpConnection, name).__get__(conn))
+        src.on_publish(conn)
+        return src, sess, conn
+
+    def run_events(src, result):
+        for ev in result or ():
+            if type(ev) is rs.Media:
+                src.on_media(ev.type_id, ev.timestamp, ev.payload)
+
+    writes = []
+    for i in range(300):
+        t = 9 if i % 3 == 0 else AUDIO
+        payload = (b"\x17\x01" if i % 60 == 0 else b"\x27\x01") + bytes(150 + i) if t == 9 \
+            else b"\xaf\x01" + bytes(90)
+        writes.extend(ffmpeg_style(6 if t == 9 else 4, t, i * 20, payload))
+    # the Python read
+    src_py, sess_py, conn_py = setup()
+    acks_py = []
+    for data in writes:
+        run_events(src_py, conn_py._media_in_hub(data))
+        out = sess_py.data_to_send()
+        if out:
+            acks_py.append((sess_py.reader.bytes_received, out))
+    # the pump with its media path
+    src_c, sess_c, conn_c = setup()
+    acks_c = []
+    a, b = socket.socketpair()
+    b.setblocking(False)
+
+    def on_messages(msgs, n):
+        run_events(src_c, conn_c._messages_in_hub(msgs, n))
+        return None
+    pump = receiver_mod.SocketPump(sess_c.reader, b.fileno(), on_messages, lambda v, e: None)
+    pump.on_media = src_c.on_media
+    conn_c.receiver._pump = pump
+    for data in writes:
+        a.sendall(data)
+        pump()
+        out = sess_c.data_to_send()
+        if out:
+            acks_c.append((sess_c.reader.bytes_received, out))
+    assert len(acks_py) >= sum(map(len, writes)) // 5000 - 1
+    assert acks_c == acks_py
+    assert conn_py.bytes_in == sum(map(len, writes))
+    assert 0 < pump.pending < 5000                # counted at the next callback (the budget)
+    assert conn_c.bytes_in + pump.pending == conn_py.bytes_in
+    for field in ("end", "video_frames", "bytes_in", "last_key_seq"):
+        assert getattr(src_c, field) == getattr(src_py, field), field
+    assert [m.timestamp for m in src_c.gop.items] == [m.timestamp for m in src_py.gop.items]
+    pump.close()
+    a.close()
+    b.close()

@@ -566,6 +566,20 @@ reader_feed(ReaderObject *self, PyObject *data)
  * capsule `_chunkc._feed_raw` holds this, checking the reader's type first. */
 static PyTypeObject ReaderType;
 
+/* The `_message_parts` capsule (the server's socket pump): a Message's type id, timestamp and
+ * payload (borrowed), or 0 when `obj` is not a Message. */
+static int
+message_parts(PyObject *obj, int *type_id, unsigned int *timestamp, PyObject **payload)
+{
+    if (!Py_IS_TYPE(obj, &MessageType))
+        return 0;
+    MessageObject *m = (MessageObject *)obj;
+    *type_id = m->type_id;
+    *timestamp = m->timestamp;
+    *payload = m->payload;
+    return 1;
+}
+
 static PyObject *
 feed_raw_checked(PyObject *reader, const unsigned char *data, Py_ssize_t len)
 {
@@ -754,6 +768,9 @@ PyInit__chunkc(void)
         return NULL;
     PyObject *feed = PyCapsule_New((void *)feed_raw_checked, "lib.rtmp._chunkc._feed_raw", NULL);
     if (feed == NULL || PyModule_AddObject(m, "_feed_raw", feed) < 0)
+        return NULL;
+    PyObject *parts = PyCapsule_New((void *)message_parts, "lib.rtmp._chunkc._message_parts", NULL);
+    if (parts == NULL || PyModule_AddObject(m, "_message_parts", parts) < 0)
         return NULL;
     return m;
 }

@@ -178,6 +178,13 @@ class _Base:
             self._acked = received
             self._send(CSID_CONTROL, MSG_ACK, 0, ack(received))
 
+    def bytes_before_ack(self, cap):
+        """How many more bytes may be read before the next acknowledgement is due (at most
+        `cap`; `cap` when the peer asked for none)."""
+        if not self.peer_window:
+            return cap
+        return max(0, min(cap, self.peer_window - (self.reader.bytes_received - self._acked)))
+
     def _on_control(self, msg):
         """Protocol control messages. Returns True when handled."""
         t = msg.type_id

@@ -14,6 +14,14 @@
  *   End of stream is `on_stop(None, None)`; a socket error, a ChunkError, or an exception from
  *   `on_messages` is `on_stop(None, exception)`. After on_stop the pump does nothing until it
  *   is made again; `close()` drops its callbacks. A pump never raises into the event loop.
+ * - The media path: with `on_media` set (the source's C on_media) and `budget` > 0, a read whose
+ *   messages are all audio and video goes straight to `on_media(type_id, timestamp, payload)`
+ *   for each, with no Python, while the bytes read since `on_messages` last ran stay below
+ *   `budget`. `on_messages` sets the budget each time it ran (0 when the connection is not
+ *   in its plain publishing state, so the next read comes back to it); once the budget is
+ *   spent it runs again and gets all those bytes as `nbytes`, so byte counts and
+ *   acknowledgements lag by at most `budget` bytes. An exception from `on_media` stops the
+ *   pump as one from `on_messages` does.
  * - `reads` counts the recvs that returned bytes or EOF (the receiver's idle bound reads it).
  * - Built by scripts/build_accel.py with _chunkc; without either, receiver.py reads in Python.
  */
@@ -24,8 +32,11 @@
 #include <sys/socket.h>
 
 typedef PyObject *(*feed_raw_fn)(PyObject *reader, const unsigned char *data, Py_ssize_t len);
+typedef int (*message_parts_fn)(PyObject *obj, int *type_id, unsigned int *timestamp,
+                                PyObject **payload);
 
 static feed_raw_fn feed_raw;
+static message_parts_fn message_parts;
 static unsigned char *shared_buf;       /* one read at a time: the loop runs one callback at once */
 static Py_ssize_t shared_cap;
 
@@ -34,6 +45,8 @@ typedef struct {
     PyObject *reader;
     PyObject *on_messages;
     PyObject *on_stop;        /* NULL once stopped or closed */
+    PyObject *on_media;       /* NULL or None: every message goes to on_messages */
+    long long budget;         /* bytes the media path may take before on_messages runs */
     int fd;
     Py_ssize_t size;
     long long reads;
@@ -80,6 +93,7 @@ pump_clear(PumpObject *self)
     Py_CLEAR(self->reader);
     Py_CLEAR(self->on_messages);
     Py_CLEAR(self->on_stop);
+    Py_CLEAR(self->on_media);
 }
 
 static void
@@ -119,6 +133,42 @@ pump_stop_error(PumpObject *self)
     Py_XDECREF(tb);
 }
 
+/* The media path: 1 when every message went to on_media, 0 when some message is not audio or
+ * video (nothing was delivered: on_messages takes them all), -1 on an error. */
+static int
+deliver_media(PumpObject *self, PyObject *messages)
+{
+    Py_ssize_t count = PyList_GET_SIZE(messages);
+    int type_id;
+    unsigned int timestamp;
+    PyObject *payload;
+    if (count == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!message_parts(PyList_GET_ITEM(messages, i), &type_id, &timestamp, &payload)
+                || (type_id != 8 && type_id != 9))
+            return 0;
+    }
+    PyObject *on_media = self->on_media;
+    Py_INCREF(on_media);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        message_parts(PyList_GET_ITEM(messages, i), &type_id, &timestamp, &payload);
+        PyObject *args[3] = {PyLong_FromLong(type_id), PyLong_FromUnsignedLong(timestamp), payload};
+        PyObject *r = NULL;
+        if (args[0] != NULL && args[1] != NULL)
+            r = PyObject_Vectorcall(on_media, args, 3, NULL);
+        Py_XDECREF(args[0]);
+        Py_XDECREF(args[1]);
+        if (r == NULL) {
+            Py_DECREF(on_media);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(on_media);
+    return 1;
+}
+
 static PyObject *
 pump_call(PumpObject *self, PyObject *args, PyObject *kwds)
 {
@@ -146,6 +196,18 @@ pump_call(PumpObject *self, PyObject *args, PyObject *kwds)
     if (PyList_GET_SIZE(messages) == 0 && self->pending < self->size) {
         Py_DECREF(messages);
         Py_RETURN_NONE;
+    }
+    if (self->pending < self->budget && self->on_media != NULL && self->on_media != Py_None) {
+        int handled = deliver_media(self, messages);
+        if (handled < 0) {
+            Py_DECREF(messages);
+            pump_stop_error(self);
+            Py_RETURN_NONE;
+        }
+        if (handled) {
+            Py_DECREF(messages);
+            Py_RETURN_NONE;
+        }
     }
     PyObject *nbytes = PyLong_FromLongLong(self->pending);
     if (nbytes == NULL) {
@@ -184,6 +246,9 @@ static PyMethodDef pump_methods[] = {
 
 static PyMemberDef pump_members[] = {
     {"reads", T_LONGLONG, offsetof(PumpObject, reads), READONLY, NULL},
+    {"on_media", T_OBJECT, offsetof(PumpObject, on_media), 0, NULL},
+    {"budget", T_LONGLONG, offsetof(PumpObject, budget), 0, NULL},
+    {"pending", T_LONGLONG, offsetof(PumpObject, pending), READONLY, NULL},
     {"fd", T_INT, offsetof(PumpObject, fd), READONLY, NULL},
     {NULL}
 };
@@ -212,6 +277,9 @@ PyInit__pumpc(void)
 {
     feed_raw = (feed_raw_fn)PyCapsule_Import("lib.rtmp._chunkc._feed_raw", 0);
     if (feed_raw == NULL)
+        return NULL;
+    message_parts = (message_parts_fn)PyCapsule_Import("lib.rtmp._chunkc._message_parts", 0);
+    if (message_parts == NULL)
         return NULL;
     if (PyType_Ready(&PumpType) < 0)
         return NULL;

@@ -29,6 +29,9 @@ Rules:
   which runs Python (`on_messages(messages, nbytes)`) only when a read completed a message, so
   the partial reads of encoders that write a message's header and payload apart cost no Python.
   `can_pump(reader)` says when it applies (both accelerators built, that reader is the C one).
+  With `on_media` (a source's on_media) the pump also has a media path: reads of plain audio
+  and video go to `on_media` in C while `on_messages` keeps `pump.budget` (the bytes it may
+  take before `on_messages` runs again) above 0; see _pumpc.c.
 - A socket that is not a plain socket underneath (TLS) reads through gevent's own `recv`, and
   so does everything when the idle bound is not used; it cannot `stream` (`can_stream`).
 """
@@ -132,9 +135,10 @@ class Receiver:
         """`stream_messages` works for `reader` (see the module rules)."""
         return SocketPump is not None and self.raw is not None and type(reader) is _CChunkReader
 
-    def stream_messages(self, reader, on_messages, size=65536):
+    def stream_messages(self, reader, on_messages, size=65536, on_media=None):
         """`stream` with recv and parse in C: `on_messages(messages, nbytes)` runs in the event
-        loop for each read that completed a message; its first value that is not None is
+        loop for each read that completed a message (unless the media path took it: `on_media`
+        and `pump.budget`, see the module rules); its first value that is not None is
         returned here, EOF returns None, an error is raised here."""
         if self.watcher is None:
             self.watcher = self.hub.loop.io(self.raw.fileno(), 1)
@@ -148,6 +152,7 @@ class Receiver:
             else:
                 waiter.switch(value)
         pump = self._pump = SocketPump(reader, self.raw.fileno(), on_messages, on_stop, size)
+        pump.on_media = on_media
         self._reader = getcurrent()
         watcher.start(pump)
         try:

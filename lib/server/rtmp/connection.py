@@ -47,6 +47,7 @@ SETUP_TIMEOUT = 30.0              # connect -> publish/play started (includes an
 RECV_SIZES = {"c": 65536, "python": 4096}     # per read: the worst 64 KB take ~2 ms in C, ~60 in Python
 RECV_SIZE = RECV_SIZES[CHUNK_READER]
 MEDIA_PER_STEP = 256              # messages handled per step of the event loop (~1 ms)
+PUMP_MEDIA_BYTES = 65536          # the C pump's media path: bytes between two Python callbacks
 # between steps: a timer, so the loop polls its sockets first (gevent runs sleep(0)'s callbacks
 # back to back for up to its switch interval, 5 ms, or 50 of them, without polling)
 STEP_PAUSE = 1e-6
@@ -139,7 +140,7 @@ class RtmpConnection(ClientBase):
                 if not merge and receiver.can_pump(self.session.reader):
                     # recv and parse in C; Python only for complete messages
                     events = receiver.stream_messages(self.session.reader, self._messages_in_hub,
-                                                      RECV_SIZE)
+                                                      RECV_SIZE, self.source.on_media)
                 else:
                     events = receiver.stream(self._media_in_hub, RECV_SIZE, merge)
                 if events is None or not self._steps(events):     # None: the client closed
@@ -174,19 +175,29 @@ class RtmpConnection(ClientBase):
 
     def _messages_in_hub(self, messages, nbytes):
         """`_media_in_hub` after the parse: also the C pump's callback (receiver.py
-        stream_messages), which parsed `nbytes` itself."""
+        stream_messages), which parsed `nbytes` itself. Under the pump, it opens the pump's
+        media path (plain audio and video straight to the source, in C) for the next reads
+        only while the session is in the plain publishing state this fast path needs, and for
+        at most PUMP_MEDIA_BYTES or the bytes before the next acknowledgement is due."""
         self.bytes_in += nbytes
         session = self.session
         session.count_received()
+        pump = self.receiver._pump
         if (len(messages) > MEDIA_PER_STEP or session.has_output() or session.held
                 or session.state != "publishing"):
+            if pump is not None:
+                pump.budget = 0
             return self._step(messages, 0)
         on_media = self.source.on_media
         for i, msg in enumerate(messages):
             t = msg.type_id
             if t != MSG_VIDEO and t != MSG_AUDIO:
+                if pump is not None:
+                    pump.budget = 0
                 return self._step(messages, i)
             on_media(t, msg.timestamp, msg.payload)
+        if pump is not None:
+            pump.budget = session.bytes_before_ack(PUMP_MEDIA_BYTES)
         return None
 
     def _step(self, messages, start):

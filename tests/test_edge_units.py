@@ -53,6 +53,24 @@ def test_video_restarts_at_a_keyframe_after_each_connect():
     assert m.media(0.3, True, False, False)           # then everything
 
 
+def test_a_read_passes_media_unchecked_only_while_streaming_past_a_keyframe():
+    m = pull()
+    m.take_actions()
+    assert not m.passes_all_media                     # connecting
+    m.link_up(0.0)
+    assert not m.passes_all_media                     # waiting: the first media decides
+    m.media(0.1, False, False, False)                 # audio: streaming, video still waits
+    assert m.state == "streaming" and not m.passes_all_media
+    m.media(0.2, True, True, False)
+    assert m.passes_all_media
+    m.media_seen(3.0)                                 # a read passed on at 3.0: as media()
+    assert m.last_media == 3.0 and m.get_timer() == 3.0 + TIMEOUT
+    m.link_failed("a closed", 4.0)
+    assert not m.passes_all_media
+    m.media_seen(4.5)                                 # not streaming: records nothing
+    assert m.last_media == 3.0
+
+
 # ------------------------------------------------------------------ failover
 def test_failover_to_the_next_origin_and_resumed_with_the_gap():
     m = streaming(pull(), 0.0)

@@ -120,6 +120,19 @@ class EdgePull(LinkMachine):
             return
         self._connect_next(now)
 
+    @property
+    def passes_all_media(self):
+        """True while `media` delivers every message whatever its facts, changing nothing but
+        the time of the last media (streaming, no keyframe awaited): a caller may then pass a
+        read's media on unchecked and report the read once, with `media_seen`."""
+        return self.state == STREAMING and not self.waiting_key
+
+    def media_seen(self, now):
+        """Media was passed on at `now` while `passes_all_media` (what `media` records)."""
+        if self.passes_all_media:
+            self.last_media = now
+            self.deadline = now + self.data_timeout
+
     def media(self, now, is_video, is_keyframe, is_sequence_header):
         """A message from the link: True to deliver it to the source, False to drop it."""
         if not self._allowed("media"):

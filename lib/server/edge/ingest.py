@@ -231,6 +231,8 @@ class EdgeIngester(LinkDriver):
         In the hub (`_read_in_hub`) it neither performs the machine's actions nor writes:
         those are left to this greenlet."""
         src = self.source
+        machine = self.machine
+        passed = False                            # media passed on unchecked (passes_all_media)
         try:
             messages = link.read_available(raw=True)
             now = self.clock()
@@ -239,7 +241,11 @@ class EdgeIngester(LinkDriver):
             for msg in messages:
                 t = msg.type_id
                 if playing and (t == MSG_VIDEO or t == MSG_AUDIO):    # plain media: no event
-                    self._deliver(t, msg.timestamp, msg.payload, now, in_hub)
+                    if machine.passes_all_media:                     # the usual case: no
+                        src.on_media(t, msg.timestamp, msg.payload)  # facts needed here
+                        passed = True
+                    else:
+                        self._deliver(t, msg.timestamp, msg.payload, now, in_hub)
                     continue
                 for ev in session.handle((msg,)):
                     if type(ev) is rs.Media:
@@ -247,12 +253,17 @@ class EdgeIngester(LinkDriver):
                     elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
                         raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
                 playing = session.state == "playing"
+            if passed:
+                machine.media_seen(now)
+                passed = False
             if not in_hub:
                 link.flush()                      # acks, ping replies
         except LinkError as e:
             failure = e
         else:
             failure = None
+        if passed:                                # a failure after media was passed on
+            machine.media_seen(now)
         # also on a failure: media delivered before it goes to the players now, not at the
         # next successful read (which may be seconds away, or never come)
         src.flush_burst()

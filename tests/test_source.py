@@ -7,7 +7,7 @@ import gevent
 from lib.media import flv
 from lib.rtmp.chunk import ChunkReader
 from lib.server.core.consumer import Consumer
-from lib.server.core.source import SourceRegistry
+from lib.server.core.source import PySource, Source, SourceRegistry
 
 AVC_SH = b"\x17\x00\x00\x00\x00" + b"\x01\x42\x00\x1e\xff\xe1\x00\x04sps!\x01\x00\x02pp"
 AAC_SH = b"\xaf\x00\x12\x10"
@@ -70,6 +70,27 @@ def test_same_bytes_for_every_consumer_and_order_kept():
     video_ts = [m.timestamp for m in got[0] if m.type_id == 9]
     assert video_ts == sorted(video_ts) and len(video_ts) == 51  # sequence header + 50
     assert not src.msgs                   # all caught up: the log holds nothing any more
+
+
+def test_the_gop_holds_a_payload_once_after_the_log_let_it_go_and_late_players_still_get_it():
+    for cls in (PySource, Source):
+        src = SourceRegistry(source_class=cls).fetch_or_create("v/a/s", "v", "a", "s",
+                                                                vhost_conf(queue_length=10))
+        src.on_publish(object())
+        src.on_media(9, 0, AVC_SH)
+        src.on_media(8, 0, AAC_SH)
+        a, b = pair()
+        src.attach(Consumer(a))
+        publish(src, 30)                  # keyframe at frame 25
+        assert all(m._rtmp is not None for m in src.gop.items)     # in the log: encoded
+        src.flush_all()
+        drain(b, ChunkReader(60000))
+        assert not src.msgs and src.gop.items                     # all sent: the log let go
+        assert all(m._rtmp is None and m._flv is None for m in src.gop.items), cls
+        late_a, late_b = pair()
+        src.attach(Consumer(late_a))      # made again for a player that starts from the GOP
+        got = [m for m in drain(late_b, ChunkReader(60000)) if m.type_id == 9]
+        assert [m.payload for m in got] == [AVC_SH] + [frame(i) for i in range(25, 30)], cls
 
 
 def test_late_consumer_starts_with_headers_and_gop():

@@ -182,7 +182,7 @@ def conf(rng):
 def snapshot(src, sink):
     out = fields(src, SOURCE_FIELDS)
     out["jitter"] = fields(src.jitter, JITTER_FIELDS)
-    out["gop"] = [message_facts(m) for m in src.gop.items]
+    out["gop"] = [(message_facts(m), m._rtmp is None, m._flv is None) for m in src.gop.items]
     out["msgs"] = [message_facts(m) for m in src.msgs]
     out["logs"] = {k: list(v) for k, v in src.logs.items()}
     out["totals"] = {k: list(v) for k, v in src.totals.items()}

@@ -757,8 +757,18 @@ message_get_made_flv(MessageObject *m, void *closure)
     return Py_NewRef(m->flv == NULL ? Py_None : m->flv);
 }
 
+static PyObject *
+message_forget_bytes(MessageObject *m, PyObject *unused)
+{
+    Py_CLEAR(m->rtmp);
+    Py_CLEAR(m->flv);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef message_methods[] = {
     {"bytes_for", (PyCFunction)message_bytes_for, METH_O, "bytes_for(kind): rtmp or flv"},
+    {"forget_bytes", (PyCFunction)message_forget_bytes, METH_NOARGS,
+     "drop the encoded bytes (made again if asked)"},
     {NULL}
 };
 
@@ -1142,7 +1152,38 @@ set_references(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* forget_bytes(msgs, stop): msgs[:stop].forget_bytes(), for a list of SharedMessages */
+static PyObject *
+forget_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "forget_bytes(list, stop)");
+        return NULL;
+    }
+    Py_ssize_t stop = PyLong_AsSsize_t(args[1]);
+    if (stop == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *msgs = args[0];
+    if (stop > PyList_GET_SIZE(msgs))
+        stop = PyList_GET_SIZE(msgs);
+    for (Py_ssize_t i = 0; i < stop; i++) {
+        PyObject *item = PyList_GET_ITEM(msgs, i);
+        if (Py_IS_TYPE(item, &MessageType)) {
+            Py_CLEAR(((MessageObject *)item)->rtmp);
+            Py_CLEAR(((MessageObject *)item)->flv);
+        } else {
+            PyObject *r = PyObject_CallMethod(item, "forget_bytes", NULL);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"forget_bytes", (PyCFunction)(void (*)(void))forget_bytes, METH_FASTCALL,
+     "forget_bytes(msgs, stop): drop the encoded bytes of msgs[:stop]"},
     {"set_references", set_references, METH_VARARGS,
      "set_references(encode_message, parse, stream_id): the Python functions used"},
     {NULL}

@@ -18,6 +18,8 @@ Rules:
   slow consumer (its socket filled up) that falls further behind is moved to the newest keyframe and gets metadata and sequence headers
   again before it (shed, not buffered; counted, and logged once by its connection): memory is
   bounded whatever players do. A consumer that keeps up is never shed, whatever the media rate.
+  A message that leaves the log drops its encoded bytes (`forget_bytes`), so the GOP cache
+  holds each payload once, not twice; a player starting from the GOP gets them made again.
 - Data messages (onMetaData, onCuePoint...) sit on the timeline at the newest media time; only
   onMetaData replaces the cached metadata.
 - New consumers start from metadata, sequence headers, then the GOP cache.
@@ -126,10 +128,22 @@ class PySharedMessage:
     def bytes_for(self, kind):
         return self.rtmp if kind == "rtmp" else self.flv
 
+    def forget_bytes(self):
+        """Drop the encoded bytes (the source does once the message left the shared log: a
+        GOP cache then holds each payload once, not twice); made again if asked."""
+        self._rtmp = self._flv = None
+
+
+def py_forget_bytes(msgs, stop):
+    """msgs[:stop]: forget their encoded bytes (`SharedMessage.forget_bytes`)."""
+    for m in msgs[:stop]:
+        m.forget_bytes()
+
 
 class _SourceBody:
     """Everything of a Source but the class it is built on (see `Source` and `PySource`)."""
     SharedMessage = Jitter = GopCache = None     # the message, jitter and GOP classes it uses
+    forget_bytes = None                          # ... and (msgs, stop) -> None for the log's
 
     def __init__(self, registry, key, vhost, app, stream, vhost_conf):
         self.registry = registry
@@ -545,6 +559,7 @@ class _SourceBody:
 
     def _clear_log(self):
         self.base += len(self.msgs)
+        self.forget_bytes(self.msgs, len(self.msgs))
         self.msgs.clear()
         for kind in self.kinds:
             self.logs[kind].clear()
@@ -575,6 +590,7 @@ class _SourceBody:
         if i >= len(msgs):
             self._clear_log()
             return
+        self.forget_bytes(msgs, i)
         del msgs[:i]
         for kind in self.kinds:
             del self.logs[kind][:i]
@@ -586,6 +602,7 @@ class _SourceBody:
 class PySource(_SourceBody):
     """A Source in Python only: the reference of the C path."""
     SharedMessage, Jitter, GopCache = PySharedMessage, PyJitter, PyGopCache
+    forget_bytes = staticmethod(py_forget_bytes)
     on_media = _SourceBody._on_media_py
 
 
@@ -606,6 +623,7 @@ if _C is not None:
     class Source(_SourceBody, _C.SourceCore):
         """A live source whose media path (`on_media`) and its fields are C (_sourcec.c)."""
         SharedMessage, Jitter, GopCache = _C.SharedMessage, _C.Jitter, _C.GopCache
+        forget_bytes = staticmethod(_C.forget_bytes)
 
     SharedMessage, IMPLEMENTATION = _C.SharedMessage, "c"
 else:

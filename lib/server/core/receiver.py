@@ -47,7 +47,7 @@ from gevent.hub import Waiter
 try:
     from lib.rtmp._chunkc import ChunkReader as _CChunkReader
     from lib.server.core._pumpc import SocketPump
-except ImportError:            # no compiler at setup: everything reads in Python
+except (ImportError, AttributeError):   # not built (or a stale _chunkc): read in Python
     SocketPump = _CChunkReader = None
 
 TICKS = 4                  # idle checks per timeout

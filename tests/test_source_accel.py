@@ -288,3 +288,15 @@ def test_pure_python_selects_the_reference_source_and_says_so():
         said = subprocess.run([sys.executable, "srsedge.py", "-t", "-c", "conf/srs.conf"],
                               env=env, cwd=root, capture_output=True, text=True)
         assert said.returncode == 0 and note in said.stdout, said.stdout
+
+
+def test_a_source_with_swapped_parts_takes_the_python_path_and_stays_right():
+    src = source_mod.SourceRegistry().fetch_or_create(
+        "v/a/s", "v", "a", "s", conf(random.Random(2)))
+    src.on_publish(object())
+    src.on_media(8, 0, b"\xaf\x01a")                       # media flows (Python: the first)
+    src.gop, src.jitter = PyGopCache(), PyJitter("full")   # parts the C path does not know
+    src.on_media(9, 0, b"\x17\x01\x00\x00\x00k")
+    src.on_media(8, 20, b"\xaf\x01b")
+    assert [m.timestamp for m in src.gop.items] == [0, 20] and src.jitter.max_out == 20
+    assert src.video_frames == 1 and src.gop.has_keyframe

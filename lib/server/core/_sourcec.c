@@ -41,7 +41,7 @@ static PyObject *ref_encode_message;   /* lib.rtmp.chunk.encode_message */
 static PyObject *ref_parse;            /* lib.media.frame.parse */
 static long stream_id = 1;             /* lib.rtmp.session.STREAM_ID */
 static PyObject *str_rtmp, *str_flv, *str_on_message, *str_is_set, *str_set, *str_clear_log,
-    *str_on_media_py, *str_correct, *str_add, *str_is_keyframe, *str_is_sequence_header;
+    *str_on_media_py, *str_is_keyframe, *str_is_sequence_header;
 
 /* ------------------------------------------------------------------ Jitter */
 
@@ -937,12 +937,26 @@ source_log_append(SourceObject *self, MessageObject *msg)
     return 0;
 }
 
+/* Every field the media path uses is set, the jitter and GOP cache are this module's own:
+ * otherwise (a source not made by Source.__init__, a swapped part) Python does the work. */
+static int
+set_up_for_c(SourceObject *self)
+{
+    return self->jitter != NULL && Py_IS_TYPE(self->jitter, &JitterType)
+        && self->gop != NULL && Py_IS_TYPE(self->gop, &GopType)
+        && self->msgs != NULL && self->chain_last != NULL && self->chain_ts != NULL
+        && self->last_seq != NULL && self->sinks != NULL && self->consumers != NULL
+        && self->kinds != NULL && self->logs != NULL && self->totals != NULL
+        && self->total_base != NULL && self->wake != NULL;
+}
+
 /* on_media(type_id, timestamp, payload, frame=None, facts=None): see Source._on_media_py */
 static PyObject *
 source_on_media(SourceObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (kwnames != NULL || nargs < 3 || nargs > 5 || !self->has_media || !PyLong_Check(args[0]))
+    if (kwnames != NULL || nargs < 3 || nargs > 5 || !self->has_media || !PyLong_Check(args[0])
+            || !set_up_for_c(self))
         return call_python_path(self, args, nargsf, kwnames);
     int type_id = (int)PyLong_AsLong(args[0]);
     if (type_id != MSG_AUDIO && type_id != MSG_VIDEO)
@@ -956,25 +970,8 @@ source_on_media(SourceObject *self, PyObject *const *args, size_t nargsf, PyObje
     long long ts_in = PyLong_AsLongLong(args[1]);
     if (ts_in == -1 && PyErr_Occurred())
         return NULL;
-    if (self->jitter == NULL || self->gop == NULL || self->msgs == NULL || self->chain_last == NULL
-            || self->chain_ts == NULL || self->last_seq == NULL || self->sinks == NULL
-            || self->consumers == NULL || self->kinds == NULL || self->wake == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "the source is not set up");
-        return NULL;
-    }
     self->bytes_in += size;
-    long long ts;
-    if (Py_IS_TYPE(self->jitter, &JitterType)) {
-        ts = jitter_correct_c((JitterObject *)self->jitter, ts_in);
-    } else {
-        PyObject *out = PyObject_CallMethodOneArg(self->jitter, str_correct, args[1]);
-        if (out == NULL)
-            return NULL;
-        ts = PyLong_AsLongLong(out);
-        Py_DECREF(out);
-        if (ts == -1 && PyErr_Occurred())
-            return NULL;
-    }
+    long long ts = jitter_correct_c((JitterObject *)self->jitter, ts_in);
     MessageObject *msg = message_make(type_id, ts, payload, self->chunk_size, ts, frame, facts);
     if (msg == NULL)
         return NULL;
@@ -1031,17 +1028,8 @@ source_on_media(SourceObject *self, PyObject *const *args, size_t nargsf, PyObje
     }
     if (to_gop) {
         int key = is_video && msg->is_keyframe;
-        if (Py_IS_TYPE(self->gop, &GopType)) {
-            if (gop_add_c((GopObject *)self->gop, (PyObject *)msg, is_video, key) < 0)
-                goto done;
-        } else {
-            PyObject *r = PyObject_CallMethod(self->gop, "add", "OOO", msg,
-                                              is_video ? Py_True : Py_False,
-                                              key ? Py_True : Py_False);
-            if (r == NULL)
-                goto done;
-            Py_DECREF(r);
-        }
+        if (gop_add_c((GopObject *)self->gop, (PyObject *)msg, is_video, key) < 0)
+            goto done;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->sinks); i++) {
         PyObject *sink = PyList_GET_ITEM(self->sinks, i);
@@ -1205,8 +1193,6 @@ PyInit__sourcec(void)
     INTERN(str_set, "set")
     INTERN(str_clear_log, "_clear_log")
     INTERN(str_on_media_py, "_on_media_py")
-    INTERN(str_correct, "correct")
-    INTERN(str_add, "add")
     INTERN(str_is_keyframe, "is_keyframe")
     INTERN(str_is_sequence_header, "is_sequence_header")
 #undef INTERN

@@ -253,16 +253,13 @@ class EdgeIngester(LinkDriver):
                     elif isinstance(ev, rs.Status) and (ev.level == "error" or ev.code in FAIL_CODES):
                         raise LinkError(f"{format_origin(link.origin)}: {ev.code}")
                 playing = session.state == "playing"
-            if passed:
-                machine.media_seen(now)
-                passed = False
             if not in_hub:
                 link.flush()                      # acks, ping replies
         except LinkError as e:
             failure = e
         else:
             failure = None
-        if passed:                                # a failure after media was passed on
+        if passed:                                # once per read, also before a failure
             machine.media_seen(now)
         # also on a failure: media delivered before it goes to the players now, not at the
         # next successful read (which may be seconds away, or never come)

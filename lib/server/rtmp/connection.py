@@ -183,17 +183,15 @@ class RtmpConnection(ClientBase):
         session = self.session
         session.count_received()
         pump = self.receiver._pump
+        if pump is not None:
+            pump.budget = 0            # closed unless this read ends in the plain state below
         if (len(messages) > MEDIA_PER_STEP or session.has_output() or session.held
                 or session.state != "publishing"):
-            if pump is not None:
-                pump.budget = 0
             return self._step(messages, 0)
         on_media = self.source.on_media
         for i, msg in enumerate(messages):
             t = msg.type_id
             if t != MSG_VIDEO and t != MSG_AUDIO:
-                if pump is not None:
-                    pump.budget = 0
                 return self._step(messages, i)
             on_media(t, msg.timestamp, msg.payload)
         if pump is not None:
